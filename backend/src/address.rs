@@ -1,0 +1,119 @@
+//! Mail addresses as the store keys them: `local@domain`, lower-cased.
+//!
+//! One job: turn user input into a canonical address, or say clearly what is wrong.
+//! Invariants: a parsed address has exactly one `@`, a non-empty local part of at most 64
+//! octets (RFC 5321 §4.5.3.1.1) made of dot-atom characters only (no quoting, no `%`, `!`,
+//! `@` or `:` — the forms used for relay tricks never name a local mailbox), and a domain of
+//! at most 255 octets made of LDH labels (RFC 1035/5321).
+use crate::error::StoreError;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    local: String,
+    domain: String,
+}
+
+impl Address {
+    pub fn parse(input: &str) -> Result<Address, StoreError> {
+        let bad = |why| StoreError::InvalidAddress(input.to_string(), why);
+        let s = input.trim();
+        let (local, domain) = s.rsplit_once('@').ok_or_else(|| bad("missing @"))?;
+        if local.is_empty() {
+            return Err(bad("empty local part"));
+        }
+        if local.len() > 64 {
+            return Err(bad("local part longer than 64 octets"));
+        }
+        if !local.bytes().all(is_atext) || local.starts_with('.') || local.ends_with('.') {
+            return Err(bad("local part has characters that are not allowed"));
+        }
+        if local.contains("..") {
+            return Err(bad("local part has two dots in a row"));
+        }
+        Ok(Address {
+            local: local.to_ascii_lowercase(),
+            domain: parse_domain(domain).map_err(bad)?,
+        })
+    }
+
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+/// Canonical (lower-case) domain name, or why it is not one.
+pub fn parse_domain(input: &str) -> Result<String, &'static str> {
+    let d = input.trim();
+    if d.is_empty() {
+        return Err("empty domain");
+    }
+    if d.len() > 255 {
+        return Err("domain longer than 255 octets");
+    }
+    for label in d.split('.') {
+        if label.is_empty() {
+            return Err("domain has an empty label");
+        }
+        if label.len() > 63 {
+            return Err("domain label longer than 63 octets");
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err("domain has characters that are not allowed");
+        }
+    }
+    Ok(d.to_ascii_lowercase())
+}
+
+/// RFC 5322 atext plus the dot, less `!` and `%` (bang paths and the percent hack).
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"#$&'*+-/=?^_`{|}~.".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form() {
+        let a = Address::parse(" Alice.Smith@Example.COM ").unwrap();
+        assert_eq!(a.to_string(), "alice.smith@example.com");
+        assert_eq!(a.domain(), "example.com");
+    }
+
+    #[test]
+    fn refuses_tricky_forms() {
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@",
+            "a@b@example.com",
+            "\"a@b\"@example.com",
+            "u%ext@example.com",
+            "ext!u@example.com",
+            "@relay:u@example.com",
+            "u@[192.0.2.1]",
+            "u@example.com.",
+            ".u@example.com",
+            "u..v@example.com",
+            "u@-bad.com",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad} should be refused");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(Address::parse(&long).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Login checks shared by every protocol: password verification and the failure penalty.
+//!
+//! Invariants: the answer for an unknown user and for a wrong password is the same and takes
+//! the same time (argon2 runs against a dummy hash); failures are counted per client address
+//! in PostgreSQL, so every front-end applies the same growing delay; a success clears them.
+use crate::address::Address;
+use crate::error::Result;
+use crate::password;
+use crate::store::Store;
+use std::time::Duration;
+
+/// How failed logins are penalised.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Delay after the first failure; it doubles with each further failure.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Failures older than this are forgotten.
+    pub window: Duration,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        AuthPolicy {
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(15),
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl AuthPolicy {
+    pub fn delay_after(&self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    Ok { account_id: i64, address: String },
+    Failed { delay: Duration },
+}
+
+pub async fn login(store: &Store, policy: &AuthPolicy, username: &str, password: &str, client: &str) -> Result<LoginOutcome> {
+    let found = match Address::parse(username) {
+        Ok(addr) => store.login_check(&addr.to_string()).await?,
+        Err(_) => None,
+    };
+    let hash = found.as_ref().map(|f| f.password_hash.clone());
+    let pw = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, hash.as_deref()))
+        .await
+        .unwrap_or(false);
+    match found {
+        Some(f) if ok => {
+            store.clear_auth_failures(client).await?;
+            Ok(LoginOutcome::Ok {
+                account_id: f.account_id,
+                address: f.address,
+            })
+        }
+        _ => {
+            let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
+            let failures = store.record_auth_failure(client, window).await?;
+            Ok(LoginOutcome::Failed {
+                delay: policy.delay_after(failures),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_grows_and_is_capped() {
+        let p = AuthPolicy::default();
+        assert_eq!(p.delay_after(1), Duration::from_millis(500));
+        assert_eq!(p.delay_after(2), Duration::from_millis(1000));
+        assert_eq!(p.delay_after(3), Duration::from_millis(2000));
+        assert_eq!(p.delay_after(100), Duration::from_secs(15));
+    }
+}

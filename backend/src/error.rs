@@ -1,0 +1,40 @@
+//! The back-end's one error type. `grpc::status` maps it to `tonic::Status`, in one place.
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("invalid address {0:?}: {1}")]
+    InvalidAddress(String, &'static str),
+    #[error("domain {0} is not served here")]
+    UnknownDomain(String),
+    #[error("domain {0} exists already")]
+    DomainExists(String),
+    #[error("domain {0} still has {1} users or aliases; remove them first")]
+    DomainNotEmpty(String, i64),
+    #[error("no such user: {0}")]
+    UnknownUser(String),
+    #[error("address {0} is taken already")]
+    AddressTaken(String),
+    #[error("no such alias: {0}")]
+    UnknownAlias(String),
+    #[error("no mailbox for {0}")]
+    UnknownRecipient(String),
+    #[error("password must be 1 to 1024 characters")]
+    BadPassword,
+    #[error("mailbox of {0} is over quota")]
+    QuotaExceeded(String),
+    #[error("message exceeds the maximum size of {0} octets")]
+    TooLarge(u64),
+    #[error("the maildrop lease was lost")]
+    LeaseLost,
+    #[error("message was not found")]
+    NoSuchMessage,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

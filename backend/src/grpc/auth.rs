@@ -1,0 +1,22 @@
+//! `bridgehead.v1.Auth`: password checks for SMTP AUTH and other protocols.
+use super::convert::{account, failure, required};
+use super::Services;
+use crate::auth::{login, LoginOutcome};
+use bridgehead_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+#[tonic::async_trait]
+impl pb::auth_server::Auth for Services {
+    async fn authenticate(
+        &self,
+        req: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateReply>, Status> {
+        let c = required(req.into_inner().credentials, "credentials")?;
+        let outcome = login(&self.store, &self.settings.auth, &c.username, &c.password, &c.client_address).await?;
+        let reply = match outcome {
+            LoginOutcome::Failed { delay } => pb::authenticate_reply::Outcome::Failure(failure(delay)),
+            ok => pb::authenticate_reply::Outcome::Account(account(&ok).expect("successful login")),
+        };
+        Ok(Response::new(pb::AuthenticateReply { outcome: Some(reply) }))
+    }
+}

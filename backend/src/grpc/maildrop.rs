@@ -1,0 +1,82 @@
+//! `bridgehead.v1.Maildrop`: the POP3 maildrop, one stateless call per POP3 step.
+use super::convert::{account, entry, failure, lease, lease_secs, required};
+use super::Services;
+use crate::auth::{login, LoginOutcome};
+use bridgehead_proto::v1 as pb;
+use futures::StreamExt;
+use std::pin::Pin;
+use tonic::{Request, Response, Status};
+
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Chunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::maildrop_server::Maildrop for Services {
+    async fn open(&self, req: Request<pb::OpenRequest>) -> Result<Response<pb::OpenReply>, Status> {
+        use pb::open_reply::Outcome;
+        let req = req.into_inner();
+        let c = required(req.credentials, "credentials")?;
+        if req.session_token.is_empty() {
+            return Err(Status::invalid_argument("session_token is required"));
+        }
+        let outcome = login(&self.store, &self.settings.auth, &c.username, &c.password, &c.client_address).await?;
+        let account_id = match outcome {
+            LoginOutcome::Failed { delay } => return Ok(reply(Outcome::AuthFailed(failure(delay)))),
+            LoginOutcome::Ok { account_id, .. } => account_id,
+        };
+        let secs = lease_secs(req.lease_seconds);
+        if !self.store.acquire_lease(account_id, &req.session_token, secs).await? {
+            return Ok(reply(Outcome::InUse(pb::InUse {})));
+        }
+        let listing = match self.store.listing(account_id).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.store.release_lease(account_id, &req.session_token).await;
+                return Err(e.into());
+            }
+        };
+        Ok(reply(Outcome::Opened(pb::MaildropListing {
+            account: account(&outcome),
+            messages: listing.iter().map(entry).collect(),
+        })))
+    }
+
+    async fn renew(&self, req: Request<pb::LeaseRef>) -> Result<Response<pb::RenewReply>, Status> {
+        let l = req.into_inner();
+        let secs = lease_secs(l.lease_seconds);
+        self.store.renew_lease(l.account_id, &l.session_token, secs).await?;
+        Ok(Response::new(pb::RenewReply {}))
+    }
+
+    type FetchStream = ChunkStream;
+
+    async fn fetch(&self, req: Request<pb::FetchRequest>) -> Result<Response<ChunkStream>, Status> {
+        let req = req.into_inner();
+        let l = lease(req.lease)?;
+        let stream = self
+            .store
+            .fetch(l.account_id, &l.session_token, req.uid, req.top_lines)
+            .await?;
+        let chunks = stream.map(|r| r.map(|data| pb::Chunk { data }).map_err(Status::from));
+        Ok(Response::new(Box::pin(chunks)))
+    }
+
+    async fn commit(&self, req: Request<pb::CommitRequest>) -> Result<Response<pb::CommitReply>, Status> {
+        let req = req.into_inner();
+        let l = lease(req.lease)?;
+        let deleted = self
+            .store
+            .commit(l.account_id, &l.session_token, &req.deleted_uids)
+            .await?;
+        Ok(Response::new(pb::CommitReply { deleted }))
+    }
+
+    async fn release(&self, req: Request<pb::LeaseRef>) -> Result<Response<pb::ReleaseReply>, Status> {
+        let l = req.into_inner();
+        self.store.release_lease(l.account_id, &l.session_token).await?;
+        Ok(Response::new(pb::ReleaseReply {}))
+    }
+}
+
+fn reply(outcome: pb::open_reply::Outcome) -> Response<pb::OpenReply> {
+    Response::new(pb::OpenReply { outcome: Some(outcome) })
+}

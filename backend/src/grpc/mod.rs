@@ -1,0 +1,94 @@
+//! The back-end's gRPC adapter: the only module that knows tonic.
+//!
+//! Proto types become domain types at this boundary (`convert`), and every `StoreError`
+//! becomes a `tonic::Status` in one place (`status`). The admin service requires the admin
+//! token as `authorization: Bearer <token>`.
+mod admin;
+mod auth;
+mod convert;
+mod maildrop;
+mod status;
+
+use crate::auth::AuthPolicy;
+use crate::store::Store;
+use bridgehead_proto::v1::admin_server::AdminServer;
+use bridgehead_proto::v1::auth_server::AuthServer;
+use bridgehead_proto::v1::maildrop_server::MaildropServer;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the services need besides the store.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub admin_token: String,
+    pub max_message_size: u64,
+    pub auth: AuthPolicy,
+}
+
+#[derive(Clone)]
+struct Services {
+    store: Store,
+    settings: Arc<ServiceSettings>,
+}
+
+/// Serves every service on `listener` until `shutdown` is cancelled, then finishes the
+/// calls in flight.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    settings: ServiceSettings,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let services = Services {
+        store: store.clone(),
+        settings: Arc::new(settings),
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AuthServer<Services>>().await;
+    health.set_serving::<MaildropServer<Services>>().await;
+    tokio::spawn(watch_database(health, store, shutdown.clone()));
+    let token = services.settings.admin_token.clone();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(AuthServer::new(services.clone()))
+        .add_service(MaildropServer::new(services.clone()))
+        .add_service(AdminServer::with_interceptor(services, move |req| {
+            admin::check_token(&token, req)
+        }))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+}
+
+/// Reports NOT_SERVING on the health service while PostgreSQL does not answer.
+async fn watch_database(
+    health: tonic_health::server::HealthReporter,
+    store: Store,
+    shutdown: CancellationToken,
+) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                return;
+            }
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let up = store.ping().await;
+        if up != serving {
+            serving = up;
+            let status = if up {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            tracing::warn!(database_up = up, "database availability changed");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Bridgehead back-end store node.
+//!
+//! One job: serve the gRPC API (`grpc`) over the PostgreSQL mailbox store (`store`).
+//! Pure pieces (`address`, `content`, `password`) carry the rules; `store` is the only module
+//! that knows sqlx, `grpc` the only one that knows tonic. `pgrunner` starts a private
+//! PostgreSQL for `bridgehead dev` and the tests.
+pub mod address;
+pub mod auth;
+pub mod content;
+pub mod error;
+pub mod grpc;
+pub mod password;
+pub mod pgrunner;
+pub mod server;
+pub mod store;
+
+pub use error::StoreError;
+pub use server::{BackendConfig, BackendHandle};
+pub use store::Store;

@@ -1,0 +1,211 @@
+//! A private PostgreSQL server for `bridgehead dev` and the tests, from the system's binaries.
+//!
+//! One job: `initdb` a data directory once, start `postgres` on a free loopback port, and
+//! make sure it stops. The server runs under a small `sh` guard that reads its stdin: when
+//! this process ends in any way (even SIGKILL), the pipe closes and the guard stops the
+//! server with a fast shutdown. As root, the server runs as the `postgres` user, since
+//! PostgreSQL refuses to run as root.
+//!
+//! Binaries are found on PATH or under `/usr/lib/postgresql/*/bin` (newest version first).
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running private server; dropping it stops the server.
+pub struct PgServer {
+    guard: Option<Child>,
+    port: u16,
+    password: String,
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("PostgreSQL's {0} was not found on PATH or under /usr/lib/postgresql/*/bin; install it (Debian: apt-get install postgresql)")]
+    NotInstalled(&'static str),
+    #[error("{0}: {1}")]
+    Io(String, io::Error),
+    #[error("initdb failed: {0}")]
+    Initdb(String),
+    #[error("PostgreSQL did not start within 30 s; see {0}")]
+    Timeout(PathBuf),
+    #[error("the user `postgres` is needed to run PostgreSQL as root, and does not exist")]
+    NoPostgresUser,
+}
+
+impl PgServer {
+    /// Starts the server with data in `dir` (created and initialised on first use),
+    /// listening on `port` on 127.0.0.1 (0: a free port).
+    pub fn start(dir: &Path, port: u16) -> Result<PgServer, PgError> {
+        let bin = find_bin_dir()?;
+        let owner = run_as()?;
+        let data_dir = dir.join("pgdata");
+        let pwfile = dir.join("pg-password");
+        if !data_dir.join("PG_VERSION").exists() {
+            init(&bin, dir, &data_dir, &pwfile, owner)?;
+        }
+        let password = fs::read_to_string(&pwfile)
+            .map_err(|e| PgError::Io(pwfile.display().to_string(), e))?
+            .trim()
+            .to_string();
+        let port = if port == 0 { free_port()? } else { port };
+        let log = dir.join("postgres.log");
+        let script = format!(
+            "{postgres} -D {data} -p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+             -c fsync=on -c max_connections=200 >>{log} 2>&1 & pid=$!; \
+             trap 'kill -INT $pid; wait $pid; exit 0' TERM INT; read _ignored; kill -INT $pid; wait $pid",
+            postgres = shell_quote(&bin.join("postgres")),
+            data = shell_quote(&data_dir),
+            log = shell_quote(&log),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::null());
+        // Its own process group: a Ctrl-C at the terminal reaches us, and we stop it in order.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        with_owner(&mut cmd, owner);
+        let guard = cmd.spawn().map_err(|e| PgError::Io("sh".into(), e))?;
+        let server = PgServer {
+            guard: Some(guard),
+            port,
+            password,
+            data_dir,
+        };
+        server.wait_ready(&log)?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// URL of a database on this server (the superuser is `bridgehead`).
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://bridgehead:{}@127.0.0.1:{}/{}",
+            self.password, self.port, database
+        )
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the server and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take()); // the guard reads EOF and shuts the server down
+            let _ = guard.wait();
+        }
+    }
+
+    fn wait_ready(&self, log: &Path) -> Result<(), PgError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(PgError::Timeout(log.to_path_buf()))
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn init(bin: &Path, dir: &Path, data: &Path, pwfile: &Path, owner: Option<(u32, u32)>) -> Result<(), PgError> {
+    let io = |what: &Path| {
+        let what = what.display().to_string();
+        move |e| PgError::Io(what, e)
+    };
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let password = random_password();
+    fs::write(pwfile, format!("{password}\n")).map_err(io(pwfile))?;
+    if let Some((uid, gid)) = owner {
+        chown(dir, uid, gid).map_err(io(dir))?;
+        chown(pwfile, uid, gid).map_err(io(pwfile))?;
+    }
+    let mut cmd = Command::new(bin.join("initdb"));
+    cmd.arg("-D")
+        .arg(data)
+        .args(["-U", "bridgehead", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    with_owner(&mut cmd, owner);
+    let out = cmd.output().map_err(io(&bin.join("initdb")))?;
+    if !out.status.success() {
+        let _ = fs::remove_dir_all(data);
+        return Err(PgError::Initdb(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    Ok(())
+}
+
+/// The directory holding `initdb` and `postgres`.
+pub fn find_bin_dir() -> Result<PathBuf, PgError> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut versioned: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    versioned.sort_by_key(|p| {
+        let v = p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str());
+        std::cmp::Reverse(v.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0))
+    });
+    on_path
+        .into_iter()
+        .chain(versioned)
+        .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+        .ok_or(PgError::NotInstalled("initdb/postgres"))
+}
+
+/// As root: the uid/gid of `postgres`; otherwise none (run as ourselves).
+fn run_as() -> Result<Option<(u32, u32)>, PgError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = c"postgres";
+    // SAFETY: getpwnam is given a valid C string; we copy the fields out at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(PgError::NoPostgresUser);
+    }
+    // SAFETY: pw is non-null and points at a valid passwd record.
+    Ok(Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) }))
+}
+
+fn with_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
+    use std::os::unix::process::CommandExt;
+    if let Some((uid, gid)) = owner {
+        cmd.uid(uid).gid(gid); // std drops supplementary groups too
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; PostgreSQL binds it right after).
+pub fn free_port() -> Result<u16, PgError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| PgError::Io("bind 127.0.0.1:0".into(), e))
+}
+
+fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}

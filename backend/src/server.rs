@@ -1,0 +1,77 @@
+//! The back-end role: open the store, serve gRPC, stop cleanly.
+use crate::auth::AuthPolicy;
+use crate::grpc::{self, ServiceSettings};
+use crate::store::Store;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub max_db_connections: u32,
+    pub admin_token: String,
+    pub max_message_size: u64,
+    pub auth: AuthPolicy,
+}
+
+/// A running back-end.
+pub struct BackendHandle {
+    pub addr: SocketAddr,
+    pub store: Store,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] crate::StoreError),
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("gRPC server task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl BackendHandle {
+    /// Opens the store (applying migrations), binds the gRPC port and starts serving.
+    pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError> {
+        let store = Store::open(&config.database_url, config.max_db_connections).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| BackendError::Listen(config.listen, e))?;
+        let addr = listener.local_addr().map_err(|e| BackendError::Listen(config.listen, e))?;
+        let shutdown = CancellationToken::new();
+        let settings = ServiceSettings {
+            admin_token: config.admin_token,
+            max_message_size: config.max_message_size,
+            auth: config.auth,
+        };
+        let task = tokio::spawn(grpc::serve(listener, store.clone(), settings, shutdown.clone()));
+        tracing::info!(%addr, "back-end serving gRPC");
+        Ok(BackendHandle {
+            addr,
+            store,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, finishes calls in flight, closes the database pool.
+    pub async fn stop(self) -> Result<(), BackendError> {
+        self.shutdown.cancel();
+        let served = self.task.await;
+        self.store.close().await;
+        served??;
+        Ok(())
+    }
+
+    /// Resolves when the server task ends by itself (an error).
+    pub fn token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}

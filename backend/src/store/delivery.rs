@@ -1,0 +1,135 @@
+//! Writing a message into mailboxes: content once, then one row per recipient mailbox,
+//! all in one transaction.
+//!
+//! Invariants: the content is stored in canonical CRLF form (`content::Canonicalizer`) in
+//! chunks of `CHUNK_SIZE`; nothing is visible to anyone before `deliver` commits; a writer
+//! dropped before `deliver` rolls everything back. Mailboxes are updated in account-id order,
+//! so concurrent deliveries to overlapping recipients cannot deadlock.
+use super::Store;
+use crate::content::Canonicalizer;
+use crate::error::{Result, StoreError};
+use bridgehead_proto::CHUNK_SIZE;
+use sqlx::{Postgres, Transaction};
+
+/// One mailbox a message landed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub account_id: i64,
+    pub address: String,
+    pub uid: i64,
+    pub size: u64,
+}
+
+/// An open delivery: content is streamed in with `write`, then `deliver` commits it.
+pub struct ContentWriter {
+    tx: Transaction<'static, Postgres>,
+    content_id: i64,
+    canon: Canonicalizer,
+    buf: Vec<u8>,
+    seq: i32,
+    max_size: u64,
+}
+
+impl Store {
+    /// Starts a delivery of a message of at most `max_size` octets.
+    pub async fn begin_content(&self, max_size: u64) -> Result<ContentWriter> {
+        let mut tx = self.pool.begin().await?;
+        let content_id = sqlx::query_scalar("INSERT INTO contents (size, chunks) VALUES (0, 0) RETURNING id")
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(ContentWriter {
+            tx,
+            content_id,
+            canon: Canonicalizer::new(),
+            buf: Vec::with_capacity(CHUNK_SIZE.min(64 * 1024)),
+            seq: 0,
+            max_size,
+        })
+    }
+}
+
+impl ContentWriter {
+    /// Adds octets of the message (any line endings; they are made CRLF).
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.canon.push(data, &mut self.buf);
+        if self.canon.total() > self.max_size {
+            return Err(StoreError::TooLarge(self.max_size));
+        }
+        while self.buf.len() >= CHUNK_SIZE {
+            let rest = self.buf.split_off(CHUNK_SIZE);
+            let full = std::mem::replace(&mut self.buf, rest);
+            self.store_chunk(full).await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the content and delivers it to `recipients` (account id, address), each
+    /// with its own `prefix` (per-recipient trace headers). Commits; returns where it landed.
+    pub async fn deliver(mut self, recipients: &[(i64, String, Vec<u8>)]) -> Result<Vec<Delivered>> {
+        self.canon.finish(&mut self.buf);
+        if self.canon.total() > self.max_size {
+            return Err(StoreError::TooLarge(self.max_size));
+        }
+        let last = std::mem::take(&mut self.buf);
+        if !last.is_empty() || self.seq == 0 {
+            self.store_chunk(last).await?;
+        }
+        let size = self.canon.total() as i64;
+        sqlx::query("UPDATE contents SET size = $2, chunks = $3 WHERE id = $1")
+            .bind(self.content_id)
+            .bind(size)
+            .bind(self.seq)
+            .execute(&mut *self.tx)
+            .await?;
+        let mut sorted: Vec<&(i64, String, Vec<u8>)> = recipients.iter().collect();
+        sorted.sort_by_key(|r| r.0);
+        sorted.dedup_by_key(|r| r.0);
+        let mut delivered = Vec::with_capacity(sorted.len());
+        for (account, address, prefix) in sorted {
+            let total = size + prefix.len() as i64;
+            let uid = self.add_to_mailbox(*account, prefix, total).await?;
+            let uid = uid.ok_or_else(|| StoreError::QuotaExceeded(address.clone()))?;
+            delivered.push(Delivered {
+                account_id: *account,
+                address: address.clone(),
+                uid,
+                size: total as u64,
+            });
+        }
+        self.tx.commit().await?;
+        Ok(delivered)
+    }
+
+    /// Appends the message to one mailbox; `None` when that would pass the account's quota.
+    async fn add_to_mailbox(&mut self, account: i64, prefix: &[u8], size: i64) -> Result<Option<i64>> {
+        let uid = sqlx::query_scalar(
+            "WITH a AS (
+               UPDATE accounts
+                  SET used_bytes = used_bytes + $2, message_count = message_count + 1,
+                      next_uid = next_uid + 1
+                WHERE id = $1 AND (quota_bytes IS NULL OR used_bytes + $2 <= quota_bytes)
+                RETURNING id, next_uid - 1 AS uid)
+             INSERT INTO messages (account_id, uid, content_id, prefix, size)
+             SELECT id, uid, $3, $4, $2 FROM a
+             RETURNING uid",
+        )
+        .bind(account)
+        .bind(size)
+        .bind(self.content_id)
+        .bind(prefix)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(uid)
+    }
+
+    async fn store_chunk(&mut self, data: Vec<u8>) -> Result<()> {
+        sqlx::query("INSERT INTO content_chunks (content_id, seq, data) VALUES ($1, $2, $3)")
+            .bind(self.content_id)
+            .bind(self.seq)
+            .bind(data)
+            .execute(&mut *self.tx)
+            .await?;
+        self.seq += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The gRPC contract of Bridgehead, package `bridgehead.v1`, generated from `bridgehead/v1/*.proto`.
+//!
+//! Only the thin adapter modules (`backend::grpc`, `frontend::backend_client`) and the admin
+//! CLI use these types; everything else works with domain types.
+pub mod v1 {
+    tonic::include_proto!("bridgehead.v1");
+}
+
+/// Largest gRPC chunk of message content that either side sends (bodies always travel as
+/// streams of chunks, so gRPC's message-size limit never caps the message size).
+pub const CHUNK_SIZE: usize = 256 * 1024;
