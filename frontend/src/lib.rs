@@ -1,0 +1,12 @@
+//! Bridgehead front-end node: stateless protocol listeners that proxy every mailbox
+//! operation to back-ends over gRPC.
+//!
+//! `pop3` holds the protocol (pure parsing and session, plus a thin driver), `tls` the
+//! rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code, and
+//! `server` the listeners, connection limit and shutdown.
+pub mod backend_client;
+pub mod pop3;
+pub mod server;
+pub mod tls;
+
+pub use server::{FrontendConfig, FrontendError, FrontendHandle};

@@ -1,0 +1,213 @@
+//! The front-end's gRPC adapter to the back-ends: the only front-end module that knows tonic.
+//!
+//! One job: call a back-end and hand back domain values. Calls go round-robin over every
+//! configured back-end; an idempotent call that finds a back-end down (UNAVAILABLE) is tried
+//! on the next one, so a dead back-end costs a session nothing. Every call carries all of its
+//! state, so no back-end is tied to a session.
+use bridgehead_proto::v1 as pb;
+use bridgehead_proto::v1::maildrop_client::MaildropClient;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// One message of a maildrop listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub uid: i64,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    Opened { account_id: i64, messages: Vec<Entry> },
+    AuthFailed { delay: Duration },
+    InUse,
+}
+
+/// A maildrop lease held by one POP3 session.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub account_id: i64,
+    pub token: String,
+    pub seconds: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("no back-end is reachable: {0}")]
+    Unavailable(String),
+    #[error("the maildrop lease was lost")]
+    LeaseLost,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("back-end refused: {0}")]
+    Refused(String),
+    #[error("bad back-end address {0:?}: {1}")]
+    BadAddress(String, String),
+}
+
+impl From<Status> for BackendError {
+    fn from(s: Status) -> Self {
+        match s.code() {
+            Code::FailedPrecondition => BackendError::LeaseLost,
+            Code::NotFound => BackendError::NotFound(s.message().to_string()),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                BackendError::Unavailable(s.message().to_string())
+            }
+            _ => BackendError::Refused(s.message().to_string()),
+        }
+    }
+}
+
+/// The back-ends a front-end talks to.
+#[derive(Debug)]
+pub struct Backends {
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+}
+
+/// A message arriving from a back-end, chunk by chunk.
+pub struct MessageChunks(tonic::Streaming<pb::Chunk>);
+
+impl MessageChunks {
+    /// The next chunk, or `None` at the end of the message.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.0.message().await?.map(|c| c.data))
+    }
+}
+
+impl Backends {
+    /// Prepares connections to `urls` (e.g. `http://10.0.0.5:7000`); they connect on first use
+    /// and reconnect by themselves.
+    pub fn new(urls: &[String], call_timeout: Duration) -> Result<Backends, BackendError> {
+        if urls.is_empty() {
+            return Err(BackendError::BadAddress(String::new(), "no back-end configured".into()));
+        }
+        let channels = urls
+            .iter()
+            .map(|u| {
+                let url = if u.contains("://") { u.clone() } else { format!("http://{u}") };
+                Endpoint::from_shared(url.clone())
+                    .map(|e| {
+                        e.connect_timeout(Duration::from_secs(2))
+                            .timeout(call_timeout)
+                            .tcp_nodelay(true)
+                            .http2_keep_alive_interval(Duration::from_secs(30))
+                            .keep_alive_while_idle(true)
+                            .connect_lazy()
+                    })
+                    .map_err(|e| BackendError::BadAddress(u.clone(), e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Backends {
+            channels,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs an idempotent call, moving to the next back-end while one is unreachable.
+    async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, BackendError>
+    where
+        F: Fn(MaildropClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = Status::unavailable("no back-end configured");
+        for i in 0..self.channels.len() {
+            let channel = self.channels[(start + i) % self.channels.len()].clone();
+            match call(MaildropClient::new(channel)).await {
+                Err(s) if s.code() == Code::Unavailable => last = s,
+                other => return other.map_err(BackendError::from),
+            }
+        }
+        Err(last.into())
+    }
+
+    /// Authenticates, takes the maildrop lease and lists the messages.
+    pub async fn open(&self, user: &str, password: &str, client: &str, lease: &Lease) -> Result<OpenOutcome, BackendError> {
+        use pb::open_reply::Outcome;
+        let req = pb::OpenRequest {
+            credentials: Some(pb::Credentials {
+                username: user.to_string(),
+                password: password.to_string(),
+                client_address: client.to_string(),
+            }),
+            session_token: lease.token.clone(),
+            lease_seconds: lease.seconds,
+        };
+        let reply = self.idempotent(|mut c| {
+            let req = req.clone();
+            async move { c.open(req).await }
+        });
+        match reply.await?.into_inner().outcome {
+            Some(Outcome::Opened(m)) => Ok(OpenOutcome::Opened {
+                account_id: m.account.map(|a| a.account_id).unwrap_or_default(),
+                messages: m.messages.iter().map(|e| Entry { uid: e.uid, size: e.size }).collect(),
+            }),
+            Some(Outcome::AuthFailed(f)) => Ok(OpenOutcome::AuthFailed {
+                delay: Duration::from_millis(u64::from(f.delay_ms)),
+            }),
+            Some(Outcome::InUse(_)) => Ok(OpenOutcome::InUse),
+            None => Err(BackendError::Refused("empty reply to Open".into())),
+        }
+    }
+
+    pub async fn renew(&self, lease: &Lease) -> Result<(), BackendError> {
+        let req = lease_ref(lease);
+        self.idempotent(|mut c| {
+            let req = req.clone();
+            async move { c.renew(req).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn fetch(&self, lease: &Lease, uid: i64, top: Option<u32>) -> Result<MessageChunks, BackendError> {
+        let req = pb::FetchRequest {
+            lease: Some(lease_ref(lease)),
+            uid,
+            top_lines: top,
+        };
+        let stream = self
+            .idempotent(|mut c| {
+                let req = req.clone();
+                async move { c.fetch(req).await }
+            })
+            .await?;
+        Ok(MessageChunks(stream.into_inner()))
+    }
+
+    /// Deletes `uids` and ends the lease; returns how many were deleted.
+    pub async fn commit(&self, lease: &Lease, uids: Vec<i64>) -> Result<u32, BackendError> {
+        let req = pb::CommitRequest {
+            lease: Some(lease_ref(lease)),
+            deleted_uids: uids,
+        };
+        let reply = self
+            .idempotent(|mut c| {
+                let req = req.clone();
+                async move { c.commit(req).await }
+            })
+            .await?;
+        Ok(reply.into_inner().deleted)
+    }
+
+    pub async fn release(&self, lease: &Lease) -> Result<(), BackendError> {
+        let req = lease_ref(lease);
+        self.idempotent(|mut c| {
+            let req = req.clone();
+            async move { c.release(req).await }
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+fn lease_ref(l: &Lease) -> pb::LeaseRef {
+    pb::LeaseRef {
+        account_id: l.account_id,
+        session_token: l.token.clone(),
+        lease_seconds: l.seconds,
+    }
+}

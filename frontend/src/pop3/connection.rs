@@ -1,0 +1,282 @@
+//! The POP3 connection driver: sockets, TLS and back-end calls around the pure `Session`.
+//!
+//! One job: read lines, feed them to the session, carry out its actions. Replies to
+//! pipelined commands are gathered and written together. Invariants: after STLS the bytes
+//! already read are thrown away (CVE-2011-0411 class); a session that ends without QUIT gives
+//! its lease back and deletes nothing; a message is streamed chunk by chunk, never held whole.
+use super::dotstuff::DotStuffer;
+use super::parse::{Frame, Framer};
+use super::session::{Action, Event, Listed, LoginResult, Session, SessionConfig};
+use crate::backend_client::{BackendError, Backends, Lease, OpenOutcome};
+use crate::tls::Conn;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// Write out gathered replies once they pass this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Pop3Settings {
+    pub allow_plaintext_auth: bool,
+    pub idle_timeout: Duration,
+    pub lease_seconds: u32,
+    pub max_bad_commands: u32,
+}
+
+/// What every POP3 connection of a front-end shares.
+pub struct Pop3Context {
+    pub backends: Arc<Backends>,
+    pub tls: Option<TlsAcceptor>,
+    pub settings: Pop3Settings,
+}
+
+/// Serves one client connection until it ends.
+pub async fn serve(conn: Conn, peer: SocketAddr, implicit_tls: bool, ctx: Arc<Pop3Context>, shutdown: CancellationToken) {
+    let config = SessionConfig {
+        implicit_tls,
+        stls_available: ctx.tls.is_some(),
+        allow_plaintext_auth: ctx.settings.allow_plaintext_auth,
+        max_bad_commands: ctx.settings.max_bad_commands,
+    };
+    let mut driver = Driver {
+        conn: Some(conn),
+        buf: Vec::with_capacity(512),
+        out: Vec::new(),
+        framer: Framer::default(),
+        session: Session::new(config),
+        lease: None,
+        tls_restarted: false,
+        peer,
+        ctx,
+    };
+    if let Err(e) = driver.run(&shutdown).await {
+        tracing::debug!(%peer, error = %e, "POP3 connection ended with an error");
+    }
+    if let Some(lease) = driver.lease.take() {
+        if let Err(e) = driver.ctx.backends.release(&lease).await {
+            tracing::debug!(%peer, error = %e, "could not release lease; it will expire");
+        }
+    }
+}
+
+struct Driver {
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    framer: Framer,
+    session: Session,
+    lease: Option<Lease>,
+    tls_restarted: bool,
+    peer: SocketAddr,
+    ctx: Arc<Pop3Context>,
+}
+
+impl Driver {
+    async fn run(&mut self, shutdown: &CancellationToken) -> io::Result<()> {
+        self.apply(Event::Connected).await?;
+        let idle = self.ctx.settings.idle_timeout;
+        let renew_every = Duration::from_secs(u64::from(self.ctx.settings.lease_seconds / 3).max(1));
+        let mut next_renew = Instant::now() + renew_every;
+        loop {
+            self.process_input().await?;
+            self.flush().await?;
+            if self.session.is_closed() {
+                return self.close().await;
+            }
+            let deadline = Instant::now() + idle;
+            loop {
+                let conn = self.conn.as_mut().expect("connection present");
+                self.buf.reserve(1024);
+                tokio::select! {
+                    read = conn.read_buf(&mut self.buf) => {
+                        if read? == 0 {
+                            self.apply(Event::Disconnected).await?;
+                            return Ok(());
+                        }
+                        break;
+                    }
+                    _ = sleep_until(deadline) => {
+                        self.apply(Event::IdleTimeout).await?;
+                        break;
+                    }
+                    _ = sleep_until(next_renew), if self.lease.is_some() => {
+                        next_renew = Instant::now() + renew_every;
+                        self.renew().await;
+                    }
+                    _ = shutdown.cancelled() => {
+                        self.apply(Event::ShuttingDown).await?;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds every complete line in the buffer to the session.
+    async fn process_input(&mut self) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        while !self.session.is_closed() {
+            match self.framer.next(&buf, self.session.max_line()) {
+                Frame::Incomplete => break,
+                Frame::Line { line, consumed } => {
+                    self.apply(Event::Line(&buf[line])).await?;
+                    buf.drain(..consumed);
+                }
+                Frame::TooLong { consumed, ended } => {
+                    buf.drain(..consumed);
+                    if ended {
+                        self.apply(Event::LineTooLong).await?;
+                    }
+                }
+            }
+            if self.tls_restarted {
+                self.tls_restarted = false;
+                buf.clear(); // plaintext pipelined behind STLS is never trusted
+            }
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Hands one event to the session and carries out the actions, feeding back results.
+    async fn apply(&mut self, event: Event<'_>) -> io::Result<()> {
+        let mut actions: VecDeque<Action> = self.session.handle(event).into();
+        while let Some(action) = actions.pop_front() {
+            if let Some(result) = self.execute(action).await? {
+                actions.extend(self.session.handle(result));
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, action: Action) -> io::Result<Option<Event<'static>>> {
+        match action {
+            Action::Send(bytes) => self.out.extend_from_slice(&bytes),
+            Action::StartTls => {
+                self.flush().await?;
+                let acceptor = self.ctx.tls.clone().expect("STLS offered only with TLS configured");
+                let conn = self.conn.take().expect("connection present");
+                self.conn = Some(conn.upgrade(&acceptor).await?);
+                self.tls_restarted = true;
+                return Ok(Some(Event::TlsStarted));
+            }
+            Action::Login { user, password } => return Ok(Some(Event::Login(self.login(&user, &password).await))),
+            Action::Stream { uid, top, header } => return self.stream(uid, top, header).await,
+            Action::Commit { deleted } => {
+                let lease = self.lease.take().expect("commit only with a lease");
+                let result = self.ctx.backends.commit(&lease, deleted).await.map_err(|e| {
+                    tracing::warn!(peer = %self.peer, error = %e, "QUIT could not delete messages");
+                });
+                return Ok(Some(Event::Committed(result)));
+            }
+            Action::Release => {
+                if let Some(lease) = self.lease.take() {
+                    let _ = self.ctx.backends.release(&lease).await;
+                }
+            }
+            Action::Close => {}
+        }
+        Ok(None)
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> LoginResult {
+        let mut lease = Lease {
+            account_id: 0,
+            token: uuid::Uuid::new_v4().to_string(),
+            seconds: self.ctx.settings.lease_seconds,
+        };
+        let client = self.peer.ip().to_string();
+        match self.ctx.backends.open(user, password, &client, &lease).await {
+            Ok(OpenOutcome::Opened { account_id, messages }) => {
+                tracing::info!(peer = %self.peer, user, messages = messages.len(), "POP3 login");
+                lease.account_id = account_id;
+                self.lease = Some(lease);
+                LoginResult::Opened(messages.iter().map(|m| Listed { uid: m.uid, size: m.size }).collect())
+            }
+            Ok(OpenOutcome::AuthFailed { delay }) => {
+                tracing::info!(peer = %self.peer, user, "POP3 login failed");
+                tokio::time::sleep(delay).await;
+                LoginResult::AuthFailed
+            }
+            Ok(OpenOutcome::InUse) => LoginResult::InUse,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "POP3 login: back-end unavailable");
+                LoginResult::Unavailable
+            }
+        }
+    }
+
+    /// Sends one message (or its top): header once the first chunk is in hand, the content
+    /// stuffed, then the terminator. A failure half-way can only end the connection.
+    async fn stream(&mut self, uid: i64, top: Option<u32>, header: String) -> io::Result<Option<Event<'static>>> {
+        let lease = self.lease.clone().expect("stream only with a lease");
+        let mut chunks = match self.ctx.backends.fetch(&lease, uid, top).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Some(fetch_failed(e))),
+        };
+        let mut next = match chunks.next().await {
+            Ok(first) => first,
+            Err(e) => return Ok(Some(fetch_failed(e))),
+        };
+        self.out.extend_from_slice(header.as_bytes());
+        let mut stuffer = DotStuffer::default();
+        while let Some(chunk) = next {
+            stuffer.push(&chunk, &mut self.out);
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+            next = chunks.next().await.map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        stuffer.finish(&mut self.out);
+        Ok(None)
+    }
+
+    async fn renew(&mut self) {
+        let Some(lease) = &self.lease else { return };
+        match self.ctx.backends.renew(lease).await {
+            Ok(()) => {}
+            Err(BackendError::LeaseLost) => {
+                tracing::warn!(peer = %self.peer, "maildrop lease lost; QUIT will not delete");
+            }
+            Err(e) => tracing::warn!(peer = %self.peer, error = %e, "lease renewal failed; will retry"),
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn.as_mut().expect("connection present");
+        conn.write_all(&self.out).await?;
+        conn.flush().await?;
+        self.out.clear();
+        if self.out.capacity() > FLUSH_AT * 2 {
+            self.out.shrink_to(4096);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+fn fetch_failed(e: BackendError) -> Event<'static> {
+    Event::FetchFailed {
+        missing: matches!(e, BackendError::NotFound(_)),
+    }
+}
