@@ -1,1 +1,81 @@
-fn main(){}
+//! `bridgehead`: one binary, roles as subcommands. A thin clap dispatcher; each role lives
+//! in its own module (`dev`, `admin`) or library (`bridgehead-frontend`, `bridgehead-backend`).
+mod admin;
+mod certs;
+mod config;
+mod dev;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "bridgehead", version, about = "Bridgehead mail cluster: POP3 and SMTP front-ends over PostgreSQL back-ends")]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "BRIDGEHEAD_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a front-end node (POP3 listeners proxying to back-ends).
+    Frontend(config::FrontendArgs),
+    /// Run a back-end store node (gRPC API over PostgreSQL).
+    Backend(config::BackendArgs),
+    /// Administer domains, users, aliases and mailboxes through a back-end's admin API.
+    Admin(admin::AdminArgs),
+    /// Run a whole cluster on this machine, with a private PostgreSQL.
+    Dev(dev::DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Admin(_)) {
+        init_logging(&cli.log_format);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bridgehead: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Frontend(args) => config::run_frontend(args).await,
+            Command::Backend(args) => config::run_backend(args).await,
+            Command::Admin(args) => admin::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bridgehead: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}

@@ -101,10 +101,15 @@ impl PgServer {
         }
     }
 
+    /// Waits until the server accepts connections: PostgreSQL writes "ready" into line 8
+    /// of postmaster.pid then (it is still "starting" while it replays WAL).
     fn wait_ready(&self, log: &Path) -> Result<(), PgError> {
+        let pid_file = self.data_dir.join("postmaster.pid");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
+            let status = fs::read_to_string(&pid_file).unwrap_or_default();
+            let ready = status.lines().nth(7).is_some_and(|l| l.trim() == "ready");
+            if ready && TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -163,6 +168,7 @@ pub fn find_bin_dir() -> Result<PathBuf, PgError> {
         .into_iter()
         .chain(versioned)
         .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+        .map(|d| d.join("postgres").canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(d))
         .ok_or(PgError::NotInstalled("initdb/postgres"))
 }
 

@@ -70,8 +70,4 @@ impl BackendHandle {
         Ok(())
     }
 
-    /// Resolves when the server task ends by itself (an error).
-    pub fn token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
 }

@@ -1,0 +1,179 @@
+//! Configuration of the long-running roles: flags, environment variables, or a TOML file
+//! (`--config`), in that order of precedence, then built-in defaults.
+//!
+//! TOML keys are the flag names with `_` for `-` (e.g. `pop3_listen = "0.0.0.0:110"`,
+//! `backends = ["10.0.0.5:7000"]`).
+use anyhow::{bail, Context, Result};
+use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::{BackendConfig, BackendHandle};
+use bridgehead_frontend::{FrontendConfig, FrontendHandle};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendArgs {
+    /// TOML file with any of these settings.
+    #[arg(long, env = "BRIDGEHEAD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Back-end gRPC address (host:port); repeat or separate with commas for several.
+    #[arg(long = "backend", env = "BRIDGEHEAD_BACKENDS", value_delimiter = ',')]
+    #[serde(default)]
+    pub backends: Vec<String>,
+    /// POP3 listener (STLS offered when a certificate is configured), e.g. 0.0.0.0:110.
+    #[arg(long, env = "BRIDGEHEAD_POP3_LISTEN")]
+    pub pop3_listen: Option<SocketAddr>,
+    /// POP3S listener (implicit TLS), e.g. 0.0.0.0:995.
+    #[arg(long, env = "BRIDGEHEAD_POP3S_LISTEN")]
+    pub pop3s_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "BRIDGEHEAD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "BRIDGEHEAD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow passwords over connections without TLS.
+    #[arg(long, env = "BRIDGEHEAD_ALLOW_PLAINTEXT_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_plaintext_auth: Option<bool>,
+    /// Close a POP3 session idle for this many seconds (at least 600 is RFC 1939's advice).
+    #[arg(long, env = "BRIDGEHEAD_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Length of the maildrop lease; a dead front-end's lock expires after this.
+    #[arg(long, env = "BRIDGEHEAD_LEASE_SECS")]
+    pub lease_secs: Option<u32>,
+    /// Most client connections at once.
+    #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendArgs {
+    /// TOML file with any of these settings.
+    #[arg(long, env = "BRIDGEHEAD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// gRPC listener, e.g. 0.0.0.0:7000.
+    #[arg(long, env = "BRIDGEHEAD_GRPC_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// PostgreSQL URL, e.g. postgres://user:pass@db/bridgehead.
+    #[arg(long, env = "BRIDGEHEAD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Token the admin API requires (prefer --admin-token-file or the environment).
+    #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// File holding the admin token.
+    #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Largest message accepted, in octets.
+    #[arg(long, env = "BRIDGEHEAD_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<u64>,
+    /// Size of the PostgreSQL connection pool.
+    #[arg(long, env = "BRIDGEHEAD_DB_CONNECTIONS")]
+    pub db_connections: Option<u32>,
+    /// Delay after the first failed login from an address, in ms; it doubles per failure.
+    #[arg(long, env = "BRIDGEHEAD_AUTH_DELAY_MS")]
+    pub auth_delay_ms: Option<u64>,
+}
+
+fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: Option<&Path>) -> Result<T> {
+    let Some(path) = path else { return Ok(T::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+}
+
+impl FrontendArgs {
+    pub fn resolve(self) -> Result<FrontendConfig> {
+        let file: FrontendArgs = read_toml(self.config.as_deref())?;
+        let d = FrontendConfig::default();
+        let backends = if self.backends.is_empty() { file.backends } else { self.backends };
+        if backends.is_empty() {
+            bail!("no back-end given: use --backend HOST:PORT (or BRIDGEHEAD_BACKENDS)");
+        }
+        let config = FrontendConfig {
+            pop3_listen: self.pop3_listen.or(file.pop3_listen),
+            pop3s_listen: self.pop3s_listen.or(file.pop3s_listen),
+            backends,
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            allow_plaintext_auth: self
+                .allow_plaintext_auth
+                .or(file.allow_plaintext_auth)
+                .unwrap_or(d.allow_plaintext_auth),
+            idle_timeout: self
+                .idle_timeout_secs
+                .or(file.idle_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.idle_timeout),
+            lease_seconds: self.lease_secs.or(file.lease_secs).unwrap_or(d.lease_seconds),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            ..d
+        };
+        if config.pop3_listen.is_none() && config.pop3s_listen.is_none() {
+            bail!("no listener given: use --pop3-listen and/or --pop3s-listen");
+        }
+        Ok(config)
+    }
+}
+
+impl BackendArgs {
+    pub fn resolve(self) -> Result<BackendConfig> {
+        let file: BackendArgs = read_toml(self.config.as_deref())?;
+        let token_file = self.admin_token_file.or(file.admin_token_file);
+        let admin_token = match (self.admin_token.or(file.admin_token), token_file) {
+            (Some(t), _) => t,
+            (None, Some(f)) => std::fs::read_to_string(&f)
+                .with_context(|| format!("reading the admin token from {}", f.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => String::new(),
+        };
+        if admin_token.is_empty() {
+            tracing::warn!("no admin token configured: the admin API is disabled");
+        }
+        let database_url = self
+            .database_url
+            .or(file.database_url)
+            .context("no database given: use --database-url (or BRIDGEHEAD_DATABASE_URL)")?;
+        let delay = self.auth_delay_ms.or(file.auth_delay_ms);
+        Ok(BackendConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7000))),
+            database_url,
+            max_db_connections: self.db_connections.or(file.db_connections).unwrap_or(20),
+            admin_token,
+            max_message_size: self
+                .max_message_size
+                .or(file.max_message_size)
+                .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
+            auth: AuthPolicy {
+                base_delay: delay.map(Duration::from_millis).unwrap_or(AuthPolicy::default().base_delay),
+                ..AuthPolicy::default()
+            },
+        })
+    }
+}
+
+pub async fn run_frontend(args: FrontendArgs) -> Result<()> {
+    let handle = FrontendHandle::start(args.resolve()?).await?;
+    crate::shutdown_signal().await;
+    tracing::info!("front-end stopping");
+    handle.stop().await;
+    Ok(())
+}
+
+pub async fn run_backend(args: BackendArgs) -> Result<()> {
+    let handle = BackendHandle::start(args.resolve()?).await?;
+    crate::shutdown_signal().await;
+    tracing::info!("back-end stopping");
+    handle.stop().await?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! `bridgehead dev`: a whole cluster on one machine — a private PostgreSQL, one back-end and
+//! one front-end — for trying Bridgehead out and for development.
+//!
+//! First run: initdb, a self-signed certificate, an admin token, and a demo domain and user
+//! (made once). Every run prints the endpoints and writes them to `<data-dir>/endpoints.json`.
+//! Ctrl-C or SIGTERM stops the front-end, the back-end, then PostgreSQL.
+use crate::certs::{ensure_dev_certificate, write_private};
+use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
+use anyhow::{Context, Result};
+use bridgehead_backend::address::Address;
+use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
+use bridgehead_frontend::{FrontendConfig, FrontendHandle};
+use clap::Args;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+const DEMO_DOMAIN: &str = "example.com";
+const DEMO_USER: &str = "demo@example.com";
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Where the cluster keeps its data (PostgreSQL, certificate, tokens).
+    #[arg(long, env = "BRIDGEHEAD_DATA_DIR", default_value = ".bridgehead")]
+    data_dir: PathBuf,
+    /// Use this PostgreSQL server instead of starting a private one.
+    #[arg(long, env = "BRIDGEHEAD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address every listener binds to.
+    #[arg(long, env = "BRIDGEHEAD_DEV_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// POP3 port (STLS); 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_POP3_PORT", default_value_t = 1110)]
+    pop3_port: u16,
+    /// POP3S port (implicit TLS); 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_POP3S_PORT", default_value_t = 1995)]
+    pop3s_port: u16,
+    /// Back-end gRPC (and admin API) port; 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_GRPC_PORT", default_value_t = 7070)]
+    grpc_port: u16,
+    /// Allow passwords over POP3 without TLS (off: clients must use STLS or POP3S).
+    #[arg(long, env = "BRIDGEHEAD_ALLOW_PLAINTEXT_AUTH")]
+    allow_plaintext_auth: bool,
+}
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let dir = args
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", args.data_dir.display()))?;
+    let (mut pg, database_url) = database(&args, &dir).await?;
+    let admin_token = secret(&dir.join("admin-token"))?;
+    let (cert, key) = ensure_dev_certificate(&dir.join("tls"))?;
+    let backend = BackendHandle::start(BackendConfig {
+        listen: SocketAddr::new(args.host, args.grpc_port),
+        database_url,
+        max_db_connections: 20,
+        admin_token: admin_token.clone(),
+        max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        auth: AuthPolicy::default(),
+    })
+    .await?;
+    let demo_password = ensure_demo(&backend.store, &dir).await?;
+    let frontend = FrontendHandle::start(FrontendConfig {
+        pop3_listen: Some(SocketAddr::new(args.host, args.pop3_port)),
+        pop3s_listen: Some(SocketAddr::new(args.host, args.pop3s_port)),
+        backends: vec![backend.addr.to_string()],
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        allow_plaintext_auth: args.allow_plaintext_auth,
+        ..FrontendConfig::default()
+    })
+    .await?;
+    let endpoints = serde_json::json!({
+        "pop3": frontend.pop3.map(|a| a.to_string()),
+        "pop3s": frontend.pop3s.map(|a| a.to_string()),
+        "grpc": backend.addr.to_string(),
+        "admin_token": admin_token,
+        "demo_user": DEMO_USER,
+        "demo_password": demo_password,
+    });
+    let path = dir.join("endpoints.json");
+    write_private(&path, serde_json::to_string_pretty(&endpoints)?.as_bytes())?;
+    print_endpoints(&endpoints, &path, &dir);
+
+    crate::shutdown_signal().await;
+    println!("stopping…");
+    frontend.stop().await;
+    backend.stop().await?;
+    if let Some(pg) = pg.as_mut() {
+        pg.stop();
+    }
+    println!("stopped");
+    Ok(())
+}
+
+/// The private PostgreSQL (started here) or the one given, and the URL of our database.
+async fn database(args: &DevArgs, dir: &Path) -> Result<(Option<PgServer>, String)> {
+    if let Some(url) = &args.database_url {
+        return Ok((None, url.clone()));
+    }
+    let pg_dir = dir.join("postgres");
+    let pg = tokio::task::spawn_blocking(move || PgServer::start(&pg_dir, 0)).await??;
+    store::ensure_database(&pg.url("postgres"), "bridgehead")
+        .await
+        .context("creating the bridgehead database")?;
+    let url = pg.url("bridgehead");
+    Ok((Some(pg), url))
+}
+
+/// A random secret kept in `path`, made on first use.
+fn secret(path: &Path) -> Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        return Ok(s.trim().to_string());
+    }
+    use rand::distributions::{Alphanumeric, DistString};
+    let s = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+    write_private(path, format!("{s}\n").as_bytes())?;
+    Ok(s)
+}
+
+/// Creates the demo domain and user once (a marker file remembers it), returns the password.
+async fn ensure_demo(store: &store::Store, dir: &Path) -> Result<String> {
+    let password = secret(&dir.join("demo-password"))?;
+    let marker = dir.join("demo-created");
+    if marker.exists() {
+        return Ok(password);
+    }
+    match store.add_domain(DEMO_DOMAIN).await {
+        Ok(()) | Err(bridgehead_backend::StoreError::DomainExists(_)) => {}
+        Err(e) => return Err(e).context("creating the demo domain"),
+    }
+    let hash = password::hash(&password)?;
+    match store.add_user(&Address::parse(DEMO_USER)?, &hash, None).await {
+        Ok(()) | Err(bridgehead_backend::StoreError::AddressTaken(_)) => {}
+        Err(e) => return Err(e).context("creating the demo user"),
+    }
+    std::fs::write(&marker, b"").with_context(|| format!("writing {}", marker.display()))?;
+    Ok(password)
+}
+
+fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
+    let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+    println!("Bridgehead dev cluster is running (data in {})", dir.display());
+    println!("  pop3      {}   (STLS)", s("pop3"));
+    println!("  pop3s     {}   (implicit TLS, self-signed certificate)", s("pop3s"));
+    println!("  grpc      {}   (back-end and admin API)", s("grpc"));
+    println!("  demo user {}  password {}", s("demo_user"), s("demo_password"));
+    println!("  admin:    bridgehead admin --data-dir {} user list", dir.display());
+    println!("Endpoints written to {}. Ctrl-C stops the cluster.", path.display());
+}
