@@ -9,3 +9,5 @@ pub mod session;
 mod transaction;
 
 pub use connection::{serve, Pop3Context, Pop3Settings};
+#[cfg(test)]
+mod tests;

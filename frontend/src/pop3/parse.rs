@@ -32,6 +32,7 @@ impl Framer {
                     self.discarding = false;
                     Frame::TooLong { consumed: i + 1, ended: true }
                 }
+                None if buf.is_empty() => Frame::Incomplete,
                 None => Frame::TooLong { consumed: buf.len(), ended: false },
             };
         }
@@ -155,6 +156,7 @@ mod tests {
         let endless = b"B".repeat(300);
         assert_eq!(f.next(&endless, 255), Frame::TooLong { consumed: 300, ended: false });
         assert_eq!(f.next(b"BBB", 255), Frame::TooLong { consumed: 3, ended: false });
+        assert_eq!(f.next(b"", 255), Frame::Incomplete);
         assert_eq!(f.next(b"B\r\nNOOP\r\n", 255), Frame::TooLong { consumed: 3, ended: true });
         assert_eq!(f.next(b"NOOP\r\n", 255), Frame::Line { line: 0..4, consumed: 6 });
     }
