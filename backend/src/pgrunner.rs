@@ -40,6 +40,15 @@ impl PgServer {
     /// Starts the server with data in `dir` (created and initialised on first use),
     /// listening on `port` on 127.0.0.1 (0: a free port).
     pub fn start(dir: &Path, port: u16) -> Result<PgServer, PgError> {
+        Self::start_inner(dir, port, false)
+    }
+
+    /// Like `start`, for tests: `dir` is removed once the server has stopped.
+    pub fn start_ephemeral(dir: &Path) -> Result<PgServer, PgError> {
+        Self::start_inner(dir, 0, true)
+    }
+
+    fn start_inner(dir: &Path, port: u16, remove_after: bool) -> Result<PgServer, PgError> {
         let bin = find_bin_dir()?;
         let owner = run_as()?;
         let data_dir = dir.join("pgdata");
@@ -53,10 +62,12 @@ impl PgServer {
             .to_string();
         let port = if port == 0 { free_port()? } else { port };
         let log = dir.join("postgres.log");
+        let cleanup = if remove_after { format!("rm -rf {}", shell_quote(dir)) } else { ":".into() };
         let script = format!(
             "{postgres} -D {data} -p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
-             -c fsync=on -c max_connections=200 >>{log} 2>&1 & pid=$!; \
-             trap 'kill -INT $pid; wait $pid; exit 0' TERM INT; read _ignored; kill -INT $pid; wait $pid",
+             -c max_connections=300 >>{log} 2>&1 & pid=$!; \
+             trap 'kill -INT $pid; wait $pid; {cleanup}; exit 0' TERM INT; \
+             read _ignored; kill -INT $pid; wait $pid; {cleanup}",
             postgres = shell_quote(&bin.join("postgres")),
             data = shell_quote(&data_dir),
             log = shell_quote(&log),

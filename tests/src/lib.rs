@@ -1,0 +1,301 @@
+//! The cluster test harness.
+//!
+//! One private PostgreSQL per test binary (started on first use from the system's binaries,
+//! on a free loopback port, stopped and removed when the binary exits), a fresh database per
+//! test, and back-ends and front-ends in-process on port 0. No sleeps, no fixed ports, no
+//! Docker. Helpers run real clients (Python's poplib, curl) and raw socket transcripts.
+use bridgehead_backend::address::Address;
+use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::{password, store, BackendConfig, BackendHandle, Store};
+use bridgehead_frontend::{FrontendConfig, FrontendHandle};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+struct SharedPg {
+    server: PgServer,
+    next_db: AtomicU32,
+}
+
+fn shared_pg() -> &'static SharedPg {
+    static PG: OnceLock<SharedPg> = OnceLock::new();
+    PG.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("bridgehead-test-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let server = PgServer::start_ephemeral(&dir).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+        SharedPg {
+            server,
+            next_db: AtomicU32::new(0),
+        }
+    })
+}
+
+/// A new, empty database on the shared test server; returns its URL.
+pub async fn fresh_database() -> String {
+    let pg = shared_pg();
+    let name = format!("t{}_{}", std::process::id(), pg.next_db.fetch_add(1, Ordering::Relaxed));
+    store::ensure_database(&pg.server.url("postgres"), &name)
+        .await
+        .expect("create test database");
+    pg.server.url(&name)
+}
+
+/// Options for a test cluster.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub allow_plaintext_auth: bool,
+    pub auth_delay: Duration,
+    pub idle_timeout: Duration,
+    pub lease_seconds: u32,
+    /// Extra back-end addresses the front-end is told about (e.g. dead ones).
+    pub extra_backends: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_plaintext_auth: false,
+            auth_delay: Duration::from_millis(20),
+            idle_timeout: Duration::from_secs(600),
+            lease_seconds: 60,
+            extra_backends: Vec::new(),
+        }
+    }
+}
+
+/// One back-end and one front-end over a fresh database.
+pub struct Cluster {
+    pub backend: Option<BackendHandle>,
+    pub backend_addr: SocketAddr,
+    pub frontend: Option<FrontendHandle>,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
+    pub database_url: String,
+    pub store: Store,
+    pub cert: PathBuf,
+    opts: Options,
+    _dir: tempfile::TempDir,
+}
+
+fn backend_config(database_url: &str, listen: SocketAddr, opts: &Options) -> BackendConfig {
+    BackendConfig {
+        listen,
+        database_url: database_url.to_string(),
+        max_db_connections: 10,
+        admin_token: ADMIN_TOKEN.to_string(),
+        max_message_size: 50 * 1024 * 1024,
+        auth: AuthPolicy {
+            base_delay: opts.auth_delay,
+            ..AuthPolicy::default()
+        },
+    }
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Cluster {
+        let database_url = fresh_database().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = write_certificate(dir.path());
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let backend = BackendHandle::start(backend_config(&database_url, any, &opts))
+            .await
+            .expect("start back-end");
+        let mut backends = vec![backend.addr.to_string()];
+        backends.extend(opts.extra_backends.iter().cloned());
+        let frontend = FrontendHandle::start(FrontendConfig {
+            pop3_listen: Some(any),
+            pop3s_listen: Some(any),
+            backends,
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key),
+            allow_plaintext_auth: opts.allow_plaintext_auth,
+            idle_timeout: opts.idle_timeout,
+            lease_seconds: opts.lease_seconds,
+            ..FrontendConfig::default()
+        })
+        .await
+        .expect("start front-end");
+        Cluster {
+            backend_addr: backend.addr,
+            store: backend.store.clone(),
+            backend: Some(backend),
+            pop3: frontend.pop3.expect("pop3 bound"),
+            pop3s: frontend.pop3s.expect("pop3s bound"),
+            frontend: Some(frontend),
+            database_url,
+            cert,
+            opts,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the back-end (its calls in flight finish) and starts a new one on the same port.
+    pub async fn restart_backend(&mut self) {
+        self.stop_backend().await;
+        self.start_backend().await;
+    }
+
+    pub async fn stop_backend(&mut self) {
+        if let Some(b) = self.backend.take() {
+            b.stop().await.expect("stop back-end");
+        }
+    }
+
+    pub async fn start_backend(&mut self) {
+        let b = BackendHandle::start(backend_config(&self.database_url, self.backend_addr, &self.opts))
+            .await
+            .expect("restart back-end on the same port");
+        self.store = b.store.clone();
+        self.backend = Some(b);
+    }
+
+    /// Creates the domain of `address` (if needed) and the user.
+    pub async fn add_user(&self, address: &str, pass: &str) {
+        let addr = Address::parse(address).expect("valid address");
+        let _ = self.store.add_domain(addr.domain()).await;
+        let hash = password::hash(pass).expect("hash");
+        self.store.add_user(&addr, &hash, None).await.expect("add user");
+    }
+
+    /// Delivers `message` to `address`, returns its UID.
+    pub async fn deliver(&self, address: &str, message: &[u8]) -> i64 {
+        let addr = Address::parse(address).expect("valid address");
+        let (id, mailbox) = self.store.resolve_recipient(&addr).await.expect("lookup").expect("recipient exists");
+        let mut w = self.store.begin_content(50 * 1024 * 1024).await.expect("begin");
+        w.write(message).await.expect("write");
+        let d = w.deliver(&[(id, mailbox, Vec::new())]).await.expect("deliver");
+        d[0].uid
+    }
+
+    /// UIDs in the mailbox of `address`, straight from the store.
+    pub async fn uids(&self, address: &str) -> Vec<i64> {
+        let addr = Address::parse(address).expect("valid address");
+        let (id, _) = self.store.resolve_recipient(&addr).await.expect("lookup").expect("exists");
+        self.store.listing(id).await.expect("listing").iter().map(|m| m.uid).collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(f) = self.frontend.take() {
+            f.stop().await;
+        }
+        self.stop_backend().await;
+    }
+}
+
+/// A self-signed certificate for localhost in `dir`.
+pub fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    (cert, key)
+}
+
+/// A raw line-oriented client for transcripts.
+pub struct RawClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        RawClient {
+            reader: BufReader::new(tcp),
+        }
+    }
+
+    pub async fn send(&mut self, data: &[u8]) {
+        self.reader.get_mut().write_all(data).await.expect("send");
+    }
+
+    /// Sends `data` in pieces of `piece` bytes, each written separately.
+    pub async fn send_in_pieces(&mut self, data: &[u8], piece: usize) {
+        for chunk in data.chunks(piece) {
+            self.send(chunk).await;
+            self.reader.get_mut().flush().await.expect("flush");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// One reply line, with its CRLF; empty at end of stream.
+    pub async fn line(&mut self) -> String {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), self.reader.read_line(&mut line))
+            .await
+            .expect("reply within 20 s")
+            .expect("read");
+        line
+    }
+
+    /// A multi-line reply up to and including ".\r\n".
+    pub async fn multiline(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let l = self.line().await;
+            assert!(!l.is_empty(), "connection closed inside a multi-line reply: {all}");
+            all.push_str(&l);
+            if l == ".\r\n" || (all.len() == l.len() && l.starts_with("-ERR")) {
+                return all;
+            }
+        }
+    }
+
+    /// True when the server has closed the connection (EOF within 20 s).
+    pub async fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(20), self.reader.read_to_end(&mut rest)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// Runs a Python script (with `args` as sys.argv[1:]), asserts it succeeds, returns stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 is installed");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs curl with `args`; returns (success, stdout bytes, stderr).
+pub fn curl(args: &[&str]) -> (bool, Vec<u8>, String) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl is installed");
+    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs a blocking client on a thread so the in-process cluster keeps serving.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("client thread")
+}
