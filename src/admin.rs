@@ -70,21 +70,33 @@ enum UserCmd {
         #[arg(long)]
         domain: Option<String>,
     },
-    Remove { address: String },
+    Remove {
+        address: String,
+    },
     /// Set a new password, read from standard input or a prompt.
-    Passwd { address: String },
+    Passwd {
+        address: String,
+    },
     /// Set the quota: bytes, or with K/M/G suffix, or "unlimited".
-    Quota { address: String, quota: String },
+    Quota {
+        address: String,
+        quota: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum AliasCmd {
-    Add { alias: String, target: String },
+    Add {
+        alias: String,
+        target: String,
+    },
     List {
         #[arg(long)]
         domain: Option<String>,
     },
-    Remove { alias: String },
+    Remove {
+        alias: String,
+    },
 }
 
 type Client = AdminClient<InterceptedService<Channel, Bearer>>;
@@ -101,12 +113,15 @@ impl tonic::service::Interceptor for Bearer {
 
 pub async fn run(args: AdminArgs) -> Result<()> {
     let (url, token) = connection(&args)?;
-    let bearer = MetadataValue::try_from(format!("Bearer {token}")).context("the admin token has characters that are not allowed")?;
+    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+        .context("the admin token has characters that are not allowed")?;
     let channel = Channel::from_shared(url.clone())
         .with_context(|| format!("bad admin URL {url:?}"))?
         .connect()
         .await
-        .with_context(|| format!("cannot reach the admin API at {url} (is the back-end running?)"))?;
+        .with_context(|| {
+            format!("cannot reach the admin API at {url} (is the back-end running?)")
+        })?;
     let mut client = AdminClient::with_interceptor(channel, Bearer(bearer));
     match args.command {
         AdminCommand::Domain(cmd) => domain(&mut client, cmd).await,
@@ -122,33 +137,43 @@ fn connection(args: &AdminArgs) -> Result<(String, String)> {
     let from_dir = match &args.data_dir {
         Some(dir) if args.url.is_none() || args.token.is_none() => {
             let path = dir.join("endpoints.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {} (is this a `bridgehead dev` data directory?)", path.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "reading {} (is this a `bridgehead dev` data directory?)",
+                    path.display()
+                )
+            })?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
             let get = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-            Some((get("grpc").map(|g| format!("http://{g}")), get("admin_token")))
+            Some((
+                get("grpc").map(|g| format!("http://{g}")),
+                get("admin_token"),
+            ))
         }
         _ => None,
     };
     let (dir_url, dir_token) = from_dir.unwrap_or((None, None));
-    let url = args
-        .url
-        .clone()
-        .or(dir_url)
-        .ok_or_else(|| anyhow!("no admin API given: use --url, BRIDGEHEAD_ADMIN_URL or --data-dir"))?;
-    let url = if url.contains("://") { url } else { format!("http://{url}") };
-    let token = args
-        .token
-        .clone()
-        .or(dir_token)
-        .ok_or_else(|| anyhow!("no admin token given: use --token, BRIDGEHEAD_ADMIN_TOKEN or --data-dir"))?;
+    let url = args.url.clone().or(dir_url).ok_or_else(|| {
+        anyhow!("no admin API given: use --url, BRIDGEHEAD_ADMIN_URL or --data-dir")
+    })?;
+    let url = if url.contains("://") {
+        url
+    } else {
+        format!("http://{url}")
+    };
+    let token = args.token.clone().or(dir_token).ok_or_else(|| {
+        anyhow!("no admin token given: use --token, BRIDGEHEAD_ADMIN_TOKEN or --data-dir")
+    })?;
     Ok((url, token))
 }
 
 /// Turns a gRPC status into a message for the operator.
 fn explain(e: anyhow::Error) -> anyhow::Error {
     match e.downcast_ref::<Status>() {
-        Some(s) if s.code() == Code::Unavailable => anyhow!("the back-end is unavailable: {}", s.message()),
+        Some(s) if s.code() == Code::Unavailable => {
+            anyhow!("the back-end is unavailable: {}", s.message())
+        }
         Some(s) => anyhow!("{}", s.message()),
         None => e,
     }
@@ -157,7 +182,8 @@ fn explain(e: anyhow::Error) -> anyhow::Error {
 async fn domain(c: &mut Client, cmd: DomainCmd) -> Result<()> {
     match cmd {
         DomainCmd::Add { name } => {
-            c.add_domain(pb::DomainRequest { name: name.clone() }).await?;
+            c.add_domain(pb::DomainRequest { name: name.clone() })
+                .await?;
             println!("added domain {name}");
         }
         DomainCmd::List => {
@@ -166,7 +192,8 @@ async fn domain(c: &mut Client, cmd: DomainCmd) -> Result<()> {
             }
         }
         DomainCmd::Remove { name } => {
-            c.remove_domain(pb::DomainRequest { name: name.clone() }).await?;
+            c.remove_domain(pb::DomainRequest { name: name.clone() })
+                .await?;
             println!("removed domain {name}");
         }
     }
@@ -178,28 +205,53 @@ async fn user(c: &mut Client, cmd: UserCmd) -> Result<()> {
         UserCmd::Add { address, quota } => {
             let quota_bytes = quota.as_deref().map(parse_quota).transpose()?.flatten();
             let password = read_password(&format!("Password for {address}: "))?;
-            let u = c.add_user(pb::AddUserRequest { address, password, quota_bytes }).await?.into_inner();
+            let u = c
+                .add_user(pb::AddUserRequest {
+                    address,
+                    password,
+                    quota_bytes,
+                })
+                .await?
+                .into_inner();
             println!("added user {}", u.address);
         }
         UserCmd::List { domain } => {
-            let req = pb::ListUsersRequest { domain: domain.unwrap_or_default() };
+            let req = pb::ListUsersRequest {
+                domain: domain.unwrap_or_default(),
+            };
             for u in c.list_users(req).await?.into_inner().users {
-                let quota = u.quota_bytes.map_or("unlimited".to_string(), |q| q.to_string());
-                println!("{}\t{} messages\t{} bytes used\tquota {}", u.address, u.messages, u.used_bytes, quota);
+                let quota = u
+                    .quota_bytes
+                    .map_or("unlimited".to_string(), |q| q.to_string());
+                println!(
+                    "{}\t{} messages\t{} bytes used\tquota {}",
+                    u.address, u.messages, u.used_bytes, quota
+                );
             }
         }
         UserCmd::Remove { address } => {
-            c.remove_user(pb::UserRequest { address: address.clone() }).await?;
+            c.remove_user(pb::UserRequest {
+                address: address.clone(),
+            })
+            .await?;
             println!("removed user {address} and its mailbox");
         }
         UserCmd::Passwd { address } => {
             let password = read_password(&format!("New password for {address}: "))?;
-            c.set_password(pb::SetPasswordRequest { address: address.clone(), password }).await?;
+            c.set_password(pb::SetPasswordRequest {
+                address: address.clone(),
+                password,
+            })
+            .await?;
             println!("password of {address} changed");
         }
         UserCmd::Quota { address, quota } => {
             let quota_bytes = parse_quota(&quota)?;
-            c.set_quota(pb::SetQuotaRequest { address: address.clone(), quota_bytes }).await?;
+            c.set_quota(pb::SetQuotaRequest {
+                address: address.clone(),
+                quota_bytes,
+            })
+            .await?;
             println!("quota of {address} set to {quota}");
         }
     }
@@ -209,17 +261,27 @@ async fn user(c: &mut Client, cmd: UserCmd) -> Result<()> {
 async fn alias(c: &mut Client, cmd: AliasCmd) -> Result<()> {
     match cmd {
         AliasCmd::Add { alias, target } => {
-            c.add_alias(pb::AliasRequest { alias: alias.clone(), target: target.clone() }).await?;
+            c.add_alias(pb::AliasRequest {
+                alias: alias.clone(),
+                target: target.clone(),
+            })
+            .await?;
             println!("added alias {alias} -> {target}");
         }
         AliasCmd::List { domain } => {
-            let req = pb::ListAliasesRequest { domain: domain.unwrap_or_default() };
+            let req = pb::ListAliasesRequest {
+                domain: domain.unwrap_or_default(),
+            };
             for a in c.list_aliases(req).await?.into_inner().aliases {
                 println!("{}\t{}", a.alias, a.target);
             }
         }
         AliasCmd::Remove { alias } => {
-            c.remove_alias(pb::AliasRequest { alias: alias.clone(), target: String::new() }).await?;
+            c.remove_alias(pb::AliasRequest {
+                alias: alias.clone(),
+                target: String::new(),
+            })
+            .await?;
             println!("removed alias {alias}");
         }
     }
@@ -233,15 +295,25 @@ async fn deliver(c: &mut Client, to: String, file: Option<PathBuf>) -> Result<()
             data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         }
         None => {
-            std::io::stdin().read_to_end(&mut data).context("reading the message from standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .context("reading the message from standard input")?;
         }
     }
-    let mut parts = vec![pb::ImportPart { part: Some(pb::import_part::Part::Recipient(to)) }];
+    let mut parts = vec![pb::ImportPart {
+        part: Some(pb::import_part::Part::Recipient(to)),
+    }];
     parts.extend(data.chunks(CHUNK_SIZE).map(|c| pb::ImportPart {
         part: Some(pb::import_part::Part::Data(c.to_vec())),
     }));
-    let r = c.import_message(futures::stream::iter(parts)).await?.into_inner();
-    println!("delivered to {} as message {} ({} octets)", r.address, r.uid, r.size);
+    let r = c
+        .import_message(futures::stream::iter(parts))
+        .await?
+        .into_inner();
+    println!(
+        "delivered to {} as message {} ({} octets)",
+        r.address, r.uid, r.size
+    );
     Ok(())
 }
 
@@ -257,10 +329,12 @@ fn parse_quota(s: &str) -> Result<Option<u64>> {
         Some('g') => (&t[..t.len() - 1], 1 << 30),
         _ => (t.as_str(), 1),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow!("bad quota {s:?}: use bytes, a number with K, M or G, or \"unlimited\""))?;
-    n.checked_mul(mult).map(Some).ok_or_else(|| anyhow!("quota {s:?} is too large"))
+    let n: u64 = num.parse().map_err(|_| {
+        anyhow!("bad quota {s:?}: use bytes, a number with K, M or G, or \"unlimited\"")
+    })?;
+    n.checked_mul(mult)
+        .map(Some)
+        .ok_or_else(|| anyhow!("quota {s:?} is too large"))
 }
 
 /// A password from the terminal (not echoed) or the first line of standard input.
@@ -274,7 +348,9 @@ fn read_password(prompt: &str) -> Result<String> {
         first
     } else {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
     if password.is_empty() {

@@ -11,8 +11,13 @@ pub fn ensure_dev_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
         return Ok((cert, key));
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    let made = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let made = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
     fs::write(&cert, made.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
     write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
     Ok((cert, key))
@@ -29,6 +34,7 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(data).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

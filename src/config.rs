@@ -83,8 +83,11 @@ pub struct BackendArgs {
 }
 
 fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: Option<&Path>) -> Result<T> {
-    let Some(path) = path else { return Ok(T::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -92,7 +95,11 @@ impl FrontendArgs {
     pub fn resolve(self) -> Result<FrontendConfig> {
         let file: FrontendArgs = read_toml(self.config.as_deref())?;
         let d = FrontendConfig::default();
-        let backends = if self.backends.is_empty() { file.backends } else { self.backends };
+        let backends = if self.backends.is_empty() {
+            file.backends
+        } else {
+            self.backends
+        };
         if backends.is_empty() {
             bail!("no back-end given: use --backend HOST:PORT (or BRIDGEHEAD_BACKENDS)");
         }
@@ -111,8 +118,14 @@ impl FrontendArgs {
                 .or(file.idle_timeout_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(d.idle_timeout),
-            lease_seconds: self.lease_secs.or(file.lease_secs).unwrap_or(d.lease_seconds),
-            max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            lease_seconds: self
+                .lease_secs
+                .or(file.lease_secs)
+                .unwrap_or(d.lease_seconds),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
             ..d
         };
         if config.pop3_listen.is_none() && config.pop3s_listen.is_none() {
@@ -155,7 +168,9 @@ impl BackendArgs {
                 .or(file.max_message_size)
                 .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
             auth: AuthPolicy {
-                base_delay: delay.map(Duration::from_millis).unwrap_or(AuthPolicy::default().base_delay),
+                base_delay: delay
+                    .map(Duration::from_millis)
+                    .unwrap_or(AuthPolicy::default().base_delay),
                 ..AuthPolicy::default()
             },
         })

@@ -45,7 +45,8 @@ pub struct DevArgs {
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let dir = args
         .data_dir
         .canonicalize()
@@ -133,7 +134,10 @@ async fn ensure_demo(store: &store::Store, dir: &Path) -> Result<String> {
         Err(e) => return Err(e).context("creating the demo domain"),
     }
     let hash = password::hash(&password)?;
-    match store.add_user(&Address::parse(DEMO_USER)?, &hash, None).await {
+    match store
+        .add_user(&Address::parse(DEMO_USER)?, &hash, None)
+        .await
+    {
         Ok(()) | Err(bridgehead_backend::StoreError::AddressTaken(_)) => {}
         Err(e) => return Err(e).context("creating the demo user"),
     }
@@ -143,11 +147,27 @@ async fn ensure_demo(store: &store::Store, dir: &Path) -> Result<String> {
 
 fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
     let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
-    println!("Bridgehead dev cluster is running (data in {})", dir.display());
+    println!(
+        "Bridgehead dev cluster is running (data in {})",
+        dir.display()
+    );
     println!("  pop3      {}   (STLS)", s("pop3"));
-    println!("  pop3s     {}   (implicit TLS, self-signed certificate)", s("pop3s"));
+    println!(
+        "  pop3s     {}   (implicit TLS, self-signed certificate)",
+        s("pop3s")
+    );
     println!("  grpc      {}   (back-end and admin API)", s("grpc"));
-    println!("  demo user {}  password {}", s("demo_user"), s("demo_password"));
-    println!("  admin:    bridgehead admin --data-dir {} user list", dir.display());
-    println!("Endpoints written to {}. Ctrl-C stops the cluster.", path.display());
+    println!(
+        "  demo user {}  password {}",
+        s("demo_user"),
+        s("demo_password")
+    );
+    println!(
+        "  admin:    bridgehead admin --data-dir {} user list",
+        dir.display()
+    );
+    println!(
+        "Endpoints written to {}. Ctrl-C stops the cluster.",
+        path.display()
+    );
 }

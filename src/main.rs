@@ -9,10 +9,19 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bridgehead", version, about = "Bridgehead mail cluster: POP3 and SMTP front-ends over PostgreSQL back-ends")]
+#[command(
+    name = "bridgehead",
+    version,
+    about = "Bridgehead mail cluster: POP3 and SMTP front-ends over PostgreSQL back-ends"
+)]
 struct Cli {
     /// Log format: text or json.
-    #[arg(long, global = true, env = "BRIDGEHEAD_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "BRIDGEHEAD_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -62,7 +71,9 @@ fn main() -> ExitCode {
 fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

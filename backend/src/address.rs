@@ -68,7 +68,9 @@ pub fn parse_domain(input: &str) -> Result<String, &'static str> {
         if label.len() > 63 {
             return Err("domain label longer than 63 octets");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             || label.starts_with('-')
             || label.ends_with('-')
         {

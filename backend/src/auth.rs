@@ -42,7 +42,13 @@ pub enum LoginOutcome {
     Failed { delay: Duration },
 }
 
-pub async fn login(store: &Store, policy: &AuthPolicy, username: &str, password: &str, client: &str) -> Result<LoginOutcome> {
+pub async fn login(
+    store: &Store,
+    policy: &AuthPolicy,
+    username: &str,
+    password: &str,
+    client: &str,
+) -> Result<LoginOutcome> {
     let found = match Address::parse(username) {
         Ok(addr) => store.login_check(&addr.to_string()).await?,
         Err(_) => None,

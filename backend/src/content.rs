@@ -180,7 +180,10 @@ mod tests {
         let msg = b"A: 1\r\nB: 2\r\n\r\nl1\r\n\r\nl3\r\nl4\r\n";
         for split in 0..=msg.len() {
             assert_eq!(top(msg, 0, split), b"A: 1\r\nB: 2\r\n\r\n".to_vec());
-            assert_eq!(top(msg, 2, split), b"A: 1\r\nB: 2\r\n\r\nl1\r\n\r\n".to_vec());
+            assert_eq!(
+                top(msg, 2, split),
+                b"A: 1\r\nB: 2\r\n\r\nl1\r\n\r\n".to_vec()
+            );
             assert_eq!(top(msg, 99, split), msg.to_vec());
         }
     }

@@ -3,7 +3,9 @@
 //! Verification of an unknown user runs against a fixed dummy hash, so the time a failed
 //! login takes does not tell whether the user exists.
 use crate::error::StoreError;
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use std::sync::OnceLock;
 

@@ -62,7 +62,11 @@ impl PgServer {
             .to_string();
         let port = if port == 0 { free_port()? } else { port };
         let log = dir.join("postgres.log");
-        let cleanup = if remove_after { format!("rm -rf {}", shell_quote(dir)) } else { ":".into() };
+        let cleanup = if remove_after {
+            format!("rm -rf {}", shell_quote(dir))
+        } else {
+            ":".into()
+        };
         let script = format!(
             "{postgres} -D {data} -p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
              -c max_connections=300 >>{log} 2>&1 & pid=$!; \
@@ -73,7 +77,10 @@ impl PgServer {
             log = shell_quote(&log),
         );
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::null());
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
         // Its own process group: a Ctrl-C at the terminal reaches us, and we stop it in order.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         with_owner(&mut cmd, owner);
@@ -135,7 +142,13 @@ impl Drop for PgServer {
     }
 }
 
-fn init(bin: &Path, dir: &Path, data: &Path, pwfile: &Path, owner: Option<(u32, u32)>) -> Result<(), PgError> {
+fn init(
+    bin: &Path,
+    dir: &Path,
+    data: &Path,
+    pwfile: &Path,
+    owner: Option<(u32, u32)>,
+) -> Result<(), PgError> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |e| PgError::Io(what, e)
@@ -150,7 +163,14 @@ fn init(bin: &Path, dir: &Path, data: &Path, pwfile: &Path, owner: Option<(u32, 
     let mut cmd = Command::new(bin.join("initdb"));
     cmd.arg("-D")
         .arg(data)
-        .args(["-U", "bridgehead", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale"])
+        .args([
+            "-U",
+            "bridgehead",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -158,7 +178,9 @@ fn init(bin: &Path, dir: &Path, data: &Path, pwfile: &Path, owner: Option<(u32, 
     let out = cmd.output().map_err(io(&bin.join("initdb")))?;
     if !out.status.success() {
         let _ = fs::remove_dir_all(data);
-        return Err(PgError::Initdb(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(PgError::Initdb(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     Ok(())
 }
@@ -172,14 +194,23 @@ pub fn find_bin_dir() -> Result<PathBuf, PgError> {
         .map(|rd| rd.flatten().map(|e| e.path().join("bin")).collect())
         .unwrap_or_default();
     versioned.sort_by_key(|p| {
-        let v = p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str());
+        let v = p
+            .parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str());
         std::cmp::Reverse(v.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0))
     });
     on_path
         .into_iter()
         .chain(versioned)
         .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
-        .map(|d| d.join("postgres").canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(d))
+        .map(|d| {
+            d.join("postgres")
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or(d)
+        })
         .ok_or(PgError::NotInstalled("initdb/postgres"))
 }
 

@@ -44,14 +44,21 @@ impl BackendHandle {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| BackendError::Listen(config.listen, e))?;
-        let addr = listener.local_addr().map_err(|e| BackendError::Listen(config.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BackendError::Listen(config.listen, e))?;
         let shutdown = CancellationToken::new();
         let settings = ServiceSettings {
             admin_token: config.admin_token,
             max_message_size: config.max_message_size,
             auth: config.auth,
         };
-        let task = tokio::spawn(grpc::serve(listener, store.clone(), settings, shutdown.clone()));
+        let task = tokio::spawn(grpc::serve(
+            listener,
+            store.clone(),
+            settings,
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, "back-end serving gRPC");
         Ok(BackendHandle {
             addr,
@@ -69,5 +76,4 @@ impl BackendHandle {
         served??;
         Ok(())
     }
-
 }

@@ -20,8 +20,13 @@ pub struct Entry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenOutcome {
-    Opened { account_id: i64, messages: Vec<Entry> },
-    AuthFailed { delay: Duration },
+    Opened {
+        account_id: i64,
+        messages: Vec<Entry>,
+    },
+    AuthFailed {
+        delay: Duration,
+    },
     InUse,
 }
 
@@ -82,12 +87,19 @@ impl Backends {
     /// and reconnect by themselves.
     pub fn new(urls: &[String], call_timeout: Duration) -> Result<Backends, BackendError> {
         if urls.is_empty() {
-            return Err(BackendError::BadAddress(String::new(), "no back-end configured".into()));
+            return Err(BackendError::BadAddress(
+                String::new(),
+                "no back-end configured".into(),
+            ));
         }
         let channels = urls
             .iter()
             .map(|u| {
-                let url = if u.contains("://") { u.clone() } else { format!("http://{u}") };
+                let url = if u.contains("://") {
+                    u.clone()
+                } else {
+                    format!("http://{u}")
+                };
                 Endpoint::from_shared(url.clone())
                     .map(|e| {
                         e.connect_timeout(Duration::from_secs(2))
@@ -125,7 +137,13 @@ impl Backends {
     }
 
     /// Authenticates, takes the maildrop lease and lists the messages.
-    pub async fn open(&self, user: &str, password: &str, client: &str, lease: &Lease) -> Result<OpenOutcome, BackendError> {
+    pub async fn open(
+        &self,
+        user: &str,
+        password: &str,
+        client: &str,
+        lease: &Lease,
+    ) -> Result<OpenOutcome, BackendError> {
         use pb::open_reply::Outcome;
         let req = pb::OpenRequest {
             credentials: Some(pb::Credentials {
@@ -143,7 +161,14 @@ impl Backends {
         match reply.await?.into_inner().outcome {
             Some(Outcome::Opened(m)) => Ok(OpenOutcome::Opened {
                 account_id: m.account.map(|a| a.account_id).unwrap_or_default(),
-                messages: m.messages.iter().map(|e| Entry { uid: e.uid, size: e.size }).collect(),
+                messages: m
+                    .messages
+                    .iter()
+                    .map(|e| Entry {
+                        uid: e.uid,
+                        size: e.size,
+                    })
+                    .collect(),
             }),
             Some(Outcome::AuthFailed(f)) => Ok(OpenOutcome::AuthFailed {
                 delay: Duration::from_millis(u64::from(f.delay_ms)),
@@ -163,7 +188,12 @@ impl Backends {
         .map(|_| ())
     }
 
-    pub async fn fetch(&self, lease: &Lease, uid: i64, top: Option<u32>) -> Result<MessageChunks, BackendError> {
+    pub async fn fetch(
+        &self,
+        lease: &Lease,
+        uid: i64,
+        top: Option<u32>,
+    ) -> Result<MessageChunks, BackendError> {
         let req = pb::FetchRequest {
             lease: Some(lease_ref(lease)),
             uid,

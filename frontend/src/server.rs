@@ -101,8 +101,12 @@ impl FrontendHandle {
         };
         for (addr, implicit_tls) in [(config.pop3_listen, false), (config.pop3s_listen, true)] {
             let Some(addr) = addr else { continue };
-            let listener = TcpListener::bind(addr).await.map_err(|e| FrontendError::Listen(addr, e))?;
-            let bound = listener.local_addr().map_err(|e| FrontendError::Listen(addr, e))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| FrontendError::Listen(addr, e))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| FrontendError::Listen(addr, e))?;
             if implicit_tls {
                 handle.pop3s = Some(bound);
             } else {
@@ -164,7 +168,9 @@ impl Acceptor {
                 let Ok(_permit) = permit else {
                     return refuse_busy(tcp, implicit_tls, &ctx).await;
                 };
-                let Some(conn) = open(tcp, implicit_tls, &ctx).await else { return };
+                let Some(conn) = open(tcp, implicit_tls, &ctx).await else {
+                    return;
+                };
                 pop3::serve(conn, peer, implicit_tls, ctx, shutdown).await;
             });
         }
@@ -190,7 +196,9 @@ async fn open(tcp: TcpStream, implicit_tls: bool, ctx: &Pop3Context) -> Option<C
 
 async fn refuse_busy(tcp: TcpStream, implicit_tls: bool, ctx: &Pop3Context) {
     if let Some(mut conn) = open(tcp, implicit_tls, ctx).await {
-        let _ = conn.write_all(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n").await;
+        let _ = conn
+            .write_all(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n")
+            .await;
         let _ = conn.shutdown().await;
     }
 }

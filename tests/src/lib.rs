@@ -33,7 +33,8 @@ fn shared_pg() -> &'static SharedPg {
             .tempdir()
             .expect("temp dir")
             .keep();
-        let server = PgServer::start_ephemeral(&dir).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+        let server = PgServer::start_ephemeral(&dir)
+            .unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
         SharedPg {
             server,
             next_db: AtomicU32::new(0),
@@ -44,7 +45,11 @@ fn shared_pg() -> &'static SharedPg {
 /// A new, empty database on the shared test server; returns its URL.
 pub async fn fresh_database() -> String {
     let pg = shared_pg();
-    let name = format!("t{}_{}", std::process::id(), pg.next_db.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        pg.next_db.fetch_add(1, Ordering::Relaxed)
+    );
     store::ensure_database(&pg.server.url("postgres"), &name)
         .await
         .expect("create test database");
@@ -157,9 +162,13 @@ impl Cluster {
     }
 
     pub async fn start_backend(&mut self) {
-        let b = BackendHandle::start(backend_config(&self.database_url, self.backend_addr, &self.opts))
-            .await
-            .expect("restart back-end on the same port");
+        let b = BackendHandle::start(backend_config(
+            &self.database_url,
+            self.backend_addr,
+            &self.opts,
+        ))
+        .await
+        .expect("restart back-end on the same port");
         self.store = b.store.clone();
         self.backend = Some(b);
     }
@@ -169,24 +178,50 @@ impl Cluster {
         let addr = Address::parse(address).expect("valid address");
         let _ = self.store.add_domain(addr.domain()).await;
         let hash = password::hash(pass).expect("hash");
-        self.store.add_user(&addr, &hash, None).await.expect("add user");
+        self.store
+            .add_user(&addr, &hash, None)
+            .await
+            .expect("add user");
     }
 
     /// Delivers `message` to `address`, returns its UID.
     pub async fn deliver(&self, address: &str, message: &[u8]) -> i64 {
         let addr = Address::parse(address).expect("valid address");
-        let (id, mailbox) = self.store.resolve_recipient(&addr).await.expect("lookup").expect("recipient exists");
-        let mut w = self.store.begin_content(50 * 1024 * 1024).await.expect("begin");
+        let (id, mailbox) = self
+            .store
+            .resolve_recipient(&addr)
+            .await
+            .expect("lookup")
+            .expect("recipient exists");
+        let mut w = self
+            .store
+            .begin_content(50 * 1024 * 1024)
+            .await
+            .expect("begin");
         w.write(message).await.expect("write");
-        let d = w.deliver(&[(id, mailbox, Vec::new())]).await.expect("deliver");
+        let d = w
+            .deliver(&[(id, mailbox, Vec::new())])
+            .await
+            .expect("deliver");
         d[0].uid
     }
 
     /// UIDs in the mailbox of `address`, straight from the store.
     pub async fn uids(&self, address: &str) -> Vec<i64> {
         let addr = Address::parse(address).expect("valid address");
-        let (id, _) = self.store.resolve_recipient(&addr).await.expect("lookup").expect("exists");
-        self.store.listing(id).await.expect("listing").iter().map(|m| m.uid).collect()
+        let (id, _) = self
+            .store
+            .resolve_recipient(&addr)
+            .await
+            .expect("lookup")
+            .expect("exists");
+        self.store
+            .listing(id)
+            .await
+            .expect("listing")
+            .iter()
+            .map(|m| m.uid)
+            .collect()
     }
 
     pub async fn stop(mut self) {
@@ -199,7 +234,8 @@ impl Cluster {
 
 /// A self-signed certificate for localhost in `dir`.
 pub fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("certificate");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("certificate");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     std::fs::write(&cert, made.cert.pem()).expect("write cert");
@@ -248,7 +284,10 @@ impl RawClient {
         let mut all = String::new();
         loop {
             let l = self.line().await;
-            assert!(!l.is_empty(), "connection closed inside a multi-line reply: {all}");
+            assert!(
+                !l.is_empty(),
+                "connection closed inside a multi-line reply: {all}"
+            );
             all.push_str(&l);
             if l == ".\r\n" || (all.len() == l.len() && l.starts_with("-ERR")) {
                 return all;
@@ -292,7 +331,11 @@ pub fn curl(args: &[&str]) -> (bool, Vec<u8>, String) {
         .stdin(Stdio::null())
         .output()
         .expect("curl is installed");
-    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs a blocking client on a thread so the in-process cluster keeps serving.

@@ -48,26 +48,50 @@ async fn poplib_reads_byte_for_byte_over_stls_and_pop3s() {
     let uid1 = cluster.deliver(USER, &m1).await;
     let uid2 = cluster.deliver(USER, &m2).await;
 
-    let (host, port) = (cluster.pop3.ip().to_string(), cluster.pop3.port().to_string());
+    let (host, port) = (
+        cluster.pop3.ip().to_string(),
+        cluster.pop3.port().to_string(),
+    );
     let out = blocking(move || python(POPLIB, &["stls", &host, &port, USER, PASS])).await;
     let v: serde_json::Value = serde_json::from_str(&out).expect("json from the script");
     assert_eq!(v["count"], 2);
     assert_eq!(v["octets"], (m1.len() + m2.len()) as u64);
     assert_eq!(v["list"][0], format!("1 {}", m1.len()));
     assert_eq!(v["uidl"][1], format!("2 {uid2}"));
-    assert_eq!(v["messages"][0]["text"], String::from_utf8(m1.clone()).unwrap());
+    assert_eq!(
+        v["messages"][0]["text"],
+        String::from_utf8(m1.clone()).unwrap()
+    );
     assert_eq!(v["messages"][0]["resp"], format!("+OK {} octets", m1.len()));
-    assert_eq!(v["messages"][1]["text"], String::from_utf8(m2.clone()).unwrap());
+    assert_eq!(
+        v["messages"][1]["text"],
+        String::from_utf8(m2.clone()).unwrap()
+    );
     let top: Vec<String> = serde_json::from_value(v["top"].clone()).unwrap();
-    assert_eq!(top.last().map(String::as_str), Some("Hello 1."), "TOP 1 1 ends with the first body line");
-    assert_eq!(cluster.uids(USER).await, vec![uid2], "QUIT deleted message 1 only");
+    assert_eq!(
+        top.last().map(String::as_str),
+        Some("Hello 1."),
+        "TOP 1 1 ends with the first body line"
+    );
+    assert_eq!(
+        cluster.uids(USER).await,
+        vec![uid2],
+        "QUIT deleted message 1 only"
+    );
 
     // POP3S (implicit TLS) sees the remaining message with the same UID.
-    let (host, port) = (cluster.pop3s.ip().to_string(), cluster.pop3s.port().to_string());
+    let (host, port) = (
+        cluster.pop3s.ip().to_string(),
+        cluster.pop3s.port().to_string(),
+    );
     let out = blocking(move || python(POPLIB, &["pop3s", &host, &port, USER, PASS])).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["count"], 1);
-    assert_eq!(v["uidl"][0], format!("1 {uid2}"), "UIDs are stable across sessions");
+    assert_eq!(
+        v["uidl"][0],
+        format!("1 {uid2}"),
+        "UIDs are stable across sessions"
+    );
     assert_eq!(v["messages"][0]["text"], String::from_utf8(m2).unwrap());
     assert!(cluster.uids(USER).await.is_empty());
     assert_ne!(uid1, uid2);
@@ -125,7 +149,9 @@ async fn large_message_streams_in_chunks() {
     // About 3 MiB: several storage and gRPC chunks, lines of varying length.
     let mut big = b"Subject: big\r\n\r\n".to_vec();
     for i in 0..60_000 {
-        big.extend_from_slice(format!("{}line {i}\r\n", if i % 7 == 0 { "." } else { "" }).as_bytes());
+        big.extend_from_slice(
+            format!("{}line {i}\r\n", if i % 7 == 0 { "." } else { "" }).as_bytes(),
+        );
         big.extend_from_slice(&b"x".repeat(i % 80));
         big.extend_from_slice(b"\r\n");
     }

@@ -21,7 +21,8 @@ async fn plaintext_cluster() -> Cluster {
 async fn login(c: &Cluster) -> RawClient {
     let mut s = RawClient::connect(c.pop3).await;
     assert!(s.line().await.starts_with("+OK"));
-    s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes()).await;
+    s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes())
+        .await;
     assert!(s.line().await.starts_with("+OK"));
     let reply = s.line().await;
     assert!(reply.starts_with("+OK Logged in"), "{reply}");
@@ -35,21 +36,36 @@ async fn pipelined_commands_in_one_write() {
     c.deliver(USER, MSG).await;
     let mut s = RawClient::connect(c.pop3).await;
     s.line().await;
-    s.send(format!("USER {USER}\r\nPASS {PASS}\r\nSTAT\r\nRETR 2\r\nDELE 1\r\nDELE 2\r\nSTAT\r\nQUIT\r\n").as_bytes())
-        .await;
+    s.send(
+        format!(
+            "USER {USER}\r\nPASS {PASS}\r\nSTAT\r\nRETR 2\r\nDELE 1\r\nDELE 2\r\nSTAT\r\nQUIT\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
     assert_eq!(s.line().await, "+OK Send your password\r\n");
     assert!(s.line().await.starts_with("+OK Logged in, 2 messages"));
     assert_eq!(s.line().await, format!("+OK 2 {}\r\n", 2 * MSG.len()));
     assert_eq!(
         s.multiline().await,
-        format!("+OK {} octets\r\n{}.\r\n", MSG.len(), String::from_utf8_lossy(MSG))
+        format!(
+            "+OK {} octets\r\n{}.\r\n",
+            MSG.len(),
+            String::from_utf8_lossy(MSG)
+        )
     );
     assert_eq!(s.line().await, "+OK Message 1 deleted\r\n");
     assert_eq!(s.line().await, "+OK Message 2 deleted\r\n");
     assert_eq!(s.line().await, "+OK 0 0\r\n");
-    assert!(s.line().await.starts_with("+OK Bridgehead POP3 server signing off (2 messages deleted)"));
+    assert!(s
+        .line()
+        .await
+        .starts_with("+OK Bridgehead POP3 server signing off (2 messages deleted)"));
     assert!(s.closed().await);
-    assert!(c.uids(USER).await.is_empty(), "QUIT answered +OK only after the deletions committed");
+    assert!(
+        c.uids(USER).await.is_empty(),
+        "QUIT answered +OK only after the deletions committed"
+    );
     c.stop().await;
 }
 
@@ -62,11 +78,21 @@ async fn input_split_at_odd_boundaries() {
         s.line().await;
         let script = format!("USER {USER}\r\nPASS {PASS}\r\nLIST\r\nUIDL 1\r\nQUIT\r\n");
         s.send_in_pieces(script.as_bytes(), piece).await;
-        assert_eq!(s.line().await, "+OK Send your password\r\n", "piece {piece}");
+        assert_eq!(
+            s.line().await,
+            "+OK Send your password\r\n",
+            "piece {piece}"
+        );
         assert!(s.line().await.starts_with("+OK Logged in"));
-        assert_eq!(s.multiline().await, format!("+OK 1 messages ({0} octets)\r\n1 {0}\r\n.\r\n", MSG.len()));
+        assert_eq!(
+            s.multiline().await,
+            format!("+OK 1 messages ({0} octets)\r\n1 {0}\r\n.\r\n", MSG.len())
+        );
         assert!(s.line().await.starts_with("+OK 1 "));
-        assert!(s.line().await.starts_with("+OK Bridgehead POP3 server signing off"));
+        assert!(s
+            .line()
+            .await
+            .starts_with("+OK Bridgehead POP3 server signing off"));
     }
     assert_eq!(c.uids(USER).await.len(), 1);
     c.stop().await;
@@ -77,16 +103,24 @@ async fn bad_commands_long_lines_and_disconnect() {
     let c = plaintext_cluster().await;
     let mut s = RawClient::connect(c.pop3).await;
     s.line().await;
-    s.send(format!("NOOP {}\r\n", "x".repeat(400)).as_bytes()).await;
+    s.send(format!("NOOP {}\r\n", "x".repeat(400)).as_bytes())
+        .await;
     assert_eq!(s.line().await, "-ERR Command line too long\r\n");
     s.send(b"APOP alice 0123456789abcdef\r\n").await;
-    assert_eq!(s.line().await, "-ERR Unknown command\r\n", "APOP is not offered");
+    assert_eq!(
+        s.line().await,
+        "-ERR Unknown command\r\n",
+        "APOP is not offered"
+    );
     for _ in 0..7 {
         s.send(b"BOGUS\r\n").await;
         assert_eq!(s.line().await, "-ERR Unknown command\r\n");
     }
     s.send(b"BOGUS\r\n").await;
-    assert_eq!(s.line().await, "-ERR Too many bad commands, closing connection\r\n");
+    assert_eq!(
+        s.line().await,
+        "-ERR Too many bad commands, closing connection\r\n"
+    );
     assert!(s.closed().await);
 
     // A line that never ends is dropped as it arrives, not buffered.
@@ -107,12 +141,19 @@ async fn second_session_gets_in_use_until_the_first_quits() {
     let mut first = login(&c).await;
     let mut second = RawClient::connect(c.pop3).await;
     second.line().await;
-    second.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes()).await;
+    second
+        .send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes())
+        .await;
     second.line().await;
-    assert_eq!(second.line().await, "-ERR [IN-USE] Mailbox is in use by another POP3 session\r\n");
+    assert_eq!(
+        second.line().await,
+        "-ERR [IN-USE] Mailbox is in use by another POP3 session\r\n"
+    );
     first.send(b"QUIT\r\n").await;
     assert!(first.line().await.starts_with("+OK"));
-    second.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes()).await;
+    second
+        .send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes())
+        .await;
     second.line().await;
     assert!(second.line().await.starts_with("+OK Logged in"));
     c.stop().await;
@@ -126,22 +167,29 @@ async fn dropped_connection_deletes_nothing_and_frees_the_lock() {
     s.send(b"DELE 1\r\n").await;
     assert_eq!(s.line().await, "+OK Message 1 deleted\r\n");
     drop(s); // no QUIT
-    // The lease is given back on disconnect; a new session may have to wait for that.
+             // The lease is given back on disconnect; a new session may have to wait for that.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut s = loop {
         let mut s = RawClient::connect(c.pop3).await;
         s.line().await;
-        s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes()).await;
+        s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes())
+            .await;
         s.line().await;
         let reply = s.line().await;
         if reply.starts_with("+OK Logged in") {
             break s;
         }
-        assert!(reply.contains("[IN-USE]") && Instant::now() < deadline, "{reply}");
+        assert!(
+            reply.contains("[IN-USE]") && Instant::now() < deadline,
+            "{reply}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     s.send(b"UIDL\r\n").await;
-    assert_eq!(s.multiline().await, format!("+OK 1 messages ({} octets)\r\n1 {uid}\r\n.\r\n", MSG.len()));
+    assert_eq!(
+        s.multiline().await,
+        format!("+OK 1 messages ({} octets)\r\n1 {uid}\r\n.\r\n", MSG.len())
+    );
     assert_eq!(c.uids(USER).await, vec![uid]);
     c.stop().await;
 }
@@ -155,10 +203,15 @@ async fn lock_of_a_dead_front_end_expires() {
         .await
         .unwrap()
         .unwrap();
-    assert!(c.store.acquire_lease(account, "front-end-that-died", 1).await.unwrap());
+    assert!(c
+        .store
+        .acquire_lease(account, "front-end-that-died", 1)
+        .await
+        .unwrap());
     let mut s = RawClient::connect(c.pop3).await;
     s.line().await;
-    s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes()).await;
+    s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes())
+        .await;
     s.line().await;
     assert!(s.line().await.contains("[IN-USE]"));
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -176,9 +229,15 @@ async fn session_survives_a_back_end_restart() {
     assert!(s.line().await.starts_with("+OK"));
     c.restart_backend().await;
     s.send(b"RETR 2\r\n").await;
-    assert!(s.multiline().await.contains("second\r\n"), "a new back-end serves the same session");
+    assert!(
+        s.multiline().await.contains("second\r\n"),
+        "a new back-end serves the same session"
+    );
     s.send(b"QUIT\r\n").await;
-    assert!(s.line().await.starts_with("+OK Bridgehead POP3 server signing off (1 messages deleted)"));
+    assert!(s
+        .line()
+        .await
+        .starts_with("+OK Bridgehead POP3 server signing off (1 messages deleted)"));
     assert_eq!(c.uids(USER).await.len(), 1, "the mail survived the restart");
     c.stop().await;
 }
@@ -190,11 +249,13 @@ async fn back_end_down_gives_a_temporary_error_then_recovers() {
     c.stop_backend().await;
     let mut s = RawClient::connect(c.pop3).await;
     s.line().await;
-    s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes()).await;
+    s.send(format!("USER {USER}\r\nPASS {PASS}\r\n").as_bytes())
+        .await;
     s.line().await;
     assert!(s.line().await.starts_with("-ERR [SYS/TEMP]"));
     c.start_backend().await;
-    s.send(format!("USER {USER}\r\nPASS {PASS}\r\nSTAT\r\n").as_bytes()).await;
+    s.send(format!("USER {USER}\r\nPASS {PASS}\r\nSTAT\r\n").as_bytes())
+        .await;
     s.line().await;
     assert!(s.line().await.starts_with("+OK Logged in"));
     assert_eq!(s.line().await, format!("+OK 1 {}\r\n", MSG.len()));
@@ -204,7 +265,10 @@ async fn back_end_down_gives_a_temporary_error_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn front_end_skips_a_dead_back_end() {
     // A port nothing listens on: bind, note the port, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let c = Cluster::start_with(Options {
         allow_plaintext_auth: true,
         extra_backends: vec![dead.to_string()],
@@ -236,16 +300,22 @@ async fn failed_logins_are_vague_and_slowed_more_each_time() {
     let mut took = Vec::new();
     for user in [USER, "nobody@example.com", USER] {
         let start = Instant::now();
-        s.send(format!("USER {user}\r\nPASS wrong\r\n").as_bytes()).await;
+        s.send(format!("USER {user}\r\nPASS wrong\r\n").as_bytes())
+            .await;
         s.line().await;
-        assert_eq!(s.line().await, "-ERR [AUTH] Authentication failed\r\n", "same answer for {user}");
+        assert_eq!(
+            s.line().await,
+            "-ERR [AUTH] Authentication failed\r\n",
+            "same answer for {user}"
+        );
         took.push(start.elapsed());
     }
     assert!(took[0] >= Duration::from_millis(150), "{took:?}");
     assert!(took[1] >= Duration::from_millis(300), "{took:?}");
     assert!(took[2] >= Duration::from_millis(600), "{took:?}");
     // A success clears the count.
-    s.send(format!("USER {USER}\r\nPASS {PASS}\r\nQUIT\r\n").as_bytes()).await;
+    s.send(format!("USER {USER}\r\nPASS {PASS}\r\nQUIT\r\n").as_bytes())
+        .await;
     s.line().await;
     assert!(s.line().await.starts_with("+OK Logged in"));
     c.stop().await;
@@ -257,11 +327,21 @@ async fn passwords_need_tls_unless_configured() {
     c.add_user(USER, PASS).await;
     let mut s = RawClient::connect(c.pop3).await;
     s.line().await;
-    s.send(format!("USER {USER}\r\nAUTH PLAIN\r\nCAPA\r\n").as_bytes()).await;
-    assert!(s.line().await.starts_with("-ERR [AUTH] Plaintext authentication disallowed"));
-    assert!(s.line().await.starts_with("-ERR [AUTH] Plaintext authentication disallowed"));
+    s.send(format!("USER {USER}\r\nAUTH PLAIN\r\nCAPA\r\n").as_bytes())
+        .await;
+    assert!(s
+        .line()
+        .await
+        .starts_with("-ERR [AUTH] Plaintext authentication disallowed"));
+    assert!(s
+        .line()
+        .await
+        .starts_with("-ERR [AUTH] Plaintext authentication disallowed"));
     let capa = s.multiline().await;
-    assert!(capa.contains("STLS\r\n") && !capa.contains("USER\r\n") && !capa.contains("SASL"), "{capa}");
+    assert!(
+        capa.contains("STLS\r\n") && !capa.contains("USER\r\n") && !capa.contains("SASL"),
+        "{capa}"
+    );
     c.stop().await;
 }
 

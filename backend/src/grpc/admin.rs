@@ -11,7 +11,9 @@ type Reply<T> = Result<Response<T>, Status>;
 /// Interceptor: the call must carry `authorization: Bearer <admin token>`.
 pub fn check_token(token: &str, req: Request<()>) -> Result<Request<()>, Status> {
     if token.is_empty() {
-        return Err(Status::permission_denied("the admin API is disabled (no admin token configured)"));
+        return Err(Status::permission_denied(
+            "the admin API is disabled (no admin token configured)",
+        ));
     }
     let given = req
         .metadata()
@@ -44,7 +46,9 @@ async fn hash(pw: String) -> Result<String, Status> {
 #[tonic::async_trait]
 impl pb::admin_server::Admin for Services {
     async fn add_domain(&self, req: Request<pb::DomainRequest>) -> Reply<pb::Empty> {
-        self.store.add_domain(&domain(&req.into_inner().name)?).await?;
+        self.store
+            .add_domain(&domain(&req.into_inner().name)?)
+            .await?;
         empty()
     }
 
@@ -53,13 +57,18 @@ impl pb::admin_server::Admin for Services {
         Ok(Response::new(pb::DomainList {
             domains: domains
                 .into_iter()
-                .map(|d| pb::DomainInfo { name: d.name, users: d.users })
+                .map(|d| pb::DomainInfo {
+                    name: d.name,
+                    users: d.users,
+                })
                 .collect(),
         }))
     }
 
     async fn remove_domain(&self, req: Request<pb::DomainRequest>) -> Reply<pb::Empty> {
-        self.store.remove_domain(&domain(&req.into_inner().name)?).await?;
+        self.store
+            .remove_domain(&domain(&req.into_inner().name)?)
+            .await?;
         empty()
     }
 
@@ -85,7 +94,9 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn remove_user(&self, req: Request<pb::UserRequest>) -> Reply<pb::Empty> {
-        self.store.remove_user(&address(&req.into_inner().address)?).await?;
+        self.store
+            .remove_user(&address(&req.into_inner().address)?)
+            .await?;
         empty()
     }
 
@@ -99,13 +110,17 @@ impl pb::admin_server::Admin for Services {
 
     async fn set_quota(&self, req: Request<pb::SetQuotaRequest>) -> Reply<pb::Empty> {
         let req = req.into_inner();
-        self.store.set_quota(&address(&req.address)?, req.quota_bytes).await?;
+        self.store
+            .set_quota(&address(&req.address)?, req.quota_bytes)
+            .await?;
         empty()
     }
 
     async fn add_alias(&self, req: Request<pb::AliasRequest>) -> Reply<pb::Empty> {
         let req = req.into_inner();
-        self.store.add_alias(&address(&req.alias)?, &address(&req.target)?).await?;
+        self.store
+            .add_alias(&address(&req.alias)?, &address(&req.target)?)
+            .await?;
         empty()
     }
 
@@ -115,22 +130,32 @@ impl pb::admin_server::Admin for Services {
         Ok(Response::new(pb::AliasList {
             aliases: aliases
                 .into_iter()
-                .map(|a| pb::AliasRequest { alias: a.alias, target: a.target })
+                .map(|a| pb::AliasRequest {
+                    alias: a.alias,
+                    target: a.target,
+                })
                 .collect(),
         }))
     }
 
     async fn remove_alias(&self, req: Request<pb::AliasRequest>) -> Reply<pb::Empty> {
-        self.store.remove_alias(&address(&req.into_inner().alias)?).await?;
+        self.store
+            .remove_alias(&address(&req.into_inner().alias)?)
+            .await?;
         empty()
     }
 
-    async fn import_message(&self, req: Request<Streaming<pb::ImportPart>>) -> Reply<pb::ImportReply> {
+    async fn import_message(
+        &self,
+        req: Request<Streaming<pb::ImportPart>>,
+    ) -> Reply<pb::ImportReply> {
         use pb::import_part::Part;
         let mut parts = req.into_inner();
         let first = required(parts.message().await?.and_then(|p| p.part), "recipient")?;
         let Part::Recipient(rcpt) = first else {
-            return Err(Status::invalid_argument("the first part must name the recipient"));
+            return Err(Status::invalid_argument(
+                "the first part must name the recipient",
+            ));
         };
         let addr = address(&rcpt)?;
         let (account, mailbox) = self
@@ -138,15 +163,25 @@ impl pb::admin_server::Admin for Services {
             .resolve_recipient(&addr)
             .await?
             .ok_or_else(|| StoreError::UnknownRecipient(addr.to_string()))?;
-        let mut writer = self.store.begin_content(self.settings.max_message_size).await?;
+        let mut writer = self
+            .store
+            .begin_content(self.settings.max_message_size)
+            .await?;
         while let Some(part) = parts.message().await? {
             match part.part {
                 Some(Part::Data(d)) => writer.write(&d).await?,
-                _ => return Err(Status::invalid_argument("only data may follow the recipient")),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "only data may follow the recipient",
+                    ))
+                }
             }
         }
         let delivered = writer.deliver(&[(account, mailbox, Vec::new())]).await?;
-        let d = delivered.into_iter().next().ok_or_else(|| Status::internal("nothing delivered"))?;
+        let d = delivered
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::internal("nothing delivered"))?;
         Ok(Response::new(pb::ImportReply {
             address: d.address,
             uid: d.uid,

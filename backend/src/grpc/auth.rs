@@ -12,11 +12,22 @@ impl pb::auth_server::Auth for Services {
         req: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateReply>, Status> {
         let c = required(req.into_inner().credentials, "credentials")?;
-        let outcome = login(&self.store, &self.settings.auth, &c.username, &c.password, &c.client_address).await?;
+        let outcome = login(
+            &self.store,
+            &self.settings.auth,
+            &c.username,
+            &c.password,
+            &c.client_address,
+        )
+        .await?;
         let reply = match outcome {
-            LoginOutcome::Failed { delay } => pb::authenticate_reply::Outcome::Failure(failure(delay)),
+            LoginOutcome::Failed { delay } => {
+                pb::authenticate_reply::Outcome::Failure(failure(delay))
+            }
             ok => pb::authenticate_reply::Outcome::Account(account(&ok).expect("successful login")),
         };
-        Ok(Response::new(pb::AuthenticateReply { outcome: Some(reply) }))
+        Ok(Response::new(pb::AuthenticateReply {
+            outcome: Some(reply),
+        }))
     }
 }

@@ -47,7 +47,10 @@ pub fn failure(delay: std::time::Duration) -> pb::AuthFailure {
 
 pub fn account(outcome: &LoginOutcome) -> Option<pb::Account> {
     match outcome {
-        LoginOutcome::Ok { account_id, address } => Some(pb::Account {
+        LoginOutcome::Ok {
+            account_id,
+            address,
+        } => Some(pb::Account {
             account_id: *account_id,
             address: address.clone(),
         }),

@@ -18,19 +18,35 @@ impl pb::maildrop_server::Maildrop for Services {
         if req.session_token.is_empty() {
             return Err(Status::invalid_argument("session_token is required"));
         }
-        let outcome = login(&self.store, &self.settings.auth, &c.username, &c.password, &c.client_address).await?;
+        let outcome = login(
+            &self.store,
+            &self.settings.auth,
+            &c.username,
+            &c.password,
+            &c.client_address,
+        )
+        .await?;
         let account_id = match outcome {
-            LoginOutcome::Failed { delay } => return Ok(reply(Outcome::AuthFailed(failure(delay)))),
+            LoginOutcome::Failed { delay } => {
+                return Ok(reply(Outcome::AuthFailed(failure(delay))))
+            }
             LoginOutcome::Ok { account_id, .. } => account_id,
         };
         let secs = lease_secs(req.lease_seconds);
-        if !self.store.acquire_lease(account_id, &req.session_token, secs).await? {
+        if !self
+            .store
+            .acquire_lease(account_id, &req.session_token, secs)
+            .await?
+        {
             return Ok(reply(Outcome::InUse(pb::InUse {})));
         }
         let listing = match self.store.listing(account_id).await {
             Ok(l) => l,
             Err(e) => {
-                let _ = self.store.release_lease(account_id, &req.session_token).await;
+                let _ = self
+                    .store
+                    .release_lease(account_id, &req.session_token)
+                    .await;
                 return Err(e.into());
             }
         };
@@ -43,7 +59,9 @@ impl pb::maildrop_server::Maildrop for Services {
     async fn renew(&self, req: Request<pb::LeaseRef>) -> Result<Response<pb::RenewReply>, Status> {
         let l = req.into_inner();
         let secs = lease_secs(l.lease_seconds);
-        self.store.renew_lease(l.account_id, &l.session_token, secs).await?;
+        self.store
+            .renew_lease(l.account_id, &l.session_token, secs)
+            .await?;
         Ok(Response::new(pb::RenewReply {}))
     }
 
@@ -60,7 +78,10 @@ impl pb::maildrop_server::Maildrop for Services {
         Ok(Response::new(Box::pin(chunks)))
     }
 
-    async fn commit(&self, req: Request<pb::CommitRequest>) -> Result<Response<pb::CommitReply>, Status> {
+    async fn commit(
+        &self,
+        req: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitReply>, Status> {
         let req = req.into_inner();
         let l = lease(req.lease)?;
         let deleted = self
@@ -70,13 +91,20 @@ impl pb::maildrop_server::Maildrop for Services {
         Ok(Response::new(pb::CommitReply { deleted }))
     }
 
-    async fn release(&self, req: Request<pb::LeaseRef>) -> Result<Response<pb::ReleaseReply>, Status> {
+    async fn release(
+        &self,
+        req: Request<pb::LeaseRef>,
+    ) -> Result<Response<pb::ReleaseReply>, Status> {
         let l = req.into_inner();
-        self.store.release_lease(l.account_id, &l.session_token).await?;
+        self.store
+            .release_lease(l.account_id, &l.session_token)
+            .await?;
         Ok(Response::new(pb::ReleaseReply {}))
     }
 }
 
 fn reply(outcome: pb::open_reply::Outcome) -> Response<pb::OpenReply> {
-    Response::new(pb::OpenReply { outcome: Some(outcome) })
+    Response::new(pb::OpenReply {
+        outcome: Some(outcome),
+    })
 }

@@ -37,10 +37,11 @@ pub struct LoginCheck {
 
 impl Store {
     pub async fn add_domain(&self, name: &str) -> Result<()> {
-        let done = sqlx::query("INSERT INTO domains (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("INSERT INTO domains (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::DomainExists(name.to_string()));
         }
@@ -151,7 +152,9 @@ impl Store {
             .bind(hash)
             .execute(&self.pool)
             .await?;
-        require_one(done.rows_affected(), || StoreError::UnknownUser(addr.to_string()))
+        require_one(done.rows_affected(), || {
+            StoreError::UnknownUser(addr.to_string())
+        })
     }
 
     pub async fn set_quota(&self, addr: &Address, quota: Option<u64>) -> Result<()> {
@@ -160,7 +163,9 @@ impl Store {
             .bind(quota.map(|q| q as i64))
             .execute(&self.pool)
             .await?;
-        require_one(done.rows_affected(), || StoreError::UnknownUser(addr.to_string()))
+        require_one(done.rows_affected(), || {
+            StoreError::UnknownUser(addr.to_string())
+        })
     }
 
     pub async fn add_alias(&self, alias: &Address, target: &Address) -> Result<()> {
@@ -176,7 +181,9 @@ impl Store {
         .bind(domain)
         .execute(&mut *tx)
         .await?;
-        require_one(done.rows_affected(), || StoreError::UnknownUser(target.to_string()))?;
+        require_one(done.rows_affected(), || {
+            StoreError::UnknownUser(target.to_string())
+        })?;
         tx.commit().await?;
         Ok(())
     }
@@ -208,7 +215,9 @@ impl Store {
             .bind(alias.to_string())
             .execute(&self.pool)
             .await?;
-        require_one(done.rows_affected(), || StoreError::UnknownAlias(alias.to_string()))
+        require_one(done.rows_affected(), || {
+            StoreError::UnknownAlias(alias.to_string())
+        })
     }
 
     /// The account a login name belongs to, with its password hash.

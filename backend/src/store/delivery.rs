@@ -34,9 +34,10 @@ impl Store {
     /// Starts a delivery of a message of at most `max_size` octets.
     pub async fn begin_content(&self, max_size: u64) -> Result<ContentWriter> {
         let mut tx = self.pool.begin().await?;
-        let content_id = sqlx::query_scalar("INSERT INTO contents (size, chunks) VALUES (0, 0) RETURNING id")
-            .fetch_one(&mut *tx)
-            .await?;
+        let content_id =
+            sqlx::query_scalar("INSERT INTO contents (size, chunks) VALUES (0, 0) RETURNING id")
+                .fetch_one(&mut *tx)
+                .await?;
         Ok(ContentWriter {
             tx,
             content_id,
@@ -65,7 +66,10 @@ impl ContentWriter {
 
     /// Finishes the content and delivers it to `recipients` (account id, address), each
     /// with its own `prefix` (per-recipient trace headers). Commits; returns where it landed.
-    pub async fn deliver(mut self, recipients: &[(i64, String, Vec<u8>)]) -> Result<Vec<Delivered>> {
+    pub async fn deliver(
+        mut self,
+        recipients: &[(i64, String, Vec<u8>)],
+    ) -> Result<Vec<Delivered>> {
         self.canon.finish(&mut self.buf);
         if self.canon.total() > self.max_size {
             return Err(StoreError::TooLarge(self.max_size));
@@ -101,7 +105,12 @@ impl ContentWriter {
     }
 
     /// Appends the message to one mailbox; `None` when that would pass the account's quota.
-    async fn add_to_mailbox(&mut self, account: i64, prefix: &[u8], size: i64) -> Result<Option<i64>> {
+    async fn add_to_mailbox(
+        &mut self,
+        account: i64,
+        prefix: &[u8],
+        size: i64,
+    ) -> Result<Option<i64>> {
         let uid = sqlx::query_scalar(
             "WITH a AS (
                UPDATE accounts

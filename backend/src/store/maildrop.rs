@@ -84,7 +84,13 @@ impl Store {
     /// Streams message `uid` (all of it, or for TOP only the header and `top` body lines),
     /// while `token` holds the lease. The first chunk comes with the lookup: one round trip
     /// for a message of up to one chunk.
-    pub async fn fetch(&self, account: i64, token: &str, uid: i64, top: Option<u32>) -> Result<MessageStream> {
+    pub async fn fetch(
+        &self,
+        account: i64,
+        token: &str,
+        uid: i64,
+        top: Option<u32>,
+    ) -> Result<MessageStream> {
         let row = sqlx::query(
             "SELECT m.prefix, m.content_id, c.chunks, ch.data
              FROM messages m
@@ -125,7 +131,11 @@ impl Store {
         .bind(token)
         .fetch_one(&self.pool)
         .await?;
-        Ok(if held { StoreError::NoSuchMessage } else { StoreError::LeaseLost })
+        Ok(if held {
+            StoreError::NoSuchMessage
+        } else {
+            StoreError::LeaseLost
+        })
     }
 
     /// Deletes `uids` and ends the lease, in one transaction. Returns how many were deleted.
@@ -148,7 +158,11 @@ impl Store {
             .bind(uids)
             .fetch_one(&mut *tx)
             .await?;
-            return if left == 0 { Ok(0) } else { Err(StoreError::LeaseLost) };
+            return if left == 0 {
+                Ok(0)
+            } else {
+                Err(StoreError::LeaseLost)
+            };
         }
         let deleted: Vec<(i64, i64)> = sqlx::query_as(
             "DELETE FROM messages WHERE account_id = $1 AND uid = ANY($2) RETURNING content_id, size",
@@ -182,7 +196,10 @@ impl Store {
 
 /// Removes the given contents that no message refers to any more. Two transactions removing
 /// the last two references at once may each leave the content behind: a leak, never a loss.
-pub(super) async fn drop_orphan_contents(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<()> {
+pub(super) async fn drop_orphan_contents(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[i64],
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -234,11 +251,13 @@ impl Fetch {
     }
 
     async fn read_next(&mut self) -> Result<Vec<u8>> {
-        let data = sqlx::query_scalar("SELECT data FROM content_chunks WHERE content_id = $1 AND seq = $2")
-            .bind(self.content_id)
-            .bind(self.next_seq)
-            .fetch_one(&self.pool)
-            .await?;
+        let data = sqlx::query_scalar(
+            "SELECT data FROM content_chunks WHERE content_id = $1 AND seq = $2",
+        )
+        .bind(self.content_id)
+        .bind(self.next_seq)
+        .fetch_one(&self.pool)
+        .await?;
         self.next_seq += 1;
         Ok(data)
     }

@@ -56,19 +56,25 @@ impl Store {
 /// database, e.g. `postgres`) unless it exists. `name` must be `[a-z0-9_]+`.
 pub async fn ensure_database(maintenance_url: &str, name: &str) -> Result<()> {
     use sqlx::Connection;
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return Err(crate::StoreError::InvalidAddress(name.to_string(), "database names are [a-z0-9_]+"));
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(crate::StoreError::InvalidAddress(
+            name.to_string(),
+            "database names are [a-z0-9_]+",
+        ));
     }
     let mut conn = sqlx::PgConnection::connect(maintenance_url).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         let sql = format!("CREATE DATABASE {name}"); // name checked above
-        let created = sqlx::query(&sql)
-            .execute(&mut conn)
-            .await;
+        let created = sqlx::query(&sql).execute(&mut conn).await;
         match created {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {} // raced: exists
             other => {

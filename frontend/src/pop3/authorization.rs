@@ -5,25 +5,37 @@ use super::session::{err, ok, Action, Listed, LoginResult, Maildrop, Session, St
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-const PLAINTEXT_REFUSED: &str = "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS or POP3S";
+const PLAINTEXT_REFUSED: &str =
+    "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS or POP3S";
 
 pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
     match cmd {
-        Command::User(_) | Command::Pass(_) | Command::Auth { .. } if !s.plaintext_auth_allowed() => {
+        Command::User(_) | Command::Pass(_) | Command::Auth { .. }
+            if !s.plaintext_auth_allowed() =>
+        {
             vec![err(PLAINTEXT_REFUSED)]
         }
         Command::User(name) => {
             s.state = State::Authorization { user: Some(name) };
             vec![ok("Send your password")]
         }
-        Command::Pass(password) => match std::mem::replace(&mut s.state, State::Authorization { user: None }) {
-            State::Authorization { user: Some(user) } => start_login(s, user, password),
-            _ => s.bad("No user name given; send USER first"),
-        },
-        Command::Auth { mechanism: None, .. } => {
-            vec![Action::Send(b"+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n".to_vec())]
+        Command::Pass(password) => {
+            match std::mem::replace(&mut s.state, State::Authorization { user: None }) {
+                State::Authorization { user: Some(user) } => start_login(s, user, password),
+                _ => s.bad("No user name given; send USER first"),
+            }
         }
-        Command::Auth { mechanism: Some(m), initial } => auth(s, &m, initial),
+        Command::Auth {
+            mechanism: None, ..
+        } => {
+            vec![Action::Send(
+                b"+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n".to_vec(),
+            )]
+        }
+        Command::Auth {
+            mechanism: Some(m),
+            initial,
+        } => auth(s, &m, initial),
         Command::Stls if s.tls => s.bad("Already using TLS"),
         Command::Stls if !s.config.stls_available => s.bad("STLS is not available here"),
         Command::Stls => {
@@ -122,10 +134,14 @@ pub(super) fn login_result(s: &mut Session, result: LoginResult) -> Vec<Action> 
                 deleted: vec![false; count],
                 messages,
             });
-            vec![ok(&format!("Logged in, {count} messages ({octets} octets)"))]
+            vec![ok(&format!(
+                "Logged in, {count} messages ({octets} octets)"
+            ))]
         }
         LoginResult::AuthFailed => vec![err("[AUTH] Authentication failed")],
         LoginResult::InUse => vec![err("[IN-USE] Mailbox is in use by another POP3 session")],
-        LoginResult::Unavailable => vec![err("[SYS/TEMP] Service temporarily unavailable, try again later")],
+        LoginResult::Unavailable => vec![err(
+            "[SYS/TEMP] Service temporarily unavailable, try again later",
+        )],
     }
 }

@@ -38,7 +38,13 @@ pub struct Pop3Context {
 }
 
 /// Serves one client connection until it ends.
-pub async fn serve(conn: Conn, peer: SocketAddr, implicit_tls: bool, ctx: Arc<Pop3Context>, shutdown: CancellationToken) {
+pub async fn serve(
+    conn: Conn,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    ctx: Arc<Pop3Context>,
+    shutdown: CancellationToken,
+) {
     let config = SessionConfig {
         implicit_tls,
         stls_available: ctx.tls.is_some(),
@@ -82,7 +88,8 @@ impl Driver {
     async fn run(&mut self, shutdown: &CancellationToken) -> io::Result<()> {
         self.apply(Event::Connected).await?;
         let idle = self.ctx.settings.idle_timeout;
-        let renew_every = Duration::from_secs(u64::from(self.ctx.settings.lease_seconds / 3).max(1));
+        let renew_every =
+            Duration::from_secs(u64::from(self.ctx.settings.lease_seconds / 3).max(1));
         let mut next_renew = Instant::now() + renew_every;
         loop {
             self.process_input().await?;
@@ -164,13 +171,19 @@ impl Driver {
             Action::Send(bytes) => self.out.extend_from_slice(&bytes),
             Action::StartTls => {
                 self.flush().await?;
-                let acceptor = self.ctx.tls.clone().expect("STLS offered only with TLS configured");
+                let acceptor = self
+                    .ctx
+                    .tls
+                    .clone()
+                    .expect("STLS offered only with TLS configured");
                 let conn = self.conn.take().expect("connection present");
                 self.conn = Some(conn.upgrade(&acceptor).await?);
                 self.tls_restarted = true;
                 return Ok(Some(Event::TlsStarted));
             }
-            Action::Login { user, password } => return Ok(Some(Event::Login(self.login(&user, &password).await))),
+            Action::Login { user, password } => {
+                return Ok(Some(Event::Login(self.login(&user, &password).await)))
+            }
             Action::Stream { uid, top, header } => return self.stream(uid, top, header).await,
             Action::Commit { deleted } => {
                 let lease = self.lease.take().expect("commit only with a lease");
@@ -196,12 +209,28 @@ impl Driver {
             seconds: self.ctx.settings.lease_seconds,
         };
         let client = self.peer.ip().to_string();
-        match self.ctx.backends.open(user, password, &client, &lease).await {
-            Ok(OpenOutcome::Opened { account_id, messages }) => {
+        match self
+            .ctx
+            .backends
+            .open(user, password, &client, &lease)
+            .await
+        {
+            Ok(OpenOutcome::Opened {
+                account_id,
+                messages,
+            }) => {
                 tracing::info!(peer = %self.peer, user, messages = messages.len(), "POP3 login");
                 lease.account_id = account_id;
                 self.lease = Some(lease);
-                LoginResult::Opened(messages.iter().map(|m| Listed { uid: m.uid, size: m.size }).collect())
+                LoginResult::Opened(
+                    messages
+                        .iter()
+                        .map(|m| Listed {
+                            uid: m.uid,
+                            size: m.size,
+                        })
+                        .collect(),
+                )
             }
             Ok(OpenOutcome::AuthFailed { delay }) => {
                 tracing::info!(peer = %self.peer, user, "POP3 login failed");
@@ -218,7 +247,12 @@ impl Driver {
 
     /// Sends one message (or its top): header once the first chunk is in hand, the content
     /// stuffed, then the terminator. A failure half-way can only end the connection.
-    async fn stream(&mut self, uid: i64, top: Option<u32>, header: String) -> io::Result<Option<Event<'static>>> {
+    async fn stream(
+        &mut self,
+        uid: i64,
+        top: Option<u32>,
+        header: String,
+    ) -> io::Result<Option<Event<'static>>> {
         let lease = self.lease.clone().expect("stream only with a lease");
         let mut chunks = match self.ctx.backends.fetch(&lease, uid, top).await {
             Ok(c) => c,
@@ -235,7 +269,10 @@ impl Driver {
             if self.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
-            next = chunks.next().await.map_err(|e| io::Error::other(e.to_string()))?;
+            next = chunks
+                .next()
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
         }
         stuffer.finish(&mut self.out);
         Ok(None)
@@ -248,7 +285,9 @@ impl Driver {
             Err(BackendError::LeaseLost) => {
                 tracing::warn!(peer = %self.peer, "maildrop lease lost; QUIT will not delete");
             }
-            Err(e) => tracing::warn!(peer = %self.peer, error = %e, "lease renewal failed; will retry"),
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "lease renewal failed; will retry")
+            }
         }
     }
 

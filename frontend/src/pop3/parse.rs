@@ -30,21 +30,40 @@ impl Framer {
             return match newline {
                 Some(i) => {
                     self.discarding = false;
-                    Frame::TooLong { consumed: i + 1, ended: true }
+                    Frame::TooLong {
+                        consumed: i + 1,
+                        ended: true,
+                    }
                 }
                 None if buf.is_empty() => Frame::Incomplete,
-                None => Frame::TooLong { consumed: buf.len(), ended: false },
+                None => Frame::TooLong {
+                    consumed: buf.len(),
+                    ended: false,
+                },
             };
         }
         match newline {
             Some(i) if i < max_line => {
-                let end = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
-                Frame::Line { line: 0..end, consumed: i + 1 }
+                let end = if i > 0 && buf[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                Frame::Line {
+                    line: 0..end,
+                    consumed: i + 1,
+                }
             }
-            Some(i) => Frame::TooLong { consumed: i + 1, ended: true },
+            Some(i) => Frame::TooLong {
+                consumed: i + 1,
+                ended: true,
+            },
             None if buf.len() >= max_line => {
                 self.discarding = true;
-                Frame::TooLong { consumed: buf.len(), ended: false }
+                Frame::TooLong {
+                    consumed: buf.len(),
+                    ended: false,
+                }
             }
             None => Frame::Incomplete,
         }
@@ -56,7 +75,10 @@ pub enum Command {
     Capa,
     User(String),
     Pass(String),
-    Auth { mechanism: Option<String>, initial: Option<String> },
+    Auth {
+        mechanism: Option<String>,
+        initial: Option<String>,
+    },
     Stls,
     Stat,
     List(Option<u32>),
@@ -103,10 +125,12 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         "QUIT" => Command::Quit,
         "TOP" => {
             let msg = number(args.next())?;
-            let lines = args
-                .next()
-                .and_then(|a| a.parse::<u32>().ok())
-                .ok_or(ParseError::Syntax("TOP needs a message number and a line count"))?;
+            let lines =
+                args.next()
+                    .and_then(|a| a.parse::<u32>().ok())
+                    .ok_or(ParseError::Syntax(
+                        "TOP needs a message number and a line count",
+                    ))?;
             Command::Top(msg, lines)
         }
         "UIDL" => Command::Uidl(optional_number(args.next())?),
@@ -141,43 +165,123 @@ mod tests {
     fn frames_lines_and_partial_input() {
         let mut f = Framer::default();
         assert_eq!(f.next(b"STA", 255), Frame::Incomplete);
-        assert_eq!(f.next(b"STAT\r\nNOOP", 255), Frame::Line { line: 0..4, consumed: 6 });
-        assert_eq!(f.next(b"NOOP\n", 255), Frame::Line { line: 0..4, consumed: 5 });
-        assert_eq!(f.next(b"\r\n", 255), Frame::Line { line: 0..0, consumed: 2 });
+        assert_eq!(
+            f.next(b"STAT\r\nNOOP", 255),
+            Frame::Line {
+                line: 0..4,
+                consumed: 6
+            }
+        );
+        assert_eq!(
+            f.next(b"NOOP\n", 255),
+            Frame::Line {
+                line: 0..4,
+                consumed: 5
+            }
+        );
+        assert_eq!(
+            f.next(b"\r\n", 255),
+            Frame::Line {
+                line: 0..0,
+                consumed: 2
+            }
+        );
     }
 
     #[test]
     fn limits_line_length_including_crlf() {
         let mut f = Framer::default();
         let ok = [b"A".repeat(253), b"\r\n".to_vec()].concat();
-        assert_eq!(f.next(&ok, 255), Frame::Line { line: 0..253, consumed: 255 });
+        assert_eq!(
+            f.next(&ok, 255),
+            Frame::Line {
+                line: 0..253,
+                consumed: 255
+            }
+        );
         let long = [b"A".repeat(254), b"\r\n".to_vec()].concat();
-        assert_eq!(f.next(&long, 255), Frame::TooLong { consumed: 256, ended: true });
+        assert_eq!(
+            f.next(&long, 255),
+            Frame::TooLong {
+                consumed: 256,
+                ended: true
+            }
+        );
         let endless = b"B".repeat(300);
-        assert_eq!(f.next(&endless, 255), Frame::TooLong { consumed: 300, ended: false });
-        assert_eq!(f.next(b"BBB", 255), Frame::TooLong { consumed: 3, ended: false });
+        assert_eq!(
+            f.next(&endless, 255),
+            Frame::TooLong {
+                consumed: 300,
+                ended: false
+            }
+        );
+        assert_eq!(
+            f.next(b"BBB", 255),
+            Frame::TooLong {
+                consumed: 3,
+                ended: false
+            }
+        );
         assert_eq!(f.next(b"", 255), Frame::Incomplete);
-        assert_eq!(f.next(b"B\r\nNOOP\r\n", 255), Frame::TooLong { consumed: 3, ended: true });
-        assert_eq!(f.next(b"NOOP\r\n", 255), Frame::Line { line: 0..4, consumed: 6 });
+        assert_eq!(
+            f.next(b"B\r\nNOOP\r\n", 255),
+            Frame::TooLong {
+                consumed: 3,
+                ended: true
+            }
+        );
+        assert_eq!(
+            f.next(b"NOOP\r\n", 255),
+            Frame::Line {
+                line: 0..4,
+                consumed: 6
+            }
+        );
     }
 
     #[test]
     fn parses_commands() {
         assert_eq!(parse_command(b"stat"), Ok(Command::Stat));
-        assert_eq!(parse_command(b"USER alice@example.com"), Ok(Command::User("alice@example.com".into())));
-        assert_eq!(parse_command(b"PASS two words"), Ok(Command::Pass("two words".into())));
+        assert_eq!(
+            parse_command(b"USER alice@example.com"),
+            Ok(Command::User("alice@example.com".into()))
+        );
+        assert_eq!(
+            parse_command(b"PASS two words"),
+            Ok(Command::Pass("two words".into()))
+        );
         assert_eq!(parse_command(b"LIST"), Ok(Command::List(None)));
         assert_eq!(parse_command(b"LIST 3"), Ok(Command::List(Some(3))));
         assert_eq!(parse_command(b"TOP 1 0"), Ok(Command::Top(1, 0)));
         assert_eq!(
             parse_command(b"AUTH plain AGEAYg=="),
-            Ok(Command::Auth { mechanism: Some("PLAIN".into()), initial: Some("AGEAYg==".into()) })
+            Ok(Command::Auth {
+                mechanism: Some("PLAIN".into()),
+                initial: Some("AGEAYg==".into())
+            })
         );
-        assert_eq!(parse_command(b"RETR 0"), Err(ParseError::Syntax("Invalid message number")));
-        assert_eq!(parse_command(b"RETR x"), Err(ParseError::Syntax("Invalid message number")));
-        assert_eq!(parse_command(b"TOP 1"), Err(ParseError::Syntax("TOP needs a message number and a line count")));
+        assert_eq!(
+            parse_command(b"RETR 0"),
+            Err(ParseError::Syntax("Invalid message number"))
+        );
+        assert_eq!(
+            parse_command(b"RETR x"),
+            Err(ParseError::Syntax("Invalid message number"))
+        );
+        assert_eq!(
+            parse_command(b"TOP 1"),
+            Err(ParseError::Syntax(
+                "TOP needs a message number and a line count"
+            ))
+        );
         assert_eq!(parse_command(b"APOP a b"), Err(ParseError::Unknown));
-        assert_eq!(parse_command(b"PASS"), Err(ParseError::Syntax("PASS needs a password")));
-        assert_eq!(parse_command(b"USER "), Err(ParseError::Syntax("USER needs a user name")));
+        assert_eq!(
+            parse_command(b"PASS"),
+            Err(ParseError::Syntax("PASS needs a password"))
+        );
+        assert_eq!(
+            parse_command(b"USER "),
+            Err(ParseError::Syntax("USER needs a user name"))
+        );
     }
 }

@@ -53,7 +53,9 @@ pub enum Event<'a> {
     TlsStarted,
     Login(LoginResult),
     /// The back-end could not start sending a message.
-    FetchFailed { missing: bool },
+    FetchFailed {
+        missing: bool,
+    },
     Committed(Result<u32, ()>),
     IdleTimeout,
     ShuttingDown,
@@ -64,10 +66,19 @@ pub enum Event<'a> {
 pub enum Action {
     Send(Vec<u8>),
     StartTls,
-    Login { user: String, password: String },
+    Login {
+        user: String,
+        password: String,
+    },
     /// Send `header`, then the message stuffed, then ".": when the first chunk is in hand.
-    Stream { uid: i64, top: Option<u32>, header: String },
-    Commit { deleted: Vec<i64> },
+    Stream {
+        uid: i64,
+        top: Option<u32>,
+        header: String,
+    },
+    Commit {
+        deleted: Vec<i64>,
+    },
     /// Give the maildrop lease back without deleting anything.
     Release,
     Close,
@@ -140,10 +151,14 @@ impl Session {
             }
             Event::Login(result) => authorization::login_result(self, result),
             Event::FetchFailed { missing: true } => vec![err("No such message")],
-            Event::FetchFailed { missing: false } => vec![err("[SYS/TEMP] Cannot read the message now, try again later")],
+            Event::FetchFailed { missing: false } => vec![err(
+                "[SYS/TEMP] Cannot read the message now, try again later",
+            )],
             Event::Committed(result) => transaction::committed(self, result),
             Event::IdleTimeout => self.close_with("Autologout; idle for too long"),
-            Event::ShuttingDown => self.close_with("[SYS/TEMP] Server shutting down, please reconnect"),
+            Event::ShuttingDown => {
+                self.close_with("[SYS/TEMP] Server shutting down, please reconnect")
+            }
             Event::Disconnected => self.close_silently(),
         }
     }
@@ -162,7 +177,9 @@ impl Session {
                 self.state = State::Closed;
                 vec![ok("Bridgehead POP3 server signing off"), Action::Close]
             }
-            Ok(cmd) if matches!(self.state, State::Authorization { .. }) => authorization::command(self, cmd),
+            Ok(cmd) if matches!(self.state, State::Authorization { .. }) => {
+                authorization::command(self, cmd)
+            }
             Ok(cmd) => transaction::command(self, cmd),
             Err(ParseError::Unknown) => self.bad("Unknown command"),
             Err(ParseError::Syntax(why)) => self.bad(why),

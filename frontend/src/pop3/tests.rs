@@ -61,20 +61,28 @@ impl Harness {
                     self.tls_started = true;
                     Some(Event::TlsStarted)
                 }
-                Action::Login { user, password } => Some(Event::Login(if user == "alice@example.com" && password == self.password {
-                    LoginResult::Opened(
-                        Self::messages()
-                            .iter()
-                            .map(|(uid, m)| Listed { uid: *uid, size: m.len() as i64 })
-                            .collect(),
-                    )
-                } else if user == "busy@example.com" {
-                    LoginResult::InUse
-                } else {
-                    LoginResult::AuthFailed
-                })),
+                Action::Login { user, password } => Some(Event::Login(
+                    if user == "alice@example.com" && password == self.password {
+                        LoginResult::Opened(
+                            Self::messages()
+                                .iter()
+                                .map(|(uid, m)| Listed {
+                                    uid: *uid,
+                                    size: m.len() as i64,
+                                })
+                                .collect(),
+                        )
+                    } else if user == "busy@example.com" {
+                        LoginResult::InUse
+                    } else {
+                        LoginResult::AuthFailed
+                    },
+                )),
                 Action::Stream { uid, top, header } => {
-                    let (_, msg) = Self::messages().into_iter().find(|(u, _)| *u == uid).unwrap();
+                    let (_, msg) = Self::messages()
+                        .into_iter()
+                        .find(|(u, _)| *u == uid)
+                        .unwrap();
                     let body = match top {
                         Some(n) => top_of(msg, n),
                         None => msg.to_vec(),
@@ -159,7 +167,11 @@ fn transcript(cfg: SessionConfig, input: &[u8], expected: &str) -> Harness {
         assert_eq!(split.out, whole.out, "differs when split at {at}");
     }
     let bytewise: Vec<usize> = (1..input.len()).collect();
-    assert_eq!(run(cfg, input, &bytewise).out, whole.out, "differs when fed byte by byte");
+    assert_eq!(
+        run(cfg, input, &bytewise).out,
+        whole.out,
+        "differs when fed byte by byte"
+    );
     whole
 }
 
@@ -290,7 +302,11 @@ fn message_numbers_are_checked() {
 
 #[test]
 fn idle_timeout_and_shutdown_release_the_lease() {
-    let mut h = run(config(true), b"USER alice@example.com\r\nPASS secret\r\n", &[]);
+    let mut h = run(
+        config(true),
+        b"USER alice@example.com\r\nPASS secret\r\n",
+        &[],
+    );
     h.apply(Event::IdleTimeout);
     assert!(h.released && h.closed);
     assert!(String::from_utf8_lossy(&h.out).ends_with("-ERR Autologout; idle for too long\r\n"));

@@ -63,9 +63,11 @@ pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
             s.state = State::Updating;
             vec![Action::Commit { deleted }]
         }
-        Command::User(_) | Command::Pass(_) | Command::Auth { .. } | Command::Stls | Command::Capa => {
-            s.bad("Not valid after login")
-        }
+        Command::User(_)
+        | Command::Pass(_)
+        | Command::Auth { .. }
+        | Command::Stls
+        | Command::Capa => s.bad("Not valid after login"),
     }
 }
 
@@ -76,7 +78,9 @@ pub(super) fn committed(s: &mut Session, result: Result<u32, ()>) -> Vec<Action>
     s.state = State::Closed;
     match result {
         Ok(n) => vec![
-            ok(&format!("Bridgehead POP3 server signing off ({n} messages deleted)")),
+            ok(&format!(
+                "Bridgehead POP3 server signing off ({n} messages deleted)"
+            )),
             Action::Close,
         ],
         Err(()) => vec![
@@ -105,7 +109,8 @@ impl Maildrop {
     }
 
     fn totals(&self) -> (usize, i64) {
-        self.live().fold((0, 0), |(n, o), (_, m)| (n + 1, o + m.size))
+        self.live()
+            .fold((0, 0), |(n, o), (_, m)| (n + 1, o + m.size))
     }
 
     /// "+OK", one line per live message, ".".
