@@ -27,6 +27,10 @@ pub enum StoreError {
     TooLarge(u64),
     #[error("the maildrop lease was lost")]
     LeaseLost,
+    #[error("recipient {0} is refused: {1}")]
+    RecipientRefused(String, String),
+    #[error("invalid envelope: {0}")]
+    InvalidEnvelope(&'static str),
     #[error("message was not found")]
     NoSuchMessage,
     #[error("password hashing failed: {0}")]

@@ -11,8 +11,11 @@ pub mod error;
 pub mod grpc;
 pub mod password;
 pub mod pgrunner;
+pub mod relay;
 pub mod server;
 pub mod store;
+pub mod submit;
+pub mod trace;
 
 pub use error::StoreError;
 pub use server::{BackendConfig, BackendHandle};

@@ -177,7 +177,9 @@ impl pb::admin_server::Admin for Services {
                 }
             }
         }
-        let delivered = writer.deliver(&[(account, mailbox, Vec::new())]).await?;
+        let delivered = writer
+            .deliver(&[(account, mailbox, Vec::new())], None)
+            .await?;
         let d = delivered
             .into_iter()
             .next()

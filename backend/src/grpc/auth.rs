@@ -24,7 +24,11 @@ impl pb::auth_server::Auth for Services {
             LoginOutcome::Failed { delay } => {
                 pb::authenticate_reply::Outcome::Failure(failure(delay))
             }
-            ok => pb::authenticate_reply::Outcome::Account(account(&ok).expect("successful login")),
+            LoginOutcome::Ok { account_id, .. } => {
+                let owned = self.store.owned_addresses(account_id).await?;
+                let acc = account(&outcome, owned).expect("successful login");
+                pb::authenticate_reply::Outcome::Account(acc)
+            }
         };
         Ok(Response::new(pb::AuthenticateReply {
             outcome: Some(reply),

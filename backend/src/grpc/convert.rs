@@ -45,7 +45,7 @@ pub fn failure(delay: std::time::Duration) -> pb::AuthFailure {
     }
 }
 
-pub fn account(outcome: &LoginOutcome) -> Option<pb::Account> {
+pub fn account(outcome: &LoginOutcome, addresses: Vec<String>) -> Option<pb::Account> {
     match outcome {
         LoginOutcome::Ok {
             account_id,
@@ -53,6 +53,7 @@ pub fn account(outcome: &LoginOutcome) -> Option<pb::Account> {
         } => Some(pb::Account {
             account_id: *account_id,
             address: address.clone(),
+            addresses,
         }),
         LoginOutcome::Failed { .. } => None,
     }

@@ -51,7 +51,7 @@ impl pb::maildrop_server::Maildrop for Services {
             }
         };
         Ok(reply(Outcome::Opened(pb::MaildropListing {
-            account: account(&outcome),
+            account: account(&outcome, Vec::new()),
             messages: listing.iter().map(entry).collect(),
         })))
     }

@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod convert;
+mod delivery;
 mod maildrop;
 mod status;
 
@@ -13,6 +14,7 @@ use crate::auth::AuthPolicy;
 use crate::store::Store;
 use bridgehead_proto::v1::admin_server::AdminServer;
 use bridgehead_proto::v1::auth_server::AuthServer;
+use bridgehead_proto::v1::delivery_server::DeliveryServer;
 use bridgehead_proto::v1::maildrop_server::MaildropServer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthServer<Services>>().await;
     health.set_serving::<MaildropServer<Services>>().await;
+    health.set_serving::<DeliveryServer<Services>>().await;
     tokio::spawn(watch_database(health, store, shutdown.clone()));
     let token = services.settings.admin_token.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -57,6 +60,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(AuthServer::new(services.clone()))
         .add_service(MaildropServer::new(services.clone()))
+        .add_service(DeliveryServer::new(services.clone()))
         .add_service(AdminServer::with_interceptor(services, move |req| {
             admin::check_token(&token, req)
         }))

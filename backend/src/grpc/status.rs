@@ -5,16 +5,19 @@ use tonic::{Code, Status};
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
         let code = match &e {
-            StoreError::InvalidAddress(..) | StoreError::BadPassword | StoreError::TooLarge(_) => {
-                Code::InvalidArgument
-            }
+            StoreError::InvalidAddress(..)
+            | StoreError::BadPassword
+            | StoreError::TooLarge(_)
+            | StoreError::InvalidEnvelope(_) => Code::InvalidArgument,
             StoreError::UnknownDomain(_)
             | StoreError::UnknownUser(_)
             | StoreError::UnknownAlias(_)
             | StoreError::UnknownRecipient(_)
             | StoreError::NoSuchMessage => Code::NotFound,
             StoreError::DomainExists(_) | StoreError::AddressTaken(_) => Code::AlreadyExists,
-            StoreError::DomainNotEmpty(..) | StoreError::LeaseLost => Code::FailedPrecondition,
+            StoreError::DomainNotEmpty(..)
+            | StoreError::LeaseLost
+            | StoreError::RecipientRefused(..) => Code::FailedPrecondition,
             StoreError::QuotaExceeded(_) => Code::ResourceExhausted,
             StoreError::Database(_) => Code::Unavailable,
             StoreError::Hash(_) | StoreError::Migrate(_) => Code::Internal,

@@ -316,3 +316,53 @@ fn require_one(rows: u64, err: impl FnOnce() -> StoreError) -> Result<()> {
         Ok(())
     }
 }
+
+impl Store {
+    /// What the relay policy needs to know about a recipient: is its domain ours, and which
+    /// mailbox (if any) does it reach — over quota with `size` more octets or not.
+    pub async fn recipient_facts(&self, addr: &Address, size: u64) -> Result<crate::relay::Facts> {
+        let row = sqlx::query(
+            "WITH target AS (
+               SELECT id FROM accounts WHERE address = $1
+               UNION ALL
+               SELECT account_id FROM aliases WHERE address = $1
+               LIMIT 1)
+             SELECT EXISTS (SELECT 1 FROM domains WHERE name = $2) AS local_domain,
+                    a.id, a.address,
+                    (a.quota_bytes IS NOT NULL AND a.used_bytes + $3 > a.quota_bytes) AS full
+             FROM (SELECT 1) one
+             LEFT JOIN target t ON true
+             LEFT JOIN accounts a ON a.id = t.id",
+        )
+        .bind(addr.to_string())
+        .bind(addr.domain())
+        .bind(size as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        let id: Option<i64> = row.get("id");
+        Ok(crate::relay::Facts {
+            local_domain: row.get("local_domain"),
+            mailbox: id.map(|id| {
+                (
+                    id,
+                    row.get::<String, _>("address"),
+                    row.get::<Option<bool>, _>("full").unwrap_or(false),
+                )
+            }),
+        })
+    }
+
+    /// The addresses an account may send as: its own first, then its aliases.
+    pub async fn owned_addresses(&self, account: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT address FROM (
+               SELECT address, 0 AS o FROM accounts WHERE id = $1
+               UNION ALL
+               SELECT address, 1 FROM aliases WHERE account_id = $1) x
+             ORDER BY o, address",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -20,6 +20,18 @@ pub struct Delivered {
     pub size: u64,
 }
 
+/// Outside recipients of a message, for the outbound queue.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    pub queue_id: String,
+    pub mail_from: String,
+    pub ret: String,
+    pub envid: String,
+    pub auth_user: String,
+    /// (address, RFC 3461 NOTIFY bits, ORCPT)
+    pub recipients: Vec<(String, u32, String)>,
+}
+
 /// An open delivery: content is streamed in with `write`, then `deliver` commits it.
 pub struct ContentWriter {
     tx: Transaction<'static, Postgres>,
@@ -65,10 +77,12 @@ impl ContentWriter {
     }
 
     /// Finishes the content and delivers it to `recipients` (account id, address), each
-    /// with its own `prefix` (per-recipient trace headers). Commits; returns where it landed.
+    /// with its own `prefix` (per-recipient trace headers), and queues it for `outbound`
+    /// recipients. Commits; returns where it landed.
     pub async fn deliver(
         mut self,
         recipients: &[(i64, String, Vec<u8>)],
+        outbound: Option<&Outbound>,
     ) -> Result<Vec<Delivered>> {
         self.canon.finish(&mut self.buf);
         if self.canon.total() > self.max_size {
@@ -100,8 +114,44 @@ impl ContentWriter {
                 size: total as u64,
             });
         }
+        if let Some(out) = outbound.filter(|o| !o.recipients.is_empty()) {
+            self.queue(out).await?;
+        }
         self.tx.commit().await?;
         Ok(delivered)
+    }
+
+    async fn queue(&mut self, out: &Outbound) -> Result<()> {
+        let entry: i64 = sqlx::query_scalar(
+            "INSERT INTO outbound_queue (queue_id, content_id, mail_from, ret, envid, auth_user)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(&out.queue_id)
+        .bind(self.content_id)
+        .bind(&out.mail_from)
+        .bind(&out.ret)
+        .bind(&out.envid)
+        .bind(&out.auth_user)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let (addrs, rest): (Vec<&str>, Vec<(i32, &str)>) = out
+            .recipients
+            .iter()
+            .map(|(a, n, o)| (a.as_str(), (*n as i32, o.as_str())))
+            .unzip();
+        let (notify, orcpt): (Vec<i32>, Vec<&str>) = rest.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO outbound_recipients (queue_entry, address, notify, orcpt)
+             SELECT $1, a, n, o FROM unnest($2::text[], $3::int[], $4::text[]) AS r(a, n, o)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(entry)
+        .bind(&addrs)
+        .bind(&notify)
+        .bind(&orcpt)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     /// Appends the message to one mailbox; `None` when that would pass the account's quota.

@@ -13,7 +13,7 @@ mod delivery;
 mod maildrop;
 
 pub use accounts::{AliasInfo, DomainInfo, LoginCheck, UserInfo};
-pub use delivery::{ContentWriter, Delivered};
+pub use delivery::{ContentWriter, Delivered, Outbound};
 pub use maildrop::{MessageEntry, MessageStream};
 
 use crate::error::Result;

@@ -1,0 +1,90 @@
+//! `bridgehead.v1.Delivery`: the relay decision per recipient, and message submission.
+use super::convert::required;
+use super::Services;
+use crate::address::Address;
+use crate::relay::{decide, Verdict};
+use crate::submit::{Envelope, Submission};
+use bridgehead_proto::v1 as pb;
+use pb::recipient_reply::Verdict as V;
+use tonic::{Request, Response, Status, Streaming};
+
+#[tonic::async_trait]
+impl pb::delivery_server::Delivery for Services {
+    async fn check_recipient(
+        &self,
+        req: Request<pb::RecipientRequest>,
+    ) -> Result<Response<pb::RecipientReply>, Status> {
+        let req = req.into_inner();
+        let parsed = Address::parse(&req.address);
+        let facts = match &parsed {
+            Ok(a) => Some(self.store.recipient_facts(a, req.size_hint).await?),
+            Err(_) => None,
+        };
+        let (verdict, canonical, reason) = match decide(&parsed, facts.as_ref(), req.authenticated)
+        {
+            Verdict::Local { address, .. } => (V::Local, address, String::new()),
+            Verdict::Relay { address } => (V::Relay, address, String::new()),
+            Verdict::UnknownLocal => (V::UnknownLocal, String::new(), String::new()),
+            Verdict::RelayDenied => (V::RelayDenied, String::new(), String::new()),
+            Verdict::OverQuota => (V::OverQuota, String::new(), String::new()),
+            Verdict::BadSyntax(why) => (V::BadSyntax, String::new(), why),
+        };
+        Ok(Response::new(pb::RecipientReply {
+            verdict: verdict as i32,
+            canonical,
+            reason,
+        }))
+    }
+
+    async fn submit(
+        &self,
+        req: Request<Streaming<pb::SubmitPart>>,
+    ) -> Result<Response<pb::SubmitReply>, Status> {
+        use pb::submit_part::Part;
+        let mut parts = req.into_inner();
+        let first = required(parts.message().await?.and_then(|p| p.part), "envelope")?;
+        let Part::Envelope(env) = first else {
+            return Err(Status::invalid_argument(
+                "the first part must be the envelope",
+            ));
+        };
+        let mut submission =
+            Submission::begin(&self.store, envelope(env), self.settings.max_message_size).await?;
+        while let Some(part) = parts.message().await? {
+            match part.part {
+                Some(Part::Data(d)) => submission.write(&d).await?,
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "only data may follow the envelope",
+                    ))
+                }
+            }
+        }
+        let accepted = submission.finish().await?;
+        Ok(Response::new(pb::SubmitReply {
+            queue_id: accepted.queue_id,
+            local_deliveries: accepted.local_deliveries,
+            queued_recipients: accepted.queued_recipients,
+        }))
+    }
+}
+
+fn envelope(e: pb::Envelope) -> Envelope {
+    Envelope {
+        mail_from: e.mail_from,
+        recipients: e
+            .recipients
+            .into_iter()
+            .map(|r| (r.address, r.notify, r.orcpt))
+            .collect(),
+        ret: e.ret,
+        envid: e.envid,
+        client_address: e.client_address,
+        client_helo: e.client_helo,
+        protocol: e.protocol,
+        tls: e.tls,
+        auth_user: e.auth_user,
+        submission: e.submission,
+        received_by: e.received_by,
+    }
+}

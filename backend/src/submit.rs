@@ -1,0 +1,172 @@
+//! Taking a message in from SMTP: the back-end half of the handover.
+//!
+//! One job: turn an envelope and a content stream into committed mailbox rows and outbound
+//! queue entries. Invariants: every recipient is judged again by `relay::decide` (the
+//! front-end's earlier answers are not trusted blindly); the Received header (and for
+//! submissions a missing Message-ID and Date) is written before the content; each local
+//! mailbox gets its own Return-Path; nothing is visible until the single COMMIT in `finish`.
+use crate::address::Address;
+use crate::error::{Result, StoreError};
+use crate::relay::{decide, Verdict};
+use crate::store::{ContentWriter, Outbound, Store};
+use crate::trace::{self, Arrival};
+use chrono::Utc;
+
+/// Header block gathered before the first write; a longer one is written as it is.
+const MAX_HEAD: usize = 64 * 1024;
+/// Room for the headers the back-end adds, on top of the message size limit.
+const ADDED_HEADERS_ALLOWANCE: u64 = 8 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    pub mail_from: String,
+    /// (address, RFC 3461 NOTIFY bits, ORCPT)
+    pub recipients: Vec<(String, u32, String)>,
+    pub ret: String,
+    pub envid: String,
+    pub client_address: String,
+    pub client_helo: String,
+    pub protocol: String,
+    pub tls: String,
+    pub auth_user: String,
+    pub submission: bool,
+    pub received_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub queue_id: String,
+    pub local_deliveries: u32,
+    pub queued_recipients: u32,
+}
+
+pub struct Submission {
+    writer: ContentWriter,
+    local: Vec<(i64, String, Vec<u8>)>,
+    outbound: Outbound,
+    head: Option<Vec<u8>>,
+    arrival: Arrival,
+    submission: bool,
+}
+
+impl Submission {
+    /// Judges every recipient and opens the content transaction.
+    pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Submission> {
+        if env.recipients.is_empty() {
+            return Err(StoreError::InvalidEnvelope("no recipients"));
+        }
+        let authenticated = !env.auth_user.is_empty();
+        let queue_id = new_queue_id();
+        let mut local = Vec::new();
+        let mut outbound = Outbound {
+            queue_id: queue_id.clone(),
+            mail_from: env.mail_from.clone(),
+            ret: env.ret.clone(),
+            envid: env.envid.clone(),
+            auth_user: env.auth_user.clone(),
+            recipients: Vec::new(),
+        };
+        for (address, notify, orcpt) in &env.recipients {
+            let parsed = Address::parse(address);
+            let facts = match &parsed {
+                Ok(a) => Some(store.recipient_facts(a, 0).await?),
+                Err(_) => None,
+            };
+            match decide(&parsed, facts.as_ref(), authenticated) {
+                Verdict::Local {
+                    account_id,
+                    address,
+                } => {
+                    local.push((account_id, address, trace::return_path(&env.mail_from)));
+                }
+                Verdict::Relay { address } => {
+                    outbound.recipients.push((address, *notify, orcpt.clone()))
+                }
+                other => {
+                    return Err(StoreError::RecipientRefused(
+                        address.clone(),
+                        format!("{other:?}"),
+                    ))
+                }
+            }
+        }
+        let single = (env.recipients.len() == 1).then(|| env.recipients[0].0.clone());
+        let arrival = Arrival {
+            client_helo: env.client_helo,
+            client_address: env.client_address,
+            by: env.received_by,
+            protocol: env.protocol,
+            tls: env.tls,
+            queue_id,
+            single_recipient: single,
+        };
+        let writer = store
+            .begin_content(max_size + ADDED_HEADERS_ALLOWANCE)
+            .await?;
+        Ok(Submission {
+            writer,
+            local,
+            outbound,
+            head: Some(Vec::new()),
+            arrival,
+            submission: env.submission,
+        })
+    }
+
+    /// Adds content (CRLF lines, already dot-unstuffed).
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        match self.head.as_mut() {
+            Some(head) => {
+                head.extend_from_slice(data);
+                if trace::header_end(head).is_some() || head.len() > MAX_HEAD {
+                    self.write_head().await?;
+                }
+                Ok(())
+            }
+            None => self.writer.write(data).await,
+        }
+    }
+
+    /// Commits: mailboxes and queue in one transaction.
+    pub async fn finish(mut self) -> Result<Accepted> {
+        if self.head.is_some() {
+            self.write_head().await?;
+        }
+        let delivered = self
+            .writer
+            .deliver(&self.local, Some(&self.outbound))
+            .await?;
+        Ok(Accepted {
+            queue_id: self.arrival.queue_id,
+            local_deliveries: delivered.len() as u32,
+            queued_recipients: self.outbound.recipients.len() as u32,
+        })
+    }
+
+    async fn write_head(&mut self) -> Result<()> {
+        let head = self.head.take().unwrap_or_default();
+        let now = Utc::now();
+        let mut prelude = trace::received(&self.arrival, now);
+        if self.submission {
+            let block = &head[..trace::header_end(&head).unwrap_or(head.len())];
+            let domain = self.arrival.by.clone();
+            prelude.push_str(&trace::submission_headers(
+                block,
+                &domain,
+                &self.arrival.queue_id,
+                now,
+            ));
+        }
+        self.writer.write(prelude.as_bytes()).await?;
+        self.writer.write(&head).await
+    }
+}
+
+/// A queue id: 16 upper-case hex digits, random.
+fn new_queue_id() -> String {
+    let id = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
+    id[..16].to_string()
+}
