@@ -27,3 +27,12 @@ CREATE TABLE outbound_recipients (
     status       text NOT NULL DEFAULT 'pending',
     PRIMARY KEY (queue_entry, address)
 );
+
+-- Submissions seen, so that a front-end repeating a Submit whose reply was lost (the
+-- back-end died after COMMIT) gets the first answer instead of a second copy.
+CREATE TABLE submissions (
+    token       text PRIMARY KEY,
+    queue_id    text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX submissions_created ON submissions (created_at);

@@ -31,6 +31,14 @@ pub struct Envelope {
     pub auth_user: String,
     pub submission: bool,
     pub received_by: String,
+    pub submit_token: String,
+}
+
+/// How `Submission::begin` went.
+pub enum Begun {
+    New(Submission),
+    /// The same submission was stored before (its reply was lost): here is its answer.
+    Duplicate(Accepted),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +59,7 @@ pub struct Submission {
 
 impl Submission {
     /// Judges every recipient and opens the content transaction.
-    pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Submission> {
+    pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Begun> {
         if env.recipients.is_empty() {
             return Err(StoreError::InvalidEnvelope("no recipients"));
         }
@@ -100,17 +108,25 @@ impl Submission {
             queue_id,
             single_recipient: single,
         };
-        let writer = store
-            .begin_content(max_size + ADDED_HEADERS_ALLOWANCE)
-            .await?;
-        Ok(Submission {
+        let mut writer = store.begin_content(max_size + ADDED_HEADERS_ALLOWANCE).await?;
+        if !env.submit_token.is_empty() {
+            let earlier = writer.claim_submission(&env.submit_token, &arrival.queue_id).await?;
+            if let Some(queue_id) = earlier {
+                return Ok(Begun::Duplicate(Accepted {
+                    queue_id,
+                    local_deliveries: 0,
+                    queued_recipients: 0,
+                }));
+            }
+        }
+        Ok(Begun::New(Submission {
             writer,
             local,
             outbound,
             head: Some(Vec::new()),
             arrival,
             submission: env.submission,
-        })
+        }))
     }
 
     /// Adds content (CRLF lines, already dot-unstuffed).

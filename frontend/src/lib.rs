@@ -5,7 +5,10 @@
 //! rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code, and
 //! `server` the listeners, connection limit and shutdown.
 pub mod backend_client;
+pub mod lines;
 pub mod pop3;
+pub mod sasl;
+pub mod smtp;
 pub mod server;
 pub mod tls;
 

@@ -3,7 +3,7 @@ use super::convert::required;
 use super::Services;
 use crate::address::Address;
 use crate::relay::{decide, Verdict};
-use crate::submit::{Envelope, Submission};
+use crate::submit::{Accepted, Begun, Envelope, Submission};
 use bridgehead_proto::v1 as pb;
 use pb::recipient_reply::Verdict as V;
 use tonic::{Request, Response, Status, Streaming};
@@ -44,29 +44,34 @@ impl pb::delivery_server::Delivery for Services {
         let mut parts = req.into_inner();
         let first = required(parts.message().await?.and_then(|p| p.part), "envelope")?;
         let Part::Envelope(env) = first else {
-            return Err(Status::invalid_argument(
-                "the first part must be the envelope",
-            ));
+            return Err(Status::invalid_argument("the first part must be the envelope"));
         };
-        let mut submission =
-            Submission::begin(&self.store, envelope(env), self.settings.max_message_size).await?;
-        while let Some(part) = parts.message().await? {
-            match part.part {
-                Some(Part::Data(d)) => submission.write(&d).await?,
-                _ => {
-                    return Err(Status::invalid_argument(
-                        "only data may follow the envelope",
-                    ))
+        let max = self.settings.max_message_size;
+        let accepted = match Submission::begin(&self.store, envelope(env), max).await? {
+            Begun::New(mut submission) => {
+                while let Some(part) = parts.message().await? {
+                    let Some(Part::Data(d)) = part.part else {
+                        return Err(Status::invalid_argument("only data may follow the envelope"));
+                    };
+                    submission.write(&d).await?;
                 }
+                submission.finish().await?
             }
-        }
-        let accepted = submission.finish().await?;
-        Ok(Response::new(pb::SubmitReply {
-            queue_id: accepted.queue_id,
-            local_deliveries: accepted.local_deliveries,
-            queued_recipients: accepted.queued_recipients,
-        }))
+            Begun::Duplicate(accepted) => {
+                while parts.message().await?.is_some() {}
+                accepted
+            }
+        };
+        Ok(reply(accepted))
     }
+}
+
+fn reply(accepted: Accepted) -> Response<pb::SubmitReply> {
+    Response::new(pb::SubmitReply {
+        queue_id: accepted.queue_id,
+        local_deliveries: accepted.local_deliveries,
+        queued_recipients: accepted.queued_recipients,
+    })
 }
 
 fn envelope(e: pb::Envelope) -> Envelope {
@@ -86,5 +91,6 @@ fn envelope(e: pb::Envelope) -> Envelope {
         auth_user: e.auth_user,
         submission: e.submission,
         received_by: e.received_by,
+        submit_token: e.submit_token,
     }
 }

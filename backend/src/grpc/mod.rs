@@ -68,7 +68,8 @@ pub async fn serve(
         .await
 }
 
-/// Reports NOT_SERVING on the health service while PostgreSQL does not answer.
+/// Reports NOT_SERVING on the health service while PostgreSQL does not answer, and
+/// does the store's small periodic chores.
 async fn watch_database(
     health: tonic_health::server::HealthReporter,
     store: Store,
@@ -84,6 +85,11 @@ async fn watch_database(
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
         let up = store.ping().await;
+        if up {
+            if let Err(e) = store.prune_submissions().await {
+                tracing::warn!(error = %e, "pruning old submission tokens failed");
+            }
+        }
         if up != serving {
             serving = up;
             let status = if up {

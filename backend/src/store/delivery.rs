@@ -62,6 +62,27 @@ impl Store {
 }
 
 impl ContentWriter {
+    /// Records a submission token in this transaction. Returns the queue id stored earlier
+    /// under the same token, if there is one (then this delivery must be dropped). A
+    /// concurrent holder of the token makes this wait until it commits or aborts.
+    pub async fn claim_submission(&mut self, token: &str, queue_id: &str) -> Result<Option<String>> {
+        let claimed = sqlx::query(
+            "INSERT INTO submissions (token, queue_id) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
+        )
+        .bind(token)
+        .bind(queue_id)
+        .execute(&mut *self.tx)
+        .await?;
+        if claimed.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let earlier = sqlx::query_scalar("SELECT queue_id FROM submissions WHERE token = $1")
+            .bind(token)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(Some(earlier))
+    }
+
     /// Adds octets of the message (any line endings; they are made CRLF).
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.canon.push(data, &mut self.buf);
@@ -190,5 +211,15 @@ impl ContentWriter {
             .await?;
         self.seq += 1;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Forgets submission tokens older than a day (a lost reply is repeated within seconds).
+    pub async fn prune_submissions(&self) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM submissions WHERE created_at < now() - interval '1 day'")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }

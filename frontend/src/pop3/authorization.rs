@@ -2,8 +2,7 @@
 //! RFC 5034, RFC 2595). No APOP: it rests on MD5 and leaks passwords (CVE-2007-1558).
 use super::parse::Command;
 use super::session::{err, ok, Action, Listed, LoginResult, Maildrop, Session, State};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
+use crate::sasl::{self, SaslError};
 
 const PLAINTEXT_REFUSED: &str =
     "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS or POP3S";
@@ -56,7 +55,7 @@ fn auth(s: &mut Session, mechanism: &str, initial: Option<String>) -> Vec<Action
         ("LOGIN", Some(user)) => login_user(s, user.as_bytes()),
         ("LOGIN", None) => {
             s.state = State::SaslLoginUser;
-            vec![Action::Send(b"+ VXNlcm5hbWU6\r\n".to_vec())]
+            vec![Action::Send(format!("+ {}\r\n", sasl::LOGIN_USERNAME).into_bytes())]
         }
         _ => s.bad("Unsupported authentication mechanism"),
     }
@@ -71,9 +70,9 @@ pub(super) fn sasl_response(s: &mut Session, line: &[u8]) -> Vec<Action> {
     match state {
         State::SaslPlain => plain(s, line),
         State::SaslLoginUser => login_user(s, line),
-        State::SaslLoginPass { user } => match decode(line) {
-            Some(password) => start_login(s, user, password),
-            None => vec![err("Invalid base64 data")],
+        State::SaslLoginPass { user } => match sasl::decode(line) {
+            Ok(password) => start_login(s, user, password),
+            Err(_) => vec![err("Invalid base64 data")],
         },
         other => {
             s.state = other;
@@ -82,35 +81,23 @@ pub(super) fn sasl_response(s: &mut Session, line: &[u8]) -> Vec<Action> {
     }
 }
 
-/// RFC 4616: [authzid] NUL authcid NUL passwd. Acting for another user is not offered.
+/// RFC 4616 PLAIN, through the shared SASL decoder.
 fn plain(s: &mut Session, b64: &[u8]) -> Vec<Action> {
-    let Some(text) = decode(b64) else {
-        return vec![err("Invalid base64 data")];
-    };
-    let mut parts = text.split('\0');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(authz), Some(user), Some(pass), None) if authz.is_empty() || authz == user => {
-            start_login(s, user.to_string(), pass.to_string())
-        }
-        _ => vec![err("[AUTH] Authentication failed")],
+    match sasl::plain(b64) {
+        Ok((user, pass)) => start_login(s, user, pass),
+        Err(SaslError::BadBase64) => vec![err("Invalid base64 data")],
+        Err(SaslError::BadPlain) => vec![err("[AUTH] Authentication failed")],
     }
 }
 
 fn login_user(s: &mut Session, b64: &[u8]) -> Vec<Action> {
-    match decode(b64) {
-        Some(user) => {
+    match sasl::decode(b64) {
+        Ok(user) => {
             s.state = State::SaslLoginPass { user };
-            vec![Action::Send(b"+ UGFzc3dvcmQ6\r\n".to_vec())]
+            vec![Action::Send(format!("+ {}\r\n", sasl::LOGIN_PASSWORD).into_bytes())]
         }
-        None => vec![err("Invalid base64 data")],
+        Err(_) => vec![err("Invalid base64 data")],
     }
-}
-
-fn decode(b64: &[u8]) -> Option<String> {
-    if b64 == b"=" {
-        return Some(String::new());
-    }
-    B64.decode(b64).ok().and_then(|v| String::from_utf8(v).ok())
 }
 
 fn start_login(s: &mut Session, user: String, password: String) -> Vec<Action> {

@@ -1,0 +1,138 @@
+//! The mail transaction: MAIL, RCPT, DATA and the back-end's answers (RFC 5321 §3.3).
+use super::data::DataOutcome;
+use super::parse::MailParams;
+use super::session::{reply, Action, Envelope, Listener, RcptVerdict, Session, State, SubmitResult, Transaction};
+
+pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Action> {
+    if s.helo.is_none() {
+        return s.bad("503 5.5.1 Send HELO/EHLO first");
+    }
+    if s.tx.is_some() {
+        return s.bad("503 5.5.1 Nested MAIL command");
+    }
+    if s.config.listener != Listener::Mx {
+        let Some((_, owned)) = &s.auth else {
+            return s.bad("530 5.7.0 Authentication required");
+        };
+        if from.is_empty() {
+            return s.bad("553 5.7.1 The null sender is not allowed on submission");
+        }
+        if !owned.iter().any(|a| a.eq_ignore_ascii_case(&from)) {
+            return s.bad(&format!("553 5.7.1 <{from}>: Sender address not owned by the authenticated user"));
+        }
+    }
+    if params.size > s.config.max_message_size {
+        return vec![reply("552 5.3.4 Message size exceeds fixed maximum message size")];
+    }
+    s.tx = Some(Transaction {
+        from,
+        params,
+        recipients: Vec::new(),
+    });
+    vec![reply("250 2.1.0 Ok")]
+}
+
+pub(super) fn rcpt(s: &mut Session, to: String, notify: u32, orcpt: String) -> Vec<Action> {
+    let Some(tx) = &s.tx else {
+        return s.bad("503 5.5.1 Need MAIL command");
+    };
+    if tx.recipients.len() >= s.config.max_recipients {
+        return vec![reply("452 4.5.3 Too many recipients")];
+    }
+    let size = tx.params.size;
+    s.state = State::CheckingRecipient {
+        notify,
+        orcpt,
+        asked: to.clone(),
+    };
+    vec![Action::CheckRecipient {
+        address: to,
+        authenticated: s.auth.is_some(),
+        size,
+    }]
+}
+
+pub(super) fn recipient_checked(s: &mut Session, verdict: RcptVerdict) -> Vec<Action> {
+    let State::CheckingRecipient { notify, orcpt, asked } = std::mem::replace(&mut s.state, State::Ready) else {
+        return Vec::new();
+    };
+    let Some(tx) = s.tx.as_mut() else { return Vec::new() };
+    let text = match verdict {
+        RcptVerdict::Accept(address) => {
+            if !tx.recipients.iter().any(|r| r.0 == address) {
+                tx.recipients.push((address, notify, orcpt));
+            }
+            return vec![reply("250 2.1.5 Ok")];
+        }
+        RcptVerdict::UnknownLocal => format!("550 5.1.1 <{asked}>: Recipient address rejected: User unknown"),
+        RcptVerdict::RelayDenied => format!("554 5.7.1 <{asked}>: Relay access denied"),
+        RcptVerdict::OverQuota => return vec![reply(&format!("452 4.2.2 <{asked}>: Mailbox full"))],
+        RcptVerdict::BadSyntax(why) => format!("553 5.1.3 <{asked}>: {why}"),
+        RcptVerdict::Unavailable => return vec![reply("451 4.3.0 Temporary lookup failure, try again later")],
+    };
+    s.bad(&text)
+}
+
+pub(super) fn data(s: &mut Session) -> Vec<Action> {
+    match &s.tx {
+        None => s.bad("503 5.5.1 Need MAIL command"),
+        Some(tx) if tx.recipients.is_empty() => s.bad("554 5.5.1 No valid recipients"),
+        Some(_) => {
+            s.state = State::Data;
+            vec![
+                reply("354 End data with <CR><LF>.<CR><LF>"),
+                Action::ReceiveData {
+                    max_size: s.config.max_message_size,
+                },
+            ]
+        }
+    }
+}
+
+pub(super) fn data_received(s: &mut Session, outcome: DataOutcome) -> Vec<Action> {
+    if s.state != State::Data {
+        return Vec::new();
+    }
+    s.state = State::Ready;
+    let refusal = match outcome {
+        DataOutcome::Ok { .. } => None,
+        DataOutcome::BareLineEnding => Some("550 5.6.0 Message has bare CR or LF characters; lines must end with CRLF"),
+        DataOutcome::TooBig => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
+        DataOutcome::LineTooLong => Some("550 5.6.0 Message has a text line longer than 998 octets"),
+        DataOutcome::TooManyHops(_) => Some("554 5.4.6 Too many Received headers: mail loop?"),
+    };
+    let tx = s.tx.take().expect("DATA only within a transaction");
+    if let Some(text) = refusal {
+        return vec![reply(text)];
+    }
+    s.state = State::Submitting;
+    let envelope = Envelope {
+        protocol: s.protocol(tx.params.smtputf8),
+        mail_from: tx.from,
+        recipients: tx.recipients,
+        ret: tx.params.ret,
+        envid: tx.params.envid,
+        body: tx.params.body,
+        smtputf8: tx.params.smtputf8,
+        helo: s.helo.as_ref().map(|h| h.0.clone()).unwrap_or_default(),
+        tls: s.tls.clone().unwrap_or_default(),
+        auth_user: s.auth.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
+        submission: s.config.listener != Listener::Mx,
+    };
+    vec![Action::Submit(envelope)]
+}
+
+pub(super) fn submitted(s: &mut Session, r: SubmitResult) -> Vec<Action> {
+    if s.state != State::Submitting {
+        return Vec::new();
+    }
+    s.state = State::Ready;
+    let text = match r {
+        SubmitResult::Queued(id) => format!("250 2.0.0 Ok {id}"),
+        SubmitResult::OverQuota => "452 4.2.2 Mailbox full, try again later".into(),
+        SubmitResult::TooBig => "552 5.3.4 Message size exceeds fixed maximum message size".into(),
+        SubmitResult::Refused(why) => format!("451 4.3.0 Recipients changed while receiving ({why}); try again"),
+        SubmitResult::Unavailable => "451 4.3.0 Temporary failure storing the message, try again later".into(),
+    };
+    vec![reply(&text)]
+}

@@ -1,0 +1,176 @@
+//! SMTP command parsing, with no I/O: `smtp-proto` reads the command line (RFC 5321 §4.1,
+//! with the ESMTP parameters of RFC 1870 SIZE, 6152 8BITMIME, 3461 DSN, 6531 SMTPUTF8);
+//! this module turns its result into our own `Command`, so the session never sees the crate.
+use smtp_proto::{Error as ProtoError, Request};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    Login,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailParams {
+    pub size: u64,
+    pub body: String,
+    pub ret: String,
+    pub envid: String,
+    pub smtputf8: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Ehlo(String),
+    Helo(String),
+    Mail { from: String, params: MailParams },
+    Rcpt { to: String, notify: u32, orcpt: String },
+    Data,
+    Bdat,
+    Rset,
+    Noop,
+    Quit,
+    StartTls,
+    Auth { mechanism: Mechanism, initial: Option<String> },
+    Vrfy,
+    Expn,
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    Unknown,
+    BadSender,
+    BadRecipient,
+    Syntax(String),
+}
+
+/// Parses one command line; `line` ends with LF (CR LF or a bare LF).
+pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
+    let request = Request::parse(&mut line.iter()).map_err(|e| match e {
+        ProtoError::UnknownCommand => ParseError::Unknown,
+        ProtoError::InvalidSenderAddress => ParseError::BadSender,
+        ProtoError::InvalidRecipientAddress => ParseError::BadRecipient,
+        ProtoError::SyntaxError { syntax } => ParseError::Syntax(format!("Syntax: {syntax}")),
+        ProtoError::InvalidParameter { param } => ParseError::Syntax(format!("Invalid parameter {param}")),
+        ProtoError::UnsupportedParameter { param } => ParseError::Syntax(format!("Unsupported parameter {param}")),
+        other => ParseError::Syntax(format!("{other:?}")),
+    })?;
+    Ok(match request {
+        Request::Ehlo { host } => Command::Ehlo(host.into_owned()),
+        Request::Helo { host } => Command::Helo(host.into_owned()),
+        Request::Lhlo { .. } => return Err(ParseError::Unknown),
+        Request::Mail { from } => Command::Mail {
+            params: MailParams {
+                size: from.size as u64,
+                body: body(from.flags).to_string(),
+                ret: ret(from.flags).to_string(),
+                envid: from.env_id.map(|e| e.into_owned()).unwrap_or_default(),
+                smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+            },
+            from: from.address.into_owned(),
+        },
+        Request::Rcpt { to } => Command::Rcpt {
+            notify: notify(to.flags),
+            orcpt: to.orcpt.map(|o| o.into_owned()).unwrap_or_default(),
+            to: to.address.into_owned(),
+        },
+        Request::Data => Command::Data,
+        Request::Bdat { .. } => Command::Bdat,
+        Request::Rset => Command::Rset,
+        Request::Noop { .. } => Command::Noop,
+        Request::Quit => Command::Quit,
+        Request::StartTls => Command::StartTls,
+        Request::Auth { mechanism, initial_response } => Command::Auth {
+            mechanism: match mechanism {
+                smtp_proto::AUTH_PLAIN => Mechanism::Plain,
+                smtp_proto::AUTH_LOGIN => Mechanism::Login,
+                _ => Mechanism::Other,
+            },
+            initial: (!initial_response.is_empty()).then(|| initial_response.into_owned()),
+        },
+        Request::Vrfy { .. } => Command::Vrfy,
+        Request::Expn { .. } => Command::Expn,
+        Request::Help { .. } => Command::Help,
+        Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => return Err(ParseError::Unknown),
+    })
+}
+
+fn body(flags: u64) -> &'static str {
+    if flags & smtp_proto::MAIL_BODY_8BITMIME != 0 {
+        "8BITMIME"
+    } else if flags & smtp_proto::MAIL_BODY_7BIT != 0 {
+        "7BIT"
+    } else if flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+        "BINARYMIME"
+    } else {
+        ""
+    }
+}
+
+fn ret(flags: u64) -> &'static str {
+    if flags & smtp_proto::MAIL_RET_FULL != 0 {
+        "FULL"
+    } else if flags & smtp_proto::MAIL_RET_HDRS != 0 {
+        "HDRS"
+    } else {
+        ""
+    }
+}
+
+/// RFC 3461 NOTIFY as bits: 1 SUCCESS, 2 FAILURE, 4 DELAY, 8 NEVER (0: not given).
+fn notify(flags: u64) -> u32 {
+    [
+        (smtp_proto::RCPT_NOTIFY_SUCCESS, 1),
+        (smtp_proto::RCPT_NOTIFY_FAILURE, 2),
+        (smtp_proto::RCPT_NOTIFY_DELAY, 4),
+        (smtp_proto::RCPT_NOTIFY_NEVER, 8),
+    ]
+    .iter()
+    .filter(|(f, _)| flags & f != 0)
+    .map(|(_, b)| b)
+    .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_envelope_commands_with_parameters() {
+        assert_eq!(
+            parse_command(b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=xyz\r\n"),
+            Ok(Command::Mail {
+                from: "a@b.example".into(),
+                params: MailParams {
+                    size: 1000,
+                    body: "8BITMIME".into(),
+                    ret: "HDRS".into(),
+                    envid: "xyz".into(),
+                    smtputf8: false
+                }
+            })
+        );
+        assert_eq!(
+            parse_command(b"RCPT TO:<c@d.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;c@d.example\r\n"),
+            Ok(Command::Rcpt { to: "c@d.example".into(), notify: 6, orcpt: "rfc822;c@d.example".into() })
+        );
+        assert_eq!(
+            parse_command(b"MAIL FROM:<>\r\n"),
+            Ok(Command::Mail { from: String::new(), params: MailParams::default() })
+        );
+        assert_eq!(parse_command(b"ehlo client.example\r\n"), Ok(Command::Ehlo("client.example".into())));
+        assert_eq!(
+            parse_command(b"AUTH PLAIN AGEAYg==\r\n"),
+            Ok(Command::Auth { mechanism: Mechanism::Plain, initial: Some("AGEAYg==".into()) })
+        );
+        assert_eq!(parse_command(b"AUTH LOGIN\r\n"), Ok(Command::Auth { mechanism: Mechanism::Login, initial: None }));
+    }
+
+    #[test]
+    fn refuses_bad_commands() {
+        assert_eq!(parse_command(b"FOO bar\r\n"), Err(ParseError::Unknown));
+        assert_eq!(parse_command(b"RCPT TO:<a@b@c>\r\n"), Err(ParseError::BadRecipient));
+        assert!(matches!(parse_command(b"MAIL FROM:a@b\r\n"), Err(ParseError::Syntax(_))));
+    }
+}
