@@ -32,6 +32,27 @@ pub struct FrontendArgs {
     /// POP3S listener (implicit TLS), e.g. 0.0.0.0:995.
     #[arg(long, env = "BRIDGEHEAD_POP3S_LISTEN")]
     pub pop3s_listen: Option<SocketAddr>,
+    /// SMTP inbound MX listener (STARTTLS, no AUTH, local recipients only), e.g. 0.0.0.0:25.
+    #[arg(long, env = "BRIDGEHEAD_SMTP_LISTEN")]
+    pub smtp_listen: Option<SocketAddr>,
+    /// SMTP submission listener (STARTTLS, AUTH required), e.g. 0.0.0.0:587.
+    #[arg(long, env = "BRIDGEHEAD_SUBMISSION_LISTEN")]
+    pub submission_listen: Option<SocketAddr>,
+    /// SMTP submissions listener (implicit TLS, AUTH required), e.g. 0.0.0.0:465.
+    #[arg(long, env = "BRIDGEHEAD_SUBMISSIONS_LISTEN")]
+    pub submissions_listen: Option<SocketAddr>,
+    /// Host name in greetings and Received headers (default: the system's host name).
+    #[arg(long, env = "BRIDGEHEAD_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Largest message accepted over SMTP, in octets (advertised with SIZE).
+    #[arg(long, env = "BRIDGEHEAD_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<u64>,
+    /// Most recipients per message.
+    #[arg(long, env = "BRIDGEHEAD_MAX_RECIPIENTS")]
+    pub max_recipients: Option<usize>,
+    /// Most connections at once from one client address.
+    #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// TLS certificate chain (PEM).
     #[arg(long, env = "BRIDGEHEAD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -106,6 +127,25 @@ impl FrontendArgs {
         let config = FrontendConfig {
             pop3_listen: self.pop3_listen.or(file.pop3_listen),
             pop3s_listen: self.pop3s_listen.or(file.pop3s_listen),
+            smtp_listen: self.smtp_listen.or(file.smtp_listen),
+            submission_listen: self.submission_listen.or(file.submission_listen),
+            submissions_listen: self.submissions_listen.or(file.submissions_listen),
+            hostname: self
+                .hostname
+                .or(file.hostname)
+                .unwrap_or_else(system_hostname),
+            max_message_size: self
+                .max_message_size
+                .or(file.max_message_size)
+                .unwrap_or(d.max_message_size),
+            max_recipients: self
+                .max_recipients
+                .or(file.max_recipients)
+                .unwrap_or(d.max_recipients),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.max_connections_per_ip),
             backends,
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
@@ -128,8 +168,15 @@ impl FrontendArgs {
                 .unwrap_or(d.max_connections),
             ..d
         };
-        if config.pop3_listen.is_none() && config.pop3s_listen.is_none() {
-            bail!("no listener given: use --pop3-listen and/or --pop3s-listen");
+        let listeners = [
+            config.pop3_listen,
+            config.pop3s_listen,
+            config.smtp_listen,
+            config.submission_listen,
+            config.submissions_listen,
+        ];
+        if listeners.iter().all(Option::is_none) {
+            bail!("no listener given: use --pop3-listen, --pop3s-listen, --smtp-listen, --submission-listen or --submissions-listen");
         }
         Ok(config)
     }
@@ -191,4 +238,14 @@ pub async fn run_backend(args: BackendArgs) -> Result<()> {
     tracing::info!("back-end stopping");
     handle.stop().await?;
     Ok(())
+}
+
+/// The machine's host name, or "localhost" when it cannot be read.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

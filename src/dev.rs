@@ -36,6 +36,15 @@ pub struct DevArgs {
     /// POP3S port (implicit TLS); 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_POP3S_PORT", default_value_t = 1995)]
     pop3s_port: u16,
+    /// SMTP inbound MX port (25 in production); 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_SMTP_PORT", default_value_t = 2525)]
+    smtp_port: u16,
+    /// SMTP submission port (587 in production, STARTTLS); 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_SUBMISSION_PORT", default_value_t = 1587)]
+    submission_port: u16,
+    /// SMTP submissions port (465 in production, implicit TLS); 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_SUBMISSIONS_PORT", default_value_t = 1465)]
+    submissions_port: u16,
     /// Back-end gRPC (and admin API) port; 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_GRPC_PORT", default_value_t = 7070)]
     grpc_port: u16,
@@ -67,6 +76,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let frontend = FrontendHandle::start(FrontendConfig {
         pop3_listen: Some(SocketAddr::new(args.host, args.pop3_port)),
         pop3s_listen: Some(SocketAddr::new(args.host, args.pop3s_port)),
+        smtp_listen: Some(SocketAddr::new(args.host, args.smtp_port)),
+        submission_listen: Some(SocketAddr::new(args.host, args.submission_port)),
+        submissions_listen: Some(SocketAddr::new(args.host, args.submissions_port)),
+        hostname: crate::config::system_hostname(),
         backends: vec![backend.addr.to_string()],
         tls_cert: Some(cert),
         tls_key: Some(key),
@@ -77,6 +90,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let endpoints = serde_json::json!({
         "pop3": frontend.pop3.map(|a| a.to_string()),
         "pop3s": frontend.pop3s.map(|a| a.to_string()),
+        "smtp": frontend.smtp.map(|a| a.to_string()),
+        "submission": frontend.submission.map(|a| a.to_string()),
+        "submissions": frontend.submissions.map(|a| a.to_string()),
         "grpc": backend.addr.to_string(),
         "admin_token": admin_token,
         "demo_user": DEMO_USER,
@@ -156,6 +172,15 @@ fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
         "  pop3s     {}   (implicit TLS, self-signed certificate)",
         s("pop3s")
     );
+    println!(
+        "  smtp      {}   (inbound MX: local recipients, STARTTLS)",
+        s("smtp")
+    );
+    println!(
+        "  submission {}  (STARTTLS + AUTH, relays for users)",
+        s("submission")
+    );
+    println!("  submissions {} (implicit TLS + AUTH)", s("submissions"));
     println!("  grpc      {}   (back-end and admin API)", s("grpc"));
     println!(
         "  demo user {}  password {}",

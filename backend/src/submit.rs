@@ -108,9 +108,13 @@ impl Submission {
             queue_id,
             single_recipient: single,
         };
-        let mut writer = store.begin_content(max_size + ADDED_HEADERS_ALLOWANCE).await?;
+        let mut writer = store
+            .begin_content(max_size + ADDED_HEADERS_ALLOWANCE)
+            .await?;
         if !env.submit_token.is_empty() {
-            let earlier = writer.claim_submission(&env.submit_token, &arrival.queue_id).await?;
+            let earlier = writer
+                .claim_submission(&env.submit_token, &arrival.queue_id)
+                .await?;
             if let Some(queue_id) = earlier {
                 return Ok(Begun::Duplicate(Accepted {
                     queue_id,

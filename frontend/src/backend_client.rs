@@ -4,8 +4,12 @@
 //! configured back-end; an idempotent call that finds a back-end down (UNAVAILABLE) is tried
 //! on the next one, so a dead back-end costs a session nothing. Every call carries all of its
 //! state, so no back-end is tied to a session.
+use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
+use bridgehead_proto::v1::auth_client::AuthClient;
+use bridgehead_proto::v1::delivery_client::DeliveryClient;
 use bridgehead_proto::v1::maildrop_client::MaildropClient;
+use bridgehead_proto::CHUNK_SIZE;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -46,6 +50,10 @@ pub enum BackendError {
     LeaseLost,
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("the mailbox is over quota")]
+    Quota,
+    #[error("the message is too large")]
+    TooLarge,
     #[error("back-end refused: {0}")]
     Refused(String),
     #[error("bad back-end address {0:?}: {1}")]
@@ -56,6 +64,8 @@ impl From<Status> for BackendError {
     fn from(s: Status) -> Self {
         match s.code() {
             Code::FailedPrecondition => BackendError::LeaseLost,
+            Code::ResourceExhausted => BackendError::Quota,
+            Code::OutOfRange => BackendError::TooLarge,
             Code::NotFound => BackendError::NotFound(s.message().to_string()),
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 BackendError::Unavailable(s.message().to_string())
@@ -121,14 +131,14 @@ impl Backends {
     /// Runs an idempotent call, moving to the next back-end while one is unreachable.
     async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, BackendError>
     where
-        F: Fn(MaildropClient<Channel>) -> Fut,
+        F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = Status::unavailable("no back-end configured");
         for i in 0..self.channels.len() {
             let channel = self.channels[(start + i) % self.channels.len()].clone();
-            match call(MaildropClient::new(channel)).await {
+            match call(channel).await {
                 Err(s) if s.code() == Code::Unavailable => last = s,
                 other => return other.map_err(BackendError::from),
             }
@@ -154,9 +164,9 @@ impl Backends {
             session_token: lease.token.clone(),
             lease_seconds: lease.seconds,
         };
-        let reply = self.idempotent(|mut c| {
+        let reply = self.idempotent(|ch| {
             let req = req.clone();
-            async move { c.open(req).await }
+            async move { MaildropClient::new(ch).open(req).await }
         });
         match reply.await?.into_inner().outcome {
             Some(Outcome::Opened(m)) => Ok(OpenOutcome::Opened {
@@ -180,9 +190,9 @@ impl Backends {
 
     pub async fn renew(&self, lease: &Lease) -> Result<(), BackendError> {
         let req = lease_ref(lease);
-        self.idempotent(|mut c| {
+        self.idempotent(|ch| {
             let req = req.clone();
-            async move { c.renew(req).await }
+            async move { MaildropClient::new(ch).renew(req).await }
         })
         .await
         .map(|_| ())
@@ -200,9 +210,9 @@ impl Backends {
             top_lines: top,
         };
         let stream = self
-            .idempotent(|mut c| {
+            .idempotent(|ch| {
                 let req = req.clone();
-                async move { c.fetch(req).await }
+                async move { MaildropClient::new(ch).fetch(req).await }
             })
             .await?;
         Ok(MessageChunks(stream.into_inner()))
@@ -215,9 +225,9 @@ impl Backends {
             deleted_uids: uids,
         };
         let reply = self
-            .idempotent(|mut c| {
+            .idempotent(|ch| {
                 let req = req.clone();
-                async move { c.commit(req).await }
+                async move { MaildropClient::new(ch).commit(req).await }
             })
             .await?;
         Ok(reply.into_inner().deleted)
@@ -225,13 +235,151 @@ impl Backends {
 
     pub async fn release(&self, lease: &Lease) -> Result<(), BackendError> {
         let req = lease_ref(lease);
-        self.idempotent(|mut c| {
+        self.idempotent(|ch| {
             let req = req.clone();
-            async move { c.release(req).await }
+            async move { MaildropClient::new(ch).release(req).await }
         })
         .await
         .map(|_| ())
     }
+}
+
+/// SMTP calls.
+impl Backends {
+    /// Checks a password; on failure, waits the delay the back-end asks for first.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<AuthResult, BackendError> {
+        use pb::authenticate_reply::Outcome;
+        let req = pb::AuthenticateRequest {
+            credentials: Some(pb::Credentials {
+                username: user.to_string(),
+                password: password.to_string(),
+                client_address: client.to_string(),
+            }),
+        };
+        let reply = self
+            .idempotent(|ch| {
+                let req = req.clone();
+                async move { AuthClient::new(ch).authenticate(req).await }
+            })
+            .await?;
+        match reply.into_inner().outcome {
+            Some(Outcome::Account(a)) => Ok(AuthResult::Ok {
+                user: a.address,
+                addresses: a.addresses,
+            }),
+            Some(Outcome::Failure(f)) => {
+                tokio::time::sleep(Duration::from_millis(u64::from(f.delay_ms))).await;
+                Ok(AuthResult::Failed)
+            }
+            None => Err(BackendError::Refused("empty reply to Authenticate".into())),
+        }
+    }
+
+    /// The relay policy's verdict on one recipient.
+    pub async fn check_recipient(
+        &self,
+        address: &str,
+        authenticated: bool,
+        size: u64,
+    ) -> Result<RcptVerdict, BackendError> {
+        use pb::recipient_reply::Verdict as V;
+        let req = pb::RecipientRequest {
+            address: address.to_string(),
+            authenticated,
+            size_hint: size,
+        };
+        let reply = self
+            .idempotent(|ch| {
+                let req = req.clone();
+                async move { DeliveryClient::new(ch).check_recipient(req).await }
+            })
+            .await?
+            .into_inner();
+        Ok(match V::try_from(reply.verdict).unwrap_or(V::Unspecified) {
+            V::Local | V::Relay => RcptVerdict::Accept(reply.canonical),
+            V::UnknownLocal => RcptVerdict::UnknownLocal,
+            V::RelayDenied => RcptVerdict::RelayDenied,
+            V::OverQuota => RcptVerdict::OverQuota,
+            V::BadSyntax => RcptVerdict::BadSyntax(reply.reason),
+            V::Unspecified => RcptVerdict::Unavailable,
+        })
+    }
+
+    /// Hands a message to a back-end; returns the queue id once it is committed. The same
+    /// `token` makes a repeat on another back-end (after a lost reply) store nothing twice.
+    pub async fn submit(
+        &self,
+        env: &Envelope,
+        origin: &Origin,
+        content: &[u8],
+    ) -> Result<String, BackendError> {
+        let envelope = wire_envelope(env, origin);
+        let reply = self
+            .idempotent(|ch| {
+                let parts = submit_parts(envelope.clone(), content);
+                async move { DeliveryClient::new(ch).submit(futures_iter(parts)).await }
+            })
+            .await?;
+        Ok(reply.into_inner().queue_id)
+    }
+}
+
+/// Where a message came from, besides what the session knows.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub client_address: String,
+    pub received_by: String,
+    /// Unique per SMTP transaction.
+    pub token: String,
+}
+
+fn wire_envelope(e: &Envelope, o: &Origin) -> pb::Envelope {
+    pb::Envelope {
+        mail_from: e.mail_from.clone(),
+        recipients: e
+            .recipients
+            .iter()
+            .map(|(address, notify, orcpt)| pb::SubmitRecipient {
+                address: address.clone(),
+                notify: *notify,
+                orcpt: orcpt.clone(),
+            })
+            .collect(),
+        ret: e.ret.clone(),
+        envid: e.envid.clone(),
+        client_address: o.client_address.clone(),
+        client_helo: e.helo.clone(),
+        protocol: e.protocol.clone(),
+        tls: e.tls.clone(),
+        auth_user: e.auth_user.clone(),
+        submission: e.submission,
+        body: e.body.clone(),
+        smtputf8: e.smtputf8,
+        received_by: o.received_by.clone(),
+        submit_token: o.token.clone(),
+    }
+}
+
+fn submit_parts(envelope: pb::Envelope, content: &[u8]) -> Vec<pb::SubmitPart> {
+    use pb::submit_part::Part;
+    let mut parts = Vec::with_capacity(2 + content.len() / CHUNK_SIZE);
+    parts.push(pb::SubmitPart {
+        part: Some(Part::Envelope(envelope)),
+    });
+    parts.extend(content.chunks(CHUNK_SIZE).map(|c| pb::SubmitPart {
+        part: Some(Part::Data(c.to_vec())),
+    }));
+    parts
+}
+
+/// A ready-made request stream.
+fn futures_iter<T: Send + 'static>(items: Vec<T>) -> tokio_stream::Iter<std::vec::IntoIter<T>> {
+    tokio_stream::iter(items)
 }
 
 fn lease_ref(l: &Lease) -> pb::LeaseRef {

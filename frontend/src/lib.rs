@@ -5,11 +5,12 @@
 //! rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code, and
 //! `server` the listeners, connection limit and shutdown.
 pub mod backend_client;
+pub mod limits;
 pub mod lines;
 pub mod pop3;
 pub mod sasl;
-pub mod smtp;
 pub mod server;
+pub mod smtp;
 pub mod tls;
 
 pub use server::{FrontendConfig, FrontendError, FrontendHandle};

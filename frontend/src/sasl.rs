@@ -47,9 +47,19 @@ mod tests {
 
     #[test]
     fn plain_responses() {
-        assert_eq!(plain(b"AGFsaWNlAHNlY3JldA=="), Ok(("alice".into(), "secret".into())));
-        assert_eq!(plain(b"YWxpY2UAYWxpY2UAc2VjcmV0"), Ok(("alice".into(), "secret".into())));
-        assert_eq!(plain(b"Ym9iAGFsaWNlAHNlY3JldA=="), Err(SaslError::BadPlain), "bob acting as alice");
+        assert_eq!(
+            plain(b"AGFsaWNlAHNlY3JldA=="),
+            Ok(("alice".into(), "secret".into()))
+        );
+        assert_eq!(
+            plain(b"YWxpY2UAYWxpY2UAc2VjcmV0"),
+            Ok(("alice".into(), "secret".into()))
+        );
+        assert_eq!(
+            plain(b"Ym9iAGFsaWNlAHNlY3JldA=="),
+            Err(SaslError::BadPlain),
+            "bob acting as alice"
+        );
         assert_eq!(plain(b"!!"), Err(SaslError::BadBase64));
         assert_eq!(decode(b"="), Ok(String::new()));
     }

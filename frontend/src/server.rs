@@ -1,10 +1,15 @@
-//! The front-end role: listeners, the connection limit, graceful shutdown.
+//! The front-end role: listeners, connection limits, graceful shutdown.
 //!
 //! Each accepted connection runs in its own task, tracked so that `stop` can wait for all
-//! of them; a connection past the limit is told so (`-ERR [SYS/TEMP]`) and closed at once
-//! rather than left waiting. The front-end keeps nothing that must survive it.
+//! of them. A connection past the total limit or the per-address limit is told so in its
+//! protocol (`-ERR [SYS/TEMP]`, `421 4.7.0`) and closed at once rather than left waiting.
+//! The front-end keeps nothing that must survive it.
 use crate::backend_client::{BackendError, Backends};
+use crate::limits::{AddressLimiter, Slot};
 use crate::pop3::{self, Pop3Context, Pop3Settings};
+use crate::smtp::connection::SmtpSettings;
+use crate::smtp::session::Listener;
+use crate::smtp::{self, SmtpContext};
 use crate::tls::{self, Conn, TlsError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,16 +25,26 @@ use tokio_util::task::TaskTracker;
 pub struct FrontendConfig {
     pub pop3_listen: Option<SocketAddr>,
     pub pop3s_listen: Option<SocketAddr>,
+    pub smtp_listen: Option<SocketAddr>,
+    pub submission_listen: Option<SocketAddr>,
+    pub submissions_listen: Option<SocketAddr>,
     /// Back-end gRPC addresses (`host:port` or URLs).
     pub backends: Vec<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The name in greetings and Received headers.
+    pub hostname: String,
     pub allow_plaintext_auth: bool,
     pub idle_timeout: Duration,
     pub lease_seconds: u32,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub max_bad_commands: u32,
     pub backend_timeout: Duration,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub smtp_command_timeout: Duration,
+    pub smtp_data_timeout: Duration,
 }
 
 impl Default for FrontendConfig {
@@ -37,15 +52,24 @@ impl Default for FrontendConfig {
         FrontendConfig {
             pop3_listen: None,
             pop3s_listen: None,
+            smtp_listen: None,
+            submission_listen: None,
+            submissions_listen: None,
             backends: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            hostname: "localhost".to_string(),
             allow_plaintext_auth: false,
             idle_timeout: Duration::from_secs(600),
             lease_seconds: 120,
             max_connections: 10_000,
+            max_connections_per_ip: 100,
             max_bad_commands: 10,
             backend_timeout: Duration::from_secs(30),
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            smtp_command_timeout: Duration::from_secs(300),
+            smtp_data_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -62,44 +86,123 @@ pub enum FrontendError {
     Backends(#[from] BackendError),
 }
 
+/// The protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Pop3,
+    Pop3s,
+    Smtp(Listener),
+}
+
+impl Service {
+    fn implicit_tls(self) -> bool {
+        matches!(self, Service::Pop3s | Service::Smtp(Listener::Submissions))
+    }
+
+    fn busy_reply(self) -> &'static [u8] {
+        match self {
+            Service::Pop3 | Service::Pop3s => {
+                b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+            }
+            Service::Smtp(_) => b"421 4.7.0 Too many connections, try again later\r\n",
+        }
+    }
+}
+
 /// A running front-end.
 pub struct FrontendHandle {
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub submissions: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+struct Shared {
+    pop3: Arc<Pop3Context>,
+    smtp: Arc<SmtpContext>,
+    tls: Option<TlsAcceptor>,
+    limiter: Arc<AddressLimiter>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl FrontendHandle {
     pub async fn start(config: FrontendConfig) -> Result<FrontendHandle, FrontendError> {
-        let acceptor = match (&config.tls_cert, &config.tls_key) {
+        let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
             _ => None,
         };
-        if config.pop3s_listen.is_some() && acceptor.is_none() {
+        if tls.is_none() && config.pop3s_listen.is_some() {
             return Err(FrontendError::NeedsTls("POP3S"));
         }
+        if tls.is_none() && config.submissions_listen.is_some() {
+            return Err(FrontendError::NeedsTls("SMTP submissions (implicit TLS)"));
+        }
         let backends = Arc::new(Backends::new(&config.backends, config.backend_timeout)?);
-        let ctx = Arc::new(Pop3Context {
-            backends,
-            tls: acceptor,
-            settings: Pop3Settings {
-                allow_plaintext_auth: config.allow_plaintext_auth,
-                idle_timeout: config.idle_timeout,
-                lease_seconds: config.lease_seconds,
-                max_bad_commands: config.max_bad_commands,
-            },
+        let shared = Arc::new(Shared {
+            pop3: Arc::new(Pop3Context {
+                backends: backends.clone(),
+                tls: tls.clone(),
+                settings: Pop3Settings {
+                    allow_plaintext_auth: config.allow_plaintext_auth,
+                    idle_timeout: config.idle_timeout,
+                    lease_seconds: config.lease_seconds,
+                    max_bad_commands: config.max_bad_commands,
+                },
+            }),
+            smtp: Arc::new(SmtpContext {
+                backends,
+                tls: tls.clone(),
+                settings: SmtpSettings {
+                    hostname: config.hostname.clone(),
+                    max_message_size: config.max_message_size,
+                    max_recipients: config.max_recipients,
+                    allow_plaintext_auth: config.allow_plaintext_auth,
+                    max_bad_commands: config.max_bad_commands.max(20),
+                    command_timeout: config.smtp_command_timeout,
+                    data_timeout: config.smtp_data_timeout,
+                },
+            }),
+            tls,
+            limiter: Arc::new(AddressLimiter::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            )),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
         });
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let limit = Arc::new(Semaphore::new(config.max_connections));
         let mut handle = FrontendHandle {
             pop3: None,
             pop3s: None,
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
+            smtp: None,
+            submission: None,
+            submissions: None,
+            shutdown: shared.shutdown.clone(),
+            tracker: shared.tracker.clone(),
         };
-        for (addr, implicit_tls) in [(config.pop3_listen, false), (config.pop3s_listen, true)] {
+        let listeners = [
+            (config.pop3_listen, Service::Pop3, &mut handle.pop3),
+            (config.pop3s_listen, Service::Pop3s, &mut handle.pop3s),
+            (
+                config.smtp_listen,
+                Service::Smtp(Listener::Mx),
+                &mut handle.smtp,
+            ),
+            (
+                config.submission_listen,
+                Service::Smtp(Listener::Submission),
+                &mut handle.submission,
+            ),
+            (
+                config.submissions_listen,
+                Service::Smtp(Listener::Submissions),
+                &mut handle.submissions,
+            ),
+        ];
+        for (addr, service, slot) in listeners {
             let Some(addr) = addr else { continue };
             let listener = TcpListener::bind(addr)
                 .await
@@ -107,21 +210,11 @@ impl FrontendHandle {
             let bound = listener
                 .local_addr()
                 .map_err(|e| FrontendError::Listen(addr, e))?;
-            if implicit_tls {
-                handle.pop3s = Some(bound);
-            } else {
-                handle.pop3 = Some(bound);
-            }
-            tracing::info!(addr = %bound, tls = implicit_tls, "POP3 listening");
-            let accept = Acceptor {
-                listener,
-                implicit_tls,
-                ctx: ctx.clone(),
-                limit: limit.clone(),
-                shutdown: shutdown.clone(),
-                tracker: tracker.clone(),
-            };
-            tracker.spawn(accept.run());
+            *slot = Some(bound);
+            tracing::info!(addr = %bound, ?service, "listening");
+            shared
+                .tracker
+                .spawn(accept_loop(listener, service, shared.clone()));
         }
         Ok(handle)
     }
@@ -134,57 +227,66 @@ impl FrontendHandle {
     }
 }
 
-struct Acceptor {
-    listener: TcpListener,
-    implicit_tls: bool,
-    ctx: Arc<Pop3Context>,
-    limit: Arc<Semaphore>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
+async fn accept_loop(listener: TcpListener, service: Service, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let slot = shared.limiter.acquire(peer.ip());
+        let s = shared.clone();
+        shared
+            .tracker
+            .spawn(async move { connection(tcp, peer, service, slot, s).await });
+    }
 }
 
-impl Acceptor {
-    async fn run(self) {
-        loop {
-            let accepted = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                a = self.listener.accept() => a,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let permit = self.limit.clone().try_acquire_owned();
-            let ctx = self.ctx.clone();
-            let shutdown = self.shutdown.clone();
-            let implicit_tls = self.implicit_tls;
-            self.tracker.spawn(async move {
-                let Ok(_permit) = permit else {
-                    return refuse_busy(tcp, implicit_tls, &ctx).await;
-                };
-                let Some(conn) = open(tcp, implicit_tls, &ctx).await else {
-                    return;
-                };
-                pop3::serve(conn, peer, implicit_tls, ctx, shutdown).await;
-            });
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+    slot: Option<Slot>,
+    shared: Arc<Shared>,
+) {
+    let Some(conn) = open(tcp, service, shared.tls.as_ref()).await else {
+        return;
+    };
+    let Some(_slot) = slot else {
+        return refuse_busy(conn, service).await;
+    };
+    let shutdown = shared.shutdown.clone();
+    match service {
+        Service::Pop3 | Service::Pop3s => {
+            pop3::serve(
+                conn,
+                peer,
+                service.implicit_tls(),
+                shared.pop3.clone(),
+                shutdown,
+            )
+            .await
         }
+        Service::Smtp(kind) => smtp::serve(conn, peer, kind, shared.smtp.clone(), shutdown).await,
     }
 }
 
 /// Wraps the connection in TLS when the listener is implicit-TLS.
-async fn open(tcp: TcpStream, implicit_tls: bool, ctx: &Pop3Context) -> Option<Conn> {
+async fn open(tcp: TcpStream, service: Service, tls: Option<&TlsAcceptor>) -> Option<Conn> {
     let plain = Conn::Plain(tcp);
-    if !implicit_tls {
+    if !service.implicit_tls() {
         return Some(plain);
     }
-    let acceptor = ctx.tls.as_ref()?;
-    match tokio::time::timeout(Duration::from_secs(30), plain.upgrade(acceptor)).await {
+    match tokio::time::timeout(Duration::from_secs(30), plain.upgrade(tls?)).await {
         Ok(Ok(conn)) => Some(conn),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
@@ -194,11 +296,7 @@ async fn open(tcp: TcpStream, implicit_tls: bool, ctx: &Pop3Context) -> Option<C
     }
 }
 
-async fn refuse_busy(tcp: TcpStream, implicit_tls: bool, ctx: &Pop3Context) {
-    if let Some(mut conn) = open(tcp, implicit_tls, ctx).await {
-        let _ = conn
-            .write_all(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n")
-            .await;
-        let _ = conn.shutdown().await;
-    }
+async fn refuse_busy(mut conn: Conn, service: Service) {
+    let _ = conn.write_all(service.busy_reply()).await;
+    let _ = conn.shutdown().await;
 }

@@ -60,6 +60,27 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" on a TLS connection, for trace headers.
+    pub fn tls_description(&self) -> Option<String> {
+        let Conn::Tls(s) = self else { return None };
+        let (_, session) = s.get_ref();
+        let version = session
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let suite = session
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()))
+            .unwrap_or_default();
+        Some(
+            format!("{version} {suite}")
+                .replace("TLSv1_3", "TLSv1.3")
+                .replace("TLSv1_2", "TLSv1.2"),
+        )
+    }
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -65,6 +65,7 @@ pub struct Options {
     pub lease_seconds: u32,
     /// Extra back-end addresses the front-end is told about (e.g. dead ones).
     pub extra_backends: Vec<String>,
+    pub max_message_size: u64,
 }
 
 impl Default for Options {
@@ -75,6 +76,7 @@ impl Default for Options {
             idle_timeout: Duration::from_secs(600),
             lease_seconds: 60,
             extra_backends: Vec::new(),
+            max_message_size: 50 * 1024 * 1024,
         }
     }
 }
@@ -86,6 +88,9 @@ pub struct Cluster {
     pub frontend: Option<FrontendHandle>,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
     pub database_url: String,
     pub store: Store,
     pub cert: PathBuf,
@@ -125,6 +130,11 @@ impl Cluster {
         let frontend = FrontendHandle::start(FrontendConfig {
             pop3_listen: Some(any),
             pop3s_listen: Some(any),
+            smtp_listen: Some(any),
+            submission_listen: Some(any),
+            submissions_listen: Some(any),
+            hostname: "mx.test.example".to_string(),
+            max_message_size: opts.max_message_size,
             backends,
             tls_cert: Some(cert.clone()),
             tls_key: Some(key),
@@ -141,6 +151,9 @@ impl Cluster {
             backend: Some(backend),
             pop3: frontend.pop3.expect("pop3 bound"),
             pop3s: frontend.pop3s.expect("pop3s bound"),
+            smtp: frontend.smtp.expect("smtp bound"),
+            submission: frontend.submission.expect("submission bound"),
+            submissions: frontend.submissions.expect("submissions bound"),
             frontend: Some(frontend),
             database_url,
             cert,
@@ -200,7 +213,7 @@ impl Cluster {
             .expect("begin");
         w.write(message).await.expect("write");
         let d = w
-            .deliver(&[(id, mailbox, Vec::new())])
+            .deliver(&[(id, mailbox, Vec::new())], None)
             .await
             .expect("deliver");
         d[0].uid

@@ -44,14 +44,18 @@ impl pb::delivery_server::Delivery for Services {
         let mut parts = req.into_inner();
         let first = required(parts.message().await?.and_then(|p| p.part), "envelope")?;
         let Part::Envelope(env) = first else {
-            return Err(Status::invalid_argument("the first part must be the envelope"));
+            return Err(Status::invalid_argument(
+                "the first part must be the envelope",
+            ));
         };
         let max = self.settings.max_message_size;
         let accepted = match Submission::begin(&self.store, envelope(env), max).await? {
             Begun::New(mut submission) => {
                 while let Some(part) = parts.message().await? {
                     let Some(Part::Data(d)) = part.part else {
-                        return Err(Status::invalid_argument("only data may follow the envelope"));
+                        return Err(Status::invalid_argument(
+                            "only data may follow the envelope",
+                        ));
                     };
                     submission.write(&d).await?;
                 }

@@ -7,7 +7,6 @@ impl From<StoreError> for Status {
         let code = match &e {
             StoreError::InvalidAddress(..)
             | StoreError::BadPassword
-            | StoreError::TooLarge(_)
             | StoreError::InvalidEnvelope(_) => Code::InvalidArgument,
             StoreError::UnknownDomain(_)
             | StoreError::UnknownUser(_)
@@ -19,6 +18,7 @@ impl From<StoreError> for Status {
             | StoreError::LeaseLost
             | StoreError::RecipientRefused(..) => Code::FailedPrecondition,
             StoreError::QuotaExceeded(_) => Code::ResourceExhausted,
+            StoreError::TooLarge(_) => Code::OutOfRange,
             StoreError::Database(_) => Code::Unavailable,
             StoreError::Hash(_) | StoreError::Migrate(_) => Code::Internal,
         };

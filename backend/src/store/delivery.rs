@@ -65,7 +65,11 @@ impl ContentWriter {
     /// Records a submission token in this transaction. Returns the queue id stored earlier
     /// under the same token, if there is one (then this delivery must be dropped). A
     /// concurrent holder of the token makes this wait until it commits or aborts.
-    pub async fn claim_submission(&mut self, token: &str, queue_id: &str) -> Result<Option<String>> {
+    pub async fn claim_submission(
+        &mut self,
+        token: &str,
+        queue_id: &str,
+    ) -> Result<Option<String>> {
         let claimed = sqlx::query(
             "INSERT INTO submissions (token, queue_id) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
         )
@@ -217,9 +221,10 @@ impl ContentWriter {
 impl Store {
     /// Forgets submission tokens older than a day (a lost reply is repeated within seconds).
     pub async fn prune_submissions(&self) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM submissions WHERE created_at < now() - interval '1 day'")
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM submissions WHERE created_at < now() - interval '1 day'")
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 }

@@ -55,7 +55,9 @@ fn auth(s: &mut Session, mechanism: &str, initial: Option<String>) -> Vec<Action
         ("LOGIN", Some(user)) => login_user(s, user.as_bytes()),
         ("LOGIN", None) => {
             s.state = State::SaslLoginUser;
-            vec![Action::Send(format!("+ {}\r\n", sasl::LOGIN_USERNAME).into_bytes())]
+            vec![Action::Send(
+                format!("+ {}\r\n", sasl::LOGIN_USERNAME).into_bytes(),
+            )]
         }
         _ => s.bad("Unsupported authentication mechanism"),
     }
@@ -94,7 +96,9 @@ fn login_user(s: &mut Session, b64: &[u8]) -> Vec<Action> {
     match sasl::decode(b64) {
         Ok(user) => {
             s.state = State::SaslLoginPass { user };
-            vec![Action::Send(format!("+ {}\r\n", sasl::LOGIN_PASSWORD).into_bytes())]
+            vec![Action::Send(
+                format!("+ {}\r\n", sasl::LOGIN_PASSWORD).into_bytes(),
+            )]
         }
         Err(_) => vec![err("Invalid base64 data")],
     }

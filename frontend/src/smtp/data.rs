@@ -203,7 +203,11 @@ mod tests {
             input.extend_from_slice(b".\r\nQUIT\r\n");
             for split in 0..=input.len() {
                 let (end, _, outcome) = run(&input, split);
-                assert_eq!(end, Some(end_at + 3), "{bad:?} split {split}: only the real CRLF.CRLF ends");
+                assert_eq!(
+                    end,
+                    Some(end_at + 3),
+                    "{bad:?} split {split}: only the real CRLF.CRLF ends"
+                );
                 assert_eq!(outcome, DataOutcome::BareLineEnding, "{bad:?}");
             }
         }

@@ -1,7 +1,9 @@
 //! The mail transaction: MAIL, RCPT, DATA and the back-end's answers (RFC 5321 §3.3).
 use super::data::DataOutcome;
 use super::parse::MailParams;
-use super::session::{reply, Action, Envelope, Listener, RcptVerdict, Session, State, SubmitResult, Transaction};
+use super::session::{
+    reply, Action, Envelope, Listener, RcptVerdict, Session, State, SubmitResult, Transaction,
+};
 
 pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Action> {
     if s.helo.is_none() {
@@ -18,11 +20,15 @@ pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Act
             return s.bad("553 5.7.1 The null sender is not allowed on submission");
         }
         if !owned.iter().any(|a| a.eq_ignore_ascii_case(&from)) {
-            return s.bad(&format!("553 5.7.1 <{from}>: Sender address not owned by the authenticated user"));
+            return s.bad(&format!(
+                "553 5.7.1 <{from}>: Sender address not owned by the authenticated user"
+            ));
         }
     }
     if params.size > s.config.max_message_size {
-        return vec![reply("552 5.3.4 Message size exceeds fixed maximum message size")];
+        return vec![reply(
+            "552 5.3.4 Message size exceeds fixed maximum message size",
+        )];
     }
     s.tx = Some(Transaction {
         from,
@@ -53,10 +59,17 @@ pub(super) fn rcpt(s: &mut Session, to: String, notify: u32, orcpt: String) -> V
 }
 
 pub(super) fn recipient_checked(s: &mut Session, verdict: RcptVerdict) -> Vec<Action> {
-    let State::CheckingRecipient { notify, orcpt, asked } = std::mem::replace(&mut s.state, State::Ready) else {
+    let State::CheckingRecipient {
+        notify,
+        orcpt,
+        asked,
+    } = std::mem::replace(&mut s.state, State::Ready)
+    else {
         return Vec::new();
     };
-    let Some(tx) = s.tx.as_mut() else { return Vec::new() };
+    let Some(tx) = s.tx.as_mut() else {
+        return Vec::new();
+    };
     let text = match verdict {
         RcptVerdict::Accept(address) => {
             if !tx.recipients.iter().any(|r| r.0 == address) {
@@ -64,11 +77,17 @@ pub(super) fn recipient_checked(s: &mut Session, verdict: RcptVerdict) -> Vec<Ac
             }
             return vec![reply("250 2.1.5 Ok")];
         }
-        RcptVerdict::UnknownLocal => format!("550 5.1.1 <{asked}>: Recipient address rejected: User unknown"),
+        RcptVerdict::UnknownLocal => {
+            format!("550 5.1.1 <{asked}>: Recipient address rejected: User unknown")
+        }
         RcptVerdict::RelayDenied => format!("554 5.7.1 <{asked}>: Relay access denied"),
-        RcptVerdict::OverQuota => return vec![reply(&format!("452 4.2.2 <{asked}>: Mailbox full"))],
+        RcptVerdict::OverQuota => {
+            return vec![reply(&format!("452 4.2.2 <{asked}>: Mailbox full"))]
+        }
         RcptVerdict::BadSyntax(why) => format!("553 5.1.3 <{asked}>: {why}"),
-        RcptVerdict::Unavailable => return vec![reply("451 4.3.0 Temporary lookup failure, try again later")],
+        RcptVerdict::Unavailable => {
+            return vec![reply("451 4.3.0 Temporary lookup failure, try again later")]
+        }
     };
     s.bad(&text)
 }
@@ -96,9 +115,13 @@ pub(super) fn data_received(s: &mut Session, outcome: DataOutcome) -> Vec<Action
     s.state = State::Ready;
     let refusal = match outcome {
         DataOutcome::Ok { .. } => None,
-        DataOutcome::BareLineEnding => Some("550 5.6.0 Message has bare CR or LF characters; lines must end with CRLF"),
+        DataOutcome::BareLineEnding => {
+            Some("550 5.6.0 Message has bare CR or LF characters; lines must end with CRLF")
+        }
         DataOutcome::TooBig => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
-        DataOutcome::LineTooLong => Some("550 5.6.0 Message has a text line longer than 998 octets"),
+        DataOutcome::LineTooLong => {
+            Some("550 5.6.0 Message has a text line longer than 998 octets")
+        }
         DataOutcome::TooManyHops(_) => Some("554 5.4.6 Too many Received headers: mail loop?"),
     };
     let tx = s.tx.take().expect("DATA only within a transaction");
@@ -131,8 +154,12 @@ pub(super) fn submitted(s: &mut Session, r: SubmitResult) -> Vec<Action> {
         SubmitResult::Queued(id) => format!("250 2.0.0 Ok {id}"),
         SubmitResult::OverQuota => "452 4.2.2 Mailbox full, try again later".into(),
         SubmitResult::TooBig => "552 5.3.4 Message size exceeds fixed maximum message size".into(),
-        SubmitResult::Refused(why) => format!("451 4.3.0 Recipients changed while receiving ({why}); try again"),
-        SubmitResult::Unavailable => "451 4.3.0 Temporary failure storing the message, try again later".into(),
+        SubmitResult::Refused(why) => {
+            format!("451 4.3.0 Recipients changed while receiving ({why}); try again")
+        }
+        SubmitResult::Unavailable => {
+            "451 4.3.0 Temporary failure storing the message, try again later".into()
+        }
     };
     vec![reply(&text)]
 }

@@ -23,15 +23,25 @@ pub struct MailParams {
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail { from: String, params: MailParams },
-    Rcpt { to: String, notify: u32, orcpt: String },
+    Mail {
+        from: String,
+        params: MailParams,
+    },
+    Rcpt {
+        to: String,
+        notify: u32,
+        orcpt: String,
+    },
     Data,
     Bdat,
     Rset,
     Noop,
     Quit,
     StartTls,
-    Auth { mechanism: Mechanism, initial: Option<String> },
+    Auth {
+        mechanism: Mechanism,
+        initial: Option<String>,
+    },
     Vrfy,
     Expn,
     Help,
@@ -52,8 +62,12 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         ProtoError::InvalidSenderAddress => ParseError::BadSender,
         ProtoError::InvalidRecipientAddress => ParseError::BadRecipient,
         ProtoError::SyntaxError { syntax } => ParseError::Syntax(format!("Syntax: {syntax}")),
-        ProtoError::InvalidParameter { param } => ParseError::Syntax(format!("Invalid parameter {param}")),
-        ProtoError::UnsupportedParameter { param } => ParseError::Syntax(format!("Unsupported parameter {param}")),
+        ProtoError::InvalidParameter { param } => {
+            ParseError::Syntax(format!("Invalid parameter {param}"))
+        }
+        ProtoError::UnsupportedParameter { param } => {
+            ParseError::Syntax(format!("Unsupported parameter {param}"))
+        }
         other => ParseError::Syntax(format!("{other:?}")),
     })?;
     Ok(match request {
@@ -81,7 +95,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         Request::Noop { .. } => Command::Noop,
         Request::Quit => Command::Quit,
         Request::StartTls => Command::StartTls,
-        Request::Auth { mechanism, initial_response } => Command::Auth {
+        Request::Auth {
+            mechanism,
+            initial_response,
+        } => Command::Auth {
             mechanism: match mechanism {
                 smtp_proto::AUTH_PLAIN => Mechanism::Plain,
                 smtp_proto::AUTH_LOGIN => Mechanism::Login,
@@ -92,7 +109,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         Request::Vrfy { .. } => Command::Vrfy,
         Request::Expn { .. } => Command::Expn,
         Request::Help { .. } => Command::Help,
-        Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => return Err(ParseError::Unknown),
+        Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+            return Err(ParseError::Unknown)
+        }
     })
 }
 
@@ -139,7 +158,9 @@ mod tests {
     #[test]
     fn parses_envelope_commands_with_parameters() {
         assert_eq!(
-            parse_command(b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=xyz\r\n"),
+            parse_command(
+                b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=xyz\r\n"
+            ),
             Ok(Command::Mail {
                 from: "a@b.example".into(),
                 params: MailParams {
@@ -152,25 +173,52 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_command(b"RCPT TO:<c@d.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;c@d.example\r\n"),
-            Ok(Command::Rcpt { to: "c@d.example".into(), notify: 6, orcpt: "rfc822;c@d.example".into() })
+            parse_command(
+                b"RCPT TO:<c@d.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;c@d.example\r\n"
+            ),
+            Ok(Command::Rcpt {
+                to: "c@d.example".into(),
+                notify: 6,
+                orcpt: "rfc822;c@d.example".into()
+            })
         );
         assert_eq!(
             parse_command(b"MAIL FROM:<>\r\n"),
-            Ok(Command::Mail { from: String::new(), params: MailParams::default() })
+            Ok(Command::Mail {
+                from: String::new(),
+                params: MailParams::default()
+            })
         );
-        assert_eq!(parse_command(b"ehlo client.example\r\n"), Ok(Command::Ehlo("client.example".into())));
+        assert_eq!(
+            parse_command(b"ehlo client.example\r\n"),
+            Ok(Command::Ehlo("client.example".into()))
+        );
         assert_eq!(
             parse_command(b"AUTH PLAIN AGEAYg==\r\n"),
-            Ok(Command::Auth { mechanism: Mechanism::Plain, initial: Some("AGEAYg==".into()) })
+            Ok(Command::Auth {
+                mechanism: Mechanism::Plain,
+                initial: Some("AGEAYg==".into())
+            })
         );
-        assert_eq!(parse_command(b"AUTH LOGIN\r\n"), Ok(Command::Auth { mechanism: Mechanism::Login, initial: None }));
+        assert_eq!(
+            parse_command(b"AUTH LOGIN\r\n"),
+            Ok(Command::Auth {
+                mechanism: Mechanism::Login,
+                initial: None
+            })
+        );
     }
 
     #[test]
     fn refuses_bad_commands() {
         assert_eq!(parse_command(b"FOO bar\r\n"), Err(ParseError::Unknown));
-        assert_eq!(parse_command(b"RCPT TO:<a@b@c>\r\n"), Err(ParseError::BadRecipient));
-        assert!(matches!(parse_command(b"MAIL FROM:a@b\r\n"), Err(ParseError::Syntax(_))));
+        assert_eq!(
+            parse_command(b"RCPT TO:<a@b@c>\r\n"),
+            Err(ParseError::BadRecipient)
+        );
+        assert!(matches!(
+            parse_command(b"MAIL FROM:a@b\r\n"),
+            Err(ParseError::Syntax(_))
+        ));
     }
 }

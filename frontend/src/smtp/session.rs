@@ -47,7 +47,10 @@ pub enum RcptVerdict {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthResult {
-    Ok { user: String, addresses: Vec<String> },
+    Ok {
+        user: String,
+        addresses: Vec<String>,
+    },
     Failed,
     Unavailable,
 }
@@ -64,11 +67,15 @@ pub enum SubmitResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {
     /// The connection is open; `tls` describes TLS when it is implicit.
-    Connected { tls: Option<String> },
+    Connected {
+        tls: Option<String>,
+    },
     /// One command line, with its line ending.
     Line(&'a [u8]),
     LineTooLong,
-    TlsStarted { tls: String },
+    TlsStarted {
+        tls: String,
+    },
     Authenticated(AuthResult),
     RecipientChecked(RcptVerdict),
     DataReceived(super::data::DataOutcome),
@@ -99,10 +106,19 @@ pub struct Envelope {
 pub enum Action {
     Send(String),
     StartTls,
-    Authenticate { user: String, password: String },
-    CheckRecipient { address: String, authenticated: bool, size: u64 },
+    Authenticate {
+        user: String,
+        password: String,
+    },
+    CheckRecipient {
+        address: String,
+        authenticated: bool,
+        size: u64,
+    },
     /// Switch to DATA: receive up to `max_size` octets until CRLF.CRLF.
-    ReceiveData { max_size: u64 },
+    ReceiveData {
+        max_size: u64,
+    },
     Submit(Envelope),
     Close,
 }
@@ -120,9 +136,15 @@ pub(super) enum State {
     Ready,
     SaslPlain,
     SaslLoginUser,
-    SaslLoginPass { user: String },
+    SaslLoginPass {
+        user: String,
+    },
     Authenticating,
-    CheckingRecipient { notify: u32, orcpt: String, asked: String },
+    CheckingRecipient {
+        notify: u32,
+        orcpt: String,
+        asked: String,
+    },
     Data,
     Submitting,
     Closed,
@@ -175,7 +197,10 @@ impl Session {
         match event {
             Event::Connected { tls } => {
                 self.tls = tls;
-                vec![reply(&format!("220 {} ESMTP Bridgehead", self.config.hostname))]
+                vec![reply(&format!(
+                    "220 {} ESMTP Bridgehead",
+                    self.config.hostname
+                ))]
             }
             Event::Line(line) => self.line(line),
             Event::LineTooLong => self.bad("500 5.5.2 Line too long"),
@@ -191,7 +216,10 @@ impl Session {
             Event::RecipientChecked(v) => envelope::recipient_checked(self, v),
             Event::DataReceived(outcome) => envelope::data_received(self, outcome),
             Event::Submitted(r) => envelope::submitted(self, r),
-            Event::Timeout => self.close(&format!("421 4.4.2 {} Error: timeout exceeded", self.config.hostname)),
+            Event::Timeout => self.close(&format!(
+                "421 4.4.2 {} Error: timeout exceeded",
+                self.config.hostname
+            )),
             Event::ShuttingDown => self.close("421 4.3.2 Service shutting down, try again later"),
             Event::Disconnected => {
                 self.state = State::Closed;
@@ -212,7 +240,9 @@ impl Session {
             Ok(c) => c,
             Err(ParseError::Unknown) => return self.bad("500 5.5.2 Command unrecognized"),
             Err(ParseError::BadSender) => return self.bad("501 5.1.7 Bad sender address syntax"),
-            Err(ParseError::BadRecipient) => return self.bad("501 5.1.3 Bad recipient address syntax"),
+            Err(ParseError::BadRecipient) => {
+                return self.bad("501 5.1.3 Bad recipient address syntax")
+            }
             Err(ParseError::Syntax(s)) => return self.bad(&format!("501 5.5.4 {s}")),
         };
         self.command(command)
@@ -237,7 +267,9 @@ impl Session {
                 self.state = State::Closed;
                 vec![reply("221 2.0.0 Bye"), Action::Close]
             }
-            Command::Vrfy => vec![reply("252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery")],
+            Command::Vrfy => vec![reply(
+                "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery",
+            )],
             Command::Expn => vec![reply("502 5.5.1 EXPN is not available")],
             Command::Help => vec![reply("214 2.0.0 See RFC 5321")],
         }
@@ -280,7 +312,8 @@ impl Session {
 
     /// AUTH is offered on submission ports, over TLS unless plaintext is allowed.
     pub(super) fn auth_offered(&self) -> bool {
-        self.config.listener != Listener::Mx && (self.tls.is_some() || self.config.allow_plaintext_auth)
+        self.config.listener != Listener::Mx
+            && (self.tls.is_some() || self.config.allow_plaintext_auth)
     }
 
     /// Answers a bad command; too many of them end the session.

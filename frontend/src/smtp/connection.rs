@@ -1,0 +1,268 @@
+//! The SMTP connection driver: sockets, TLS and back-end calls around the pure `Session`.
+//!
+//! One job: read, feed the session (command lines, or DATA through `DataReceiver`), carry
+//! out its actions. Replies to pipelined commands are gathered and written together
+//! (RFC 2920). Invariants: after STARTTLS every byte already read is thrown away (RFC 3207
+//! §4.2, CVE-2011-0411 class); the message goes to a back-end only when its DATA ended
+//! cleanly, and "250" follows only the back-end's commit.
+use super::data::DataReceiver;
+use super::session::{Action, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult};
+use crate::backend_client::{BackendError, Backends, Origin};
+use crate::lines::{Frame, Framer};
+use crate::smtp::session::AuthResult;
+use crate::tls::Conn;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub allow_plaintext_auth: bool,
+    pub max_bad_commands: u32,
+    /// Waiting for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    pub command_timeout: Duration,
+    /// Waiting for the next block of DATA (§4.5.3.2.5: at least 3 minutes).
+    pub data_timeout: Duration,
+}
+
+/// What every SMTP connection of a front-end shares.
+pub struct SmtpContext {
+    pub backends: Arc<Backends>,
+    pub tls: Option<TlsAcceptor>,
+    pub settings: SmtpSettings,
+}
+
+/// Serves one client connection until it ends.
+pub async fn serve(
+    conn: Conn,
+    peer: SocketAddr,
+    listener: Listener,
+    ctx: Arc<SmtpContext>,
+    shutdown: CancellationToken,
+) {
+    let s = &ctx.settings;
+    let config = SmtpConfig {
+        listener,
+        hostname: s.hostname.clone(),
+        max_message_size: s.max_message_size,
+        max_recipients: s.max_recipients,
+        starttls_available: ctx.tls.is_some() && listener != Listener::Submissions,
+        allow_plaintext_auth: s.allow_plaintext_auth,
+        max_bad_commands: s.max_bad_commands,
+    };
+    let tls = conn.tls_description();
+    let mut driver = Driver {
+        conn: Some(conn),
+        buf: Vec::with_capacity(1024),
+        out: String::new(),
+        framer: Framer::default(),
+        session: Session::new(config),
+        data: None,
+        spool: Vec::new(),
+        tls_restarted: false,
+        peer,
+        ctx: ctx.clone(),
+    };
+    if let Err(e) = driver.run(tls, &shutdown).await {
+        tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
+    }
+}
+
+struct Driver {
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+    out: String,
+    framer: Framer,
+    session: Session,
+    /// Set while DATA is being received.
+    data: Option<DataReceiver>,
+    spool: Vec<u8>,
+    tls_restarted: bool,
+    peer: SocketAddr,
+    ctx: Arc<SmtpContext>,
+}
+
+impl Driver {
+    async fn run(&mut self, tls: Option<String>, shutdown: &CancellationToken) -> io::Result<()> {
+        self.apply(Event::Connected { tls }).await?;
+        loop {
+            self.process_input().await?;
+            self.flush().await?;
+            if self.session.is_closed() {
+                let conn = self.conn.as_mut().expect("connection present");
+                let _ = conn.shutdown().await;
+                return Ok(());
+            }
+            let timeout = if self.data.is_some() {
+                self.ctx.settings.data_timeout
+            } else {
+                self.ctx.settings.command_timeout
+            };
+            let conn = self.conn.as_mut().expect("connection present");
+            self.buf.reserve(4096);
+            tokio::select! {
+                read = tokio::time::timeout(timeout, conn.read_buf(&mut self.buf)) => match read {
+                    Ok(Ok(0)) | Ok(Err(_)) => {
+                        self.apply(Event::Disconnected).await?;
+                        return Ok(());
+                    }
+                    Ok(Ok(_)) => {}
+                    Err(_) => self.apply(Event::Timeout).await?,
+                },
+                _ = shutdown.cancelled(), if self.data.is_none() => self.apply(Event::ShuttingDown).await?,
+            }
+        }
+    }
+
+    /// Feeds everything buffered: DATA to the receiver, complete lines to the session.
+    async fn process_input(&mut self) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        while !self.session.is_closed() {
+            if let Some(receiver) = self.data.as_mut() {
+                match receiver.feed(&buf, &mut self.spool) {
+                    None => {
+                        buf.clear();
+                        break;
+                    }
+                    Some(used) => {
+                        buf.drain(..used);
+                        let outcome = receiver.outcome();
+                        self.data = None;
+                        self.apply(Event::DataReceived(outcome)).await?;
+                        continue;
+                    }
+                }
+            }
+            match self.framer.next(&buf, self.session.max_line()) {
+                Frame::Incomplete => break,
+                Frame::Line { consumed, .. } => {
+                    self.apply(Event::Line(&buf[..consumed])).await?;
+                    buf.drain(..consumed);
+                }
+                Frame::TooLong { consumed, ended } => {
+                    buf.drain(..consumed);
+                    if ended {
+                        self.apply(Event::LineTooLong).await?;
+                    }
+                }
+            }
+            if self.tls_restarted {
+                self.tls_restarted = false;
+                buf.clear(); // plaintext pipelined behind STARTTLS is never trusted
+            }
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    async fn apply(&mut self, event: Event<'_>) -> io::Result<()> {
+        let mut actions: VecDeque<Action> = self.session.handle(event).into();
+        while let Some(action) = actions.pop_front() {
+            if let Some(result) = self.execute(action).await? {
+                actions.extend(self.session.handle(result));
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, action: Action) -> io::Result<Option<Event<'static>>> {
+        let client = self.peer.ip().to_string();
+        let backends = self.ctx.backends.clone();
+        Ok(match action {
+            Action::Send(text) => {
+                self.out.push_str(&text);
+                None
+            }
+            Action::StartTls => {
+                self.flush().await?;
+                let acceptor = self
+                    .ctx
+                    .tls
+                    .clone()
+                    .expect("STARTTLS offered only with TLS configured");
+                let conn = self.conn.take().expect("connection present");
+                let conn = conn.upgrade(&acceptor).await?;
+                let tls = conn.tls_description().unwrap_or_default();
+                self.conn = Some(conn);
+                self.tls_restarted = true;
+                Some(Event::TlsStarted { tls })
+            }
+            Action::Authenticate { user, password } => {
+                let result = match backends.authenticate(&user, &password, &client).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(peer = %self.peer, error = %e, "SMTP AUTH: back-end unavailable");
+                        AuthResult::Unavailable
+                    }
+                };
+                tracing::info!(peer = %self.peer, user, ok = matches!(result, AuthResult::Ok { .. }), "SMTP AUTH");
+                Some(Event::Authenticated(result))
+            }
+            Action::CheckRecipient {
+                address,
+                authenticated,
+                size,
+            } => {
+                let verdict = backends
+                    .check_recipient(&address, authenticated, size)
+                    .await
+                    .unwrap_or(RcptVerdict::Unavailable);
+                Some(Event::RecipientChecked(verdict))
+            }
+            Action::ReceiveData { max_size } => {
+                self.flush().await?;
+                self.spool.clear();
+                self.data = Some(DataReceiver::new(max_size));
+                None
+            }
+            Action::Submit(envelope) => {
+                let origin = Origin {
+                    client_address: client,
+                    received_by: self.ctx.settings.hostname.clone(),
+                    token: uuid::Uuid::new_v4().to_string(),
+                };
+                let result = backends.submit(&envelope, &origin, &self.spool).await;
+                self.spool = Vec::new();
+                Some(Event::Submitted(submit_result(result, &self.peer)))
+            }
+            Action::Close => None,
+        })
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn.as_mut().expect("connection present");
+        conn.write_all(self.out.as_bytes()).await?;
+        conn.flush().await?;
+        self.out.clear();
+        Ok(())
+    }
+}
+
+fn submit_result(result: Result<String, BackendError>, peer: &SocketAddr) -> SubmitResult {
+    match result {
+        Ok(queue_id) => {
+            tracing::info!(%peer, queue_id, "message accepted");
+            SubmitResult::Queued(queue_id)
+        }
+        Err(BackendError::Quota) => SubmitResult::OverQuota,
+        Err(BackendError::TooLarge) => SubmitResult::TooBig,
+        Err(BackendError::LeaseLost) => {
+            SubmitResult::Refused("a recipient is no longer valid".into())
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "message not stored");
+            SubmitResult::Unavailable
+        }
+    }
+}
