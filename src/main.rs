@@ -29,8 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a front-end node (POP3 listeners proxying to back-ends).
-    Frontend(config::FrontendArgs),
+    /// Run a front-end node (POP3 and SMTP listeners proxying to back-ends).
+    Frontend(Box<config::FrontendArgs>),
     /// Run a back-end store node (gRPC API over PostgreSQL).
     Backend(config::BackendArgs),
     /// Administer domains, users, aliases and mailboxes through a back-end's admin API.
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Frontend(args) => config::run_frontend(args).await,
+            Command::Frontend(args) => config::run_frontend(*args).await,
             Command::Backend(args) => config::run_backend(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Dev(args) => dev::run(args).await,

@@ -36,7 +36,7 @@ pub struct Envelope {
 
 /// How `Submission::begin` went.
 pub enum Begun {
-    New(Submission),
+    New(Box<Submission>),
     /// The same submission was stored before (its reply was lost): here is its answer.
     Duplicate(Accepted),
 }
@@ -123,14 +123,14 @@ impl Submission {
                 }));
             }
         }
-        Ok(Begun::New(Submission {
+        Ok(Begun::New(Box::new(Submission {
             writer,
             local,
             outbound,
             head: Some(Vec::new()),
             arrival,
             submission: env.submission,
-        }))
+        })))
     }
 
     /// Adds content (CRLF lines, already dot-unstuffed).
