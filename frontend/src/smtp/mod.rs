@@ -9,3 +9,6 @@ pub mod parse;
 pub mod session;
 
 pub use connection::{serve, SmtpContext};
+
+#[cfg(test)]
+mod tests;

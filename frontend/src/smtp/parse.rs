@@ -179,7 +179,7 @@ mod tests {
             Ok(Command::Rcpt {
                 to: "c@d.example".into(),
                 notify: 6,
-                orcpt: "rfc822;c@d.example".into()
+                orcpt: "c@d.example".into()
             })
         );
         assert_eq!(
