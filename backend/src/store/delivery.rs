@@ -228,3 +228,18 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Outbound queue entries with their recipients: (queue id, sender, recipients).
+    pub async fn queue_entries(&self) -> Result<Vec<(String, String, Vec<String>)>> {
+        let rows: Vec<(String, String, Vec<String>)> = sqlx::query_as(
+            "SELECT q.queue_id, q.mail_from,
+                    coalesce(array_agg(r.address ORDER BY r.address) FILTER (WHERE r.address IS NOT NULL), '{}')
+             FROM outbound_queue q LEFT JOIN outbound_recipients r ON r.queue_entry = q.id
+             GROUP BY q.id ORDER BY q.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,348 @@
+//! SMTP end to end with real clients (Python smtplib, swaks, curl) and raw transcripts:
+//! submission on 587 and 465, inbound MX, relay refusal in every address form, smuggling,
+//! STARTTLS injection, and the message read back over POP3.
+use bridgehead_tests::{blocking, curl, python, Cluster, Options, RawClient};
+use std::process::Command;
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+const PASS: &str = "alice's password";
+
+async fn cluster() -> Cluster {
+    let c = Cluster::start().await;
+    c.add_user(ALICE, PASS).await;
+    c.add_user(BOB, "bob's password").await;
+    c
+}
+
+const SMTPLIB: &str = r#"
+import smtplib, ssl, sys
+mode, host, port, user, password, sender, rcpt = sys.argv[1:8]
+msg = sys.stdin.read() if False else "From: <%s>\r\nTo: <%s>\r\nSubject: via %s\r\nMessage-ID: <m1@client.example>\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\n\r\nHello over %s.\r\n.dot line\r\n" % (sender, rcpt, mode, mode)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+if mode == "465":
+    s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
+else:
+    s = smtplib.SMTP(host, int(port), timeout=20)
+    s.starttls(context=ctx)
+s.login(user, password)
+refused = s.sendmail(sender, [rcpt], msg)
+assert refused == {}, refused
+s.quit()
+sys.stdout.write(msg)
+"#;
+
+const POP_ALL: &str = r#"
+import poplib, ssl, sys, json
+host, port, user, password = sys.argv[1:5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+c = poplib.POP3_SSL(host, int(port), context=ctx, timeout=20)
+c.user(user); c.pass_(password)
+out = []
+for i in range(1, c.stat()[0] + 1):
+    out.append("\r\n".join(l.decode() for l in c.retr(i)[1]) + "\r\n")
+c.quit()
+print(json.dumps(out))
+"#;
+
+async fn mailbox(c: &Cluster, user: &str, pass: &str) -> Vec<String> {
+    let (host, port) = (c.pop3s.ip().to_string(), c.pop3s.port().to_string());
+    let (user, pass) = (user.to_string(), pass.to_string());
+    let out = blocking(move || python(POP_ALL, &[&host, &port, &user, &pass])).await;
+    serde_json::from_str(&out).expect("json")
+}
+
+/// The message minus the trace headers the cluster adds at the top.
+fn strip_trace(stored: &str) -> String {
+    let mut lines = stored.split_inclusive("\r\n").peekable();
+    let mut out = String::new();
+    let mut in_trace = true;
+    while let Some(l) = lines.next() {
+        if in_trace && (l.starts_with("Return-Path:") || l.starts_with("Received:") || l.starts_with('\t')) {
+            continue;
+        }
+        in_trace = false;
+        out.push_str(l);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtplib_submits_on_587_and_465_and_pop3_reads_it_back() {
+    let c = cluster().await;
+    for (mode, addr) in [("587", c.submission), ("465", c.submissions)] {
+        let (host, port) = (addr.ip().to_string(), addr.port().to_string());
+        let sent = blocking(move || python(SMTPLIB, &[mode, &host, &port, ALICE, PASS, ALICE, BOB])).await;
+        let got = mailbox(&c, BOB, "bob's password").await;
+        let stored = got.last().expect("a message arrived");
+        assert!(stored.starts_with(&format!("Return-Path: <{ALICE}>\r\nReceived: from ")), "{stored}");
+        assert!(stored.contains("by mx.test.example (Bridgehead) with ESMTPSA id "), "{stored}");
+        assert_eq!(strip_trace(stored), sent, "byte for byte apart from the trace headers");
+    }
+    assert_eq!(mailbox(&c, BOB, "bob's password").await.len(), 2);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaks_submits_and_relays_for_authenticated_users_only() {
+    let c = cluster().await;
+    let swaks = |args: Vec<String>| {
+        blocking(move || {
+            let out = Command::new("swaks").args(&args).output().expect("swaks is installed");
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+    };
+    let sub = c.submission;
+    let base = |to: &str| {
+        vec![
+            "--server".into(),
+            sub.ip().to_string(),
+            "--port".into(),
+            sub.port().to_string(),
+            "--from".into(),
+            ALICE.into(),
+            "--to".into(),
+            to.into(),
+            "--tls".into(),
+        ]
+    };
+    // Authenticated: local delivery and relay to the outside (queued).
+    for to in [BOB, "friend@outside.example"] {
+        let mut args = base(to);
+        args.extend(["--auth", "LOGIN", "--auth-user", ALICE, "--auth-password", PASS].map(String::from));
+        let (ok, out) = swaks(args).await;
+        assert!(ok, "{out}");
+        assert!(out.contains("250 2.0.0 Ok "), "{out}");
+    }
+    let queued = c.store.queue_entries().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].1, ALICE);
+    assert_eq!(queued[0].2, vec!["friend@outside.example".to_string()]);
+    // Unauthenticated on 587: nothing is accepted.
+    let (ok, out) = swaks(base("friend@outside.example")).await;
+    assert!(!ok && out.contains("530 5.7.0 Authentication required"), "{out}");
+    // Implicit TLS on 465 with AUTH PLAIN.
+    let mut args = vec![
+        "--server".into(),
+        c.submissions.ip().to_string(),
+        "--port".into(),
+        c.submissions.port().to_string(),
+        "--tlsc".into(),
+    ];
+    args.extend(["--from", ALICE, "--to", BOB, "--auth", "PLAIN", "--auth-user", ALICE, "--auth-password", PASS].map(String::from));
+    let (ok, out) = swaks(args).await;
+    assert!(ok, "{out}");
+    assert_eq!(mailbox(&c, BOB, "bob's password").await.len(), 2);
+    assert_eq!(c.store.queue_entries().await.unwrap().len(), 1, "nothing more was queued");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_delivers_inbound_and_submits() {
+    let c = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, b"From: someone@outside.example\r\nSubject: curl\r\n\r\nvia curl\r\n").unwrap();
+    let f = file.display().to_string();
+    let url = format!("smtp://{}/client.example", c.smtp);
+    let (ok, _, err) = blocking({
+        let f = f.clone();
+        move || curl(&["--mail-from", "someone@outside.example", "--mail-rcpt", BOB, "--upload-file", &f, &url])
+    })
+    .await;
+    assert!(ok, "{err}");
+    let url = format!("smtps://{}/client.example", c.submissions);
+    let (ok, _, err) = blocking(move || {
+        let userpw = format!("{ALICE}:{PASS}");
+        curl(&["-k", "--user", &userpw, "--mail-from", ALICE, "--mail-rcpt", BOB, "--upload-file", &f, &url])
+    })
+    .await;
+    assert!(ok, "{err}");
+    let got = mailbox(&c, BOB, "bob's password").await;
+    assert_eq!(got.len(), 2);
+    assert!(got[0].contains("with ESMTP id") && got[0].ends_with("via curl\r\n"), "{}", got[0]);
+    assert!(got[1].contains("with ESMTPSA id"), "{}", got[1]);
+    c.stop().await;
+}
+
+/// Every address form that might sneak an outside recipient past the relay check.
+const RELAY_FORMS: &[&str] = &[
+    "victim@outside.example",
+    "VICTIM@OUTSIDE.EXAMPLE",
+    "victim%outside.example@example.com",
+    "outside.example!victim@example.com",
+    "@example.com:victim@outside.example",
+    "\"victim@outside.example\"@example.com",
+    "\"victim%outside.example\"@example.com",
+    "victim@outside.example@example.com",
+    "victim@[192.0.2.1]",
+    "victim@example.com.",
+    "victim@outside.example.",
+    "alice@example.com@outside.example",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_address_form_relays_without_auth() {
+    let c = cluster().await;
+    for port in [c.smtp, c.submission] {
+        for form in RELAY_FORMS {
+            // A fresh connection each time: a run of refusals would otherwise end the session.
+            let mut s = RawClient::connect(port).await;
+            s.line().await;
+            s.send(b"HELO attacker.example\r\n").await;
+            s.line().await;
+            s.send(b"MAIL FROM:<spammer@outside.example>\r\n").await;
+            let mail = s.line().await;
+            s.send(format!("RCPT TO:<{form}>\r\n").as_bytes()).await;
+            let rcpt = s.line().await;
+            assert!(rcpt.starts_with('5'), "{form} on {port}: {rcpt}");
+            if port == c.smtp {
+                assert!(mail.starts_with("250"), "{mail}");
+            } else {
+                assert!(mail.starts_with("530 5.7.0"), "{mail}");
+            }
+        }
+    }
+    assert!(c.store.queue_entries().await.unwrap().is_empty(), "nothing was queued for the outside");
+    assert!(c.uids(ALICE).await.is_empty() && c.uids(BOB).await.is_empty());
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_sequences_never_yield_a_second_message() {
+    let c = cluster().await;
+    for bad in [&b"\n.\n"[..], b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r.\r"] {
+        let mut s = RawClient::connect(c.smtp).await;
+        s.line().await;
+        let mut script = format!("HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n").into_bytes();
+        s.send(&script).await;
+        for _ in 0..4 {
+            s.line().await;
+        }
+        script = b"Subject: first\r\n\r\nfirst".to_vec();
+        script.extend_from_slice(bad);
+        script.extend_from_slice(
+            format!("MAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\nQUIT\r\n").as_bytes(),
+        );
+        s.send(&script).await;
+        let reply = s.line().await;
+        assert!(reply.starts_with("550 5.6.0"), "{bad:?}: {reply}");
+        assert_eq!(s.line().await, "221 2.0.0 Bye\r\n");
+    }
+    assert!(c.uids(ALICE).await.is_empty(), "the first message is refused");
+    assert!(c.uids(BOB).await.is_empty(), "no smuggled message");
+    c.stop().await;
+}
+
+const STARTTLS_INJECTION: &str = r#"
+import socket, ssl, sys
+host, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection((host, port), timeout=20)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO c\r\n")
+while True:
+    l = f.readline()
+    if l[3:4] == b" ": break
+# STARTTLS with a command pipelined in the same packet: it must be discarded.
+s.sendall(b"STARTTLS\r\nMAIL FROM:<injected@outside.example>\r\n")
+assert f.readline().startswith(b"220 "), "STARTTLS accepted"
+t = ctx.wrap_socket(s, server_hostname="localhost")
+tf = t.makefile("rb")
+t.sendall(b"MAIL FROM:<after@outside.example>\r\n")
+print(tf.readline().decode().strip())
+t.sendall(b"EHLO c\r\n")
+ehlo = []
+while True:
+    l = tf.readline().decode().strip()
+    ehlo.append(l)
+    if l[3:4] == " ": break
+print("|".join(ehlo))
+t.sendall(b"QUIT\r\n")
+print(tf.readline().decode().strip())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_discards_pipelined_plaintext() {
+    let c = cluster().await;
+    let (host, port) = (c.smtp.ip().to_string(), c.smtp.port().to_string());
+    let out = blocking(move || python(STARTTLS_INJECTION, &[&host, &port])).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "503 5.5.1 Send HELO/EHLO first", "the injected MAIL was dropped and HELO forgotten");
+    assert!(!lines[1].contains("STARTTLS"), "{}", lines[1]);
+    assert_eq!(lines[2], "221 2.0.0 Bye");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_unknown_over_quota_and_too_many() {
+    let c = Cluster::start_with(Options::default()).await;
+    c.add_user(ALICE, PASS).await;
+    c.store
+        .set_quota(&bridgehead_backend::address::Address::parse(ALICE).unwrap(), Some(10))
+        .await
+        .unwrap();
+    let mut s = RawClient::connect(c.smtp).await;
+    s.line().await;
+    s.send(b"EHLO c\r\nMAIL FROM:<a@outside.example> SIZE=100\r\n").await;
+    while !s.line().await.starts_with("250 ") {}
+    s.line().await;
+    s.send(format!("RCPT TO:<nobody@example.com>\r\nRCPT TO:<{ALICE}>\r\nRCPT TO:<{}@example.com>\r\n", "l".repeat(65)).as_bytes()).await;
+    assert!(s.line().await.starts_with("550 5.1.1 <nobody@example.com>"));
+    assert!(s.line().await.starts_with("452 4.2.2"), "over quota is a temporary refusal");
+    let long = s.line().await;
+    assert!(long.starts_with("554 5.7.1") || long.starts_with("553"), "{long}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_end_failure_during_data_is_a_temporary_error_and_stores_nothing() {
+    let mut c = cluster().await;
+    let mut s = RawClient::connect(c.smtp).await;
+    s.line().await;
+    s.send(format!("HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n").as_bytes()).await;
+    for _ in 0..4 {
+        s.line().await;
+    }
+    c.stop_backend().await;
+    s.send(b"Subject: lost?\r\n\r\nbody\r\n.\r\n").await;
+    assert!(s.line().await.starts_with("451 4.3.0"));
+    c.start_backend().await;
+    assert!(c.uids(BOB).await.is_empty());
+    // The client tries again and succeeds.
+    s.send(format!("MAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n").as_bytes()).await;
+    for _ in 0..3 {
+        s.line().await;
+    }
+    s.send(b"Subject: again\r\n\r\nbody\r\n.\r\n").await;
+    assert!(s.line().await.starts_with("250 2.0.0 Ok "));
+    assert_eq!(c.uids(BOB).await.len(), 1);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_adds_message_id_and_date_when_missing() {
+    let c = cluster().await;
+    let mut s = RawClient::connect(c.submission).await;
+    s.line().await;
+    // Plaintext AUTH is refused here; use the 465 port through Python instead.
+    s.send(b"EHLO c\r\nAUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlJ3MgcGFzc3dvcmQ=\r\n").await;
+    while !s.line().await.starts_with("250 ") {}
+    assert!(s.line().await.starts_with("538 5.7.11"));
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL(sys.argv[1], int(sys.argv[2]), context=ctx, timeout=20)
+s.login(sys.argv[3], sys.argv[4])
+s.sendmail(sys.argv[3], [sys.argv[5]], "Subject: bare\r\n\r\nno id, no date\r\n")
+s.quit()
+"#;
+    let (host, port) = (c.submissions.ip().to_string(), c.submissions.port().to_string());
+    blocking(move || python(script, &[&host, &port, ALICE, PASS, BOB])).await;
+    let got = mailbox(&c, BOB, "bob's password").await;
+    assert!(got[0].contains("\r\nMessage-ID: <"), "{}", got[0]);
+    assert!(got[0].contains("\r\nDate: "), "{}", got[0]);
+    assert!(got[0].ends_with("Subject: bare\r\n\r\nno id, no date\r\n"));
+    c.stop().await;
+}
