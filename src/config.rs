@@ -50,6 +50,12 @@ pub struct FrontendArgs {
     /// Most recipients per message.
     #[arg(long, env = "BRIDGEHEAD_MAX_RECIPIENTS")]
     pub max_recipients: Option<usize>,
+    /// SMTP: seconds to wait for a command (RFC 5321 §4.5.3.2: at least 300).
+    #[arg(long, env = "BRIDGEHEAD_SMTP_COMMAND_TIMEOUT_SECS")]
+    pub smtp_command_timeout_secs: Option<u64>,
+    /// SMTP: seconds to wait for the next block of DATA (at least 180).
+    #[arg(long, env = "BRIDGEHEAD_SMTP_DATA_TIMEOUT_SECS")]
+    pub smtp_data_timeout_secs: Option<u64>,
     /// Most connections at once from one client address.
     #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,

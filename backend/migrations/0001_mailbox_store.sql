@@ -70,9 +70,9 @@ CREATE TABLE maildrop_leases (
     expires_at    timestamptz NOT NULL
 );
 
--- Failed logins per client address, shared by every front-end.
+-- Failed logins per key ('ip:<address>' or 'user:<name>'), shared by every front-end.
 CREATE TABLE auth_failures (
-    client_address text PRIMARY KEY,
+    key            text PRIMARY KEY,
     failures       integer NOT NULL,
     last_failure   timestamptz NOT NULL
 );

@@ -2,7 +2,8 @@
 //!
 //! Invariants: the answer for an unknown user and for a wrong password is the same and takes
 //! the same time (argon2 runs against a dummy hash); failures are counted per client address
-//! in PostgreSQL, so every front-end applies the same growing delay; a success clears them.
+//! and per user name in PostgreSQL, so every front-end applies the same growing delay (the
+//! larger of the two); a success clears both.
 use crate::address::Address;
 use crate::error::Result;
 use crate::password;
@@ -49,10 +50,15 @@ pub async fn login(
     password: &str,
     client: &str,
 ) -> Result<LoginOutcome> {
-    let found = match Address::parse(username) {
-        Ok(addr) => store.login_check(&addr.to_string()).await?,
+    let canonical = Address::parse(username).map(|a| a.to_string());
+    let found = match &canonical {
+        Ok(addr) => store.login_check(addr).await?,
         Err(_) => None,
     };
+    // Failures count per client address and per user name (existing or not, so the count
+    // tells nothing about existence), shared by every front-end through PostgreSQL.
+    let user_key = canonical.unwrap_or_else(|_| username.to_ascii_lowercase());
+    let keys = [format!("ip:{client}"), format!("user:{user_key}")];
     let hash = found.as_ref().map(|f| f.password_hash.clone());
     let pw = password.to_string();
     let ok = tokio::task::spawn_blocking(move || password::verify(&pw, hash.as_deref()))
@@ -60,7 +66,7 @@ pub async fn login(
         .unwrap_or(false);
     match found {
         Some(f) if ok => {
-            store.clear_auth_failures(client).await?;
+            store.clear_auth_failures(&keys).await?;
             Ok(LoginOutcome::Ok {
                 account_id: f.account_id,
                 address: f.address,
@@ -68,7 +74,7 @@ pub async fn login(
         }
         _ => {
             let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
-            let failures = store.record_auth_failure(client, window).await?;
+            let failures = store.record_auth_failures(&keys, window).await?;
             Ok(LoginOutcome::Failed {
                 delay: policy.delay_after(failures),
             })

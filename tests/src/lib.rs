@@ -66,6 +66,7 @@ pub struct Options {
     /// Extra back-end addresses the front-end is told about (e.g. dead ones).
     pub extra_backends: Vec<String>,
     pub max_message_size: u64,
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Options {
@@ -77,6 +78,7 @@ impl Default for Options {
             lease_seconds: 60,
             extra_backends: Vec::new(),
             max_message_size: 50 * 1024 * 1024,
+            max_connections_per_ip: 100,
         }
     }
 }
@@ -135,6 +137,7 @@ impl Cluster {
             submissions_listen: Some(any),
             hostname: "mx.test.example".to_string(),
             max_message_size: opts.max_message_size,
+            max_connections_per_ip: opts.max_connections_per_ip,
             backends,
             tls_cert: Some(cert.clone()),
             tls_key: Some(key),

@@ -58,7 +58,9 @@ fn strip_trace(stored: &str) -> String {
     let mut out = String::new();
     let mut in_trace = true;
     while let Some(l) = lines.next() {
-        if in_trace && (l.starts_with("Return-Path:") || l.starts_with("Received:") || l.starts_with('\t')) {
+        if in_trace
+            && (l.starts_with("Return-Path:") || l.starts_with("Received:") || l.starts_with('\t'))
+        {
             continue;
         }
         in_trace = false;
@@ -72,12 +74,23 @@ async fn smtplib_submits_on_587_and_465_and_pop3_reads_it_back() {
     let c = cluster().await;
     for (mode, addr) in [("587", c.submission), ("465", c.submissions)] {
         let (host, port) = (addr.ip().to_string(), addr.port().to_string());
-        let sent = blocking(move || python(SMTPLIB, &[mode, &host, &port, ALICE, PASS, ALICE, BOB])).await;
+        let sent =
+            blocking(move || python(SMTPLIB, &[mode, &host, &port, ALICE, PASS, ALICE, BOB])).await;
         let got = mailbox(&c, BOB, "bob's password").await;
         let stored = got.last().expect("a message arrived");
-        assert!(stored.starts_with(&format!("Return-Path: <{ALICE}>\r\nReceived: from ")), "{stored}");
-        assert!(stored.contains("by mx.test.example (Bridgehead) with ESMTPSA id "), "{stored}");
-        assert_eq!(strip_trace(stored), sent, "byte for byte apart from the trace headers");
+        assert!(
+            stored.starts_with(&format!("Return-Path: <{ALICE}>\r\nReceived: from ")),
+            "{stored}"
+        );
+        assert!(
+            stored.contains("by mx.test.example (Bridgehead) with ESMTPSA id "),
+            "{stored}"
+        );
+        assert_eq!(
+            strip_trace(stored),
+            sent,
+            "byte for byte apart from the trace headers"
+        );
     }
     assert_eq!(mailbox(&c, BOB, "bob's password").await.len(), 2);
     c.stop().await;
@@ -88,8 +101,14 @@ async fn swaks_submits_and_relays_for_authenticated_users_only() {
     let c = cluster().await;
     let swaks = |args: Vec<String>| {
         blocking(move || {
-            let out = Command::new("swaks").args(&args).output().expect("swaks is installed");
-            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+            let out = Command::new("swaks")
+                .args(&args)
+                .output()
+                .expect("swaks is installed");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
         })
     };
     let sub = c.submission;
@@ -109,7 +128,17 @@ async fn swaks_submits_and_relays_for_authenticated_users_only() {
     // Authenticated: local delivery and relay to the outside (queued).
     for to in [BOB, "friend@outside.example"] {
         let mut args = base(to);
-        args.extend(["--auth", "LOGIN", "--auth-user", ALICE, "--auth-password", PASS].map(String::from));
+        args.extend(
+            [
+                "--auth",
+                "LOGIN",
+                "--auth-user",
+                ALICE,
+                "--auth-password",
+                PASS,
+            ]
+            .map(String::from),
+        );
         let (ok, out) = swaks(args).await;
         assert!(ok, "{out}");
         assert!(out.contains("250 2.0.0 Ok "), "{out}");
@@ -120,7 +149,10 @@ async fn swaks_submits_and_relays_for_authenticated_users_only() {
     assert_eq!(queued[0].2, vec!["friend@outside.example".to_string()]);
     // Unauthenticated on 587: nothing is accepted.
     let (ok, out) = swaks(base("friend@outside.example")).await;
-    assert!(!ok && out.contains("530 5.7.0 Authentication required"), "{out}");
+    assert!(
+        !ok && out.contains("530 5.7.0 Authentication required"),
+        "{out}"
+    );
     // Implicit TLS on 465 with AUTH PLAIN.
     let mut args = vec![
         "--server".into(),
@@ -129,11 +161,29 @@ async fn swaks_submits_and_relays_for_authenticated_users_only() {
         c.submissions.port().to_string(),
         "--tlsc".into(),
     ];
-    args.extend(["--from", ALICE, "--to", BOB, "--auth", "PLAIN", "--auth-user", ALICE, "--auth-password", PASS].map(String::from));
+    args.extend(
+        [
+            "--from",
+            ALICE,
+            "--to",
+            BOB,
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            ALICE,
+            "--auth-password",
+            PASS,
+        ]
+        .map(String::from),
+    );
     let (ok, out) = swaks(args).await;
     assert!(ok, "{out}");
     assert_eq!(mailbox(&c, BOB, "bob's password").await.len(), 2);
-    assert_eq!(c.store.queue_entries().await.unwrap().len(), 1, "nothing more was queued");
+    assert_eq!(
+        c.store.queue_entries().await.unwrap().len(),
+        1,
+        "nothing more was queued"
+    );
     c.stop().await;
 }
 
@@ -142,25 +192,54 @@ async fn curl_delivers_inbound_and_submits() {
     let c = cluster().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.eml");
-    std::fs::write(&file, b"From: someone@outside.example\r\nSubject: curl\r\n\r\nvia curl\r\n").unwrap();
+    std::fs::write(
+        &file,
+        b"From: someone@outside.example\r\nSubject: curl\r\n\r\nvia curl\r\n",
+    )
+    .unwrap();
     let f = file.display().to_string();
     let url = format!("smtp://{}/client.example", c.smtp);
     let (ok, _, err) = blocking({
         let f = f.clone();
-        move || curl(&["--mail-from", "someone@outside.example", "--mail-rcpt", BOB, "--upload-file", &f, &url])
+        move || {
+            curl(&[
+                "--mail-from",
+                "someone@outside.example",
+                "--mail-rcpt",
+                BOB,
+                "--upload-file",
+                &f,
+                &url,
+            ])
+        }
     })
     .await;
     assert!(ok, "{err}");
     let url = format!("smtps://{}/client.example", c.submissions);
     let (ok, _, err) = blocking(move || {
         let userpw = format!("{ALICE}:{PASS}");
-        curl(&["-k", "--user", &userpw, "--mail-from", ALICE, "--mail-rcpt", BOB, "--upload-file", &f, &url])
+        curl(&[
+            "-k",
+            "--user",
+            &userpw,
+            "--mail-from",
+            ALICE,
+            "--mail-rcpt",
+            BOB,
+            "--upload-file",
+            &f,
+            &url,
+        ])
     })
     .await;
     assert!(ok, "{err}");
     let got = mailbox(&c, BOB, "bob's password").await;
     assert_eq!(got.len(), 2);
-    assert!(got[0].contains("with ESMTP id") && got[0].ends_with("via curl\r\n"), "{}", got[0]);
+    assert!(
+        got[0].contains("with ESMTP id") && got[0].ends_with("via curl\r\n"),
+        "{}",
+        got[0]
+    );
     assert!(got[1].contains("with ESMTPSA id"), "{}", got[1]);
     c.stop().await;
 }
@@ -203,7 +282,10 @@ async fn no_address_form_relays_without_auth() {
             }
         }
     }
-    assert!(c.store.queue_entries().await.unwrap().is_empty(), "nothing was queued for the outside");
+    assert!(
+        c.store.queue_entries().await.unwrap().is_empty(),
+        "nothing was queued for the outside"
+    );
     assert!(c.uids(ALICE).await.is_empty() && c.uids(BOB).await.is_empty());
     c.stop().await;
 }
@@ -214,7 +296,9 @@ async fn smuggling_sequences_never_yield_a_second_message() {
     for bad in [&b"\n.\n"[..], b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r.\r"] {
         let mut s = RawClient::connect(c.smtp).await;
         s.line().await;
-        let mut script = format!("HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n").into_bytes();
+        let mut script =
+            format!("HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n")
+                .into_bytes();
         s.send(&script).await;
         for _ in 0..4 {
             s.line().await;
@@ -229,7 +313,10 @@ async fn smuggling_sequences_never_yield_a_second_message() {
         assert!(reply.starts_with("550 5.6.0"), "{bad:?}: {reply}");
         assert_eq!(s.line().await, "221 2.0.0 Bye\r\n");
     }
-    assert!(c.uids(ALICE).await.is_empty(), "the first message is refused");
+    assert!(
+        c.uids(ALICE).await.is_empty(),
+        "the first message is refused"
+    );
     assert!(c.uids(BOB).await.is_empty(), "no smuggled message");
     c.stop().await;
 }
@@ -269,7 +356,10 @@ async fn starttls_discards_pipelined_plaintext() {
     let (host, port) = (c.smtp.ip().to_string(), c.smtp.port().to_string());
     let out = blocking(move || python(STARTTLS_INJECTION, &[&host, &port])).await;
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "503 5.5.1 Send HELO/EHLO first", "the injected MAIL was dropped and HELO forgotten");
+    assert_eq!(
+        lines[0], "503 5.5.1 Send HELO/EHLO first",
+        "the injected MAIL was dropped and HELO forgotten"
+    );
     assert!(!lines[1].contains("STARTTLS"), "{}", lines[1]);
     assert_eq!(lines[2], "221 2.0.0 Bye");
     c.stop().await;
@@ -280,19 +370,36 @@ async fn recipients_unknown_over_quota_and_too_many() {
     let c = Cluster::start_with(Options::default()).await;
     c.add_user(ALICE, PASS).await;
     c.store
-        .set_quota(&bridgehead_backend::address::Address::parse(ALICE).unwrap(), Some(10))
+        .set_quota(
+            &bridgehead_backend::address::Address::parse(ALICE).unwrap(),
+            Some(10),
+        )
         .await
         .unwrap();
     let mut s = RawClient::connect(c.smtp).await;
     s.line().await;
-    s.send(b"EHLO c\r\nMAIL FROM:<a@outside.example> SIZE=100\r\n").await;
+    s.send(b"EHLO c\r\nMAIL FROM:<a@outside.example> SIZE=100\r\n")
+        .await;
     while !s.line().await.starts_with("250 ") {}
     s.line().await;
-    s.send(format!("RCPT TO:<nobody@example.com>\r\nRCPT TO:<{ALICE}>\r\nRCPT TO:<{}@example.com>\r\n", "l".repeat(65)).as_bytes()).await;
+    s.send(
+        format!(
+            "RCPT TO:<nobody@example.com>\r\nRCPT TO:<{ALICE}>\r\nRCPT TO:<{}@example.com>\r\n",
+            "l".repeat(65)
+        )
+        .as_bytes(),
+    )
+    .await;
     assert!(s.line().await.starts_with("550 5.1.1 <nobody@example.com>"));
-    assert!(s.line().await.starts_with("452 4.2.2"), "over quota is a temporary refusal");
+    assert!(
+        s.line().await.starts_with("452 4.2.2"),
+        "over quota is a temporary refusal"
+    );
     let long = s.line().await;
-    assert!(long.starts_with("554 5.7.1") || long.starts_with("553"), "{long}");
+    assert!(
+        long.starts_with("554 5.7.1") || long.starts_with("553"),
+        "{long}"
+    );
     c.stop().await;
 }
 
@@ -301,7 +408,11 @@ async fn back_end_failure_during_data_is_a_temporary_error_and_stores_nothing() 
     let mut c = cluster().await;
     let mut s = RawClient::connect(c.smtp).await;
     s.line().await;
-    s.send(format!("HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n").as_bytes()).await;
+    s.send(
+        format!("HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n")
+            .as_bytes(),
+    )
+    .await;
     for _ in 0..4 {
         s.line().await;
     }
@@ -311,7 +422,8 @@ async fn back_end_failure_during_data_is_a_temporary_error_and_stores_nothing() 
     c.start_backend().await;
     assert!(c.uids(BOB).await.is_empty());
     // The client tries again and succeeds.
-    s.send(format!("MAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n").as_bytes()).await;
+    s.send(format!("MAIL FROM:<a@outside.example>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n").as_bytes())
+        .await;
     for _ in 0..3 {
         s.line().await;
     }
@@ -327,7 +439,8 @@ async fn submission_adds_message_id_and_date_when_missing() {
     let mut s = RawClient::connect(c.submission).await;
     s.line().await;
     // Plaintext AUTH is refused here; use the 465 port through Python instead.
-    s.send(b"EHLO c\r\nAUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlJ3MgcGFzc3dvcmQ=\r\n").await;
+    s.send(b"EHLO c\r\nAUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlJ3MgcGFzc3dvcmQ=\r\n")
+        .await;
     while !s.line().await.starts_with("250 ") {}
     assert!(s.line().await.starts_with("538 5.7.11"));
     let script = r#"
@@ -338,11 +451,94 @@ s.login(sys.argv[3], sys.argv[4])
 s.sendmail(sys.argv[3], [sys.argv[5]], "Subject: bare\r\n\r\nno id, no date\r\n")
 s.quit()
 "#;
-    let (host, port) = (c.submissions.ip().to_string(), c.submissions.port().to_string());
+    let (host, port) = (
+        c.submissions.ip().to_string(),
+        c.submissions.port().to_string(),
+    );
     blocking(move || python(script, &[&host, &port, ALICE, PASS, BOB])).await;
     let got = mailbox(&c, BOB, "bob's password").await;
     assert!(got[0].contains("\r\nMessage-ID: <"), "{}", got[0]);
     assert!(got[0].contains("\r\nDate: "), "{}", got[0]);
     assert!(got[0].ends_with("Subject: bare\r\n\r\nno id, no date\r\n"));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_limited() {
+    let c = Cluster::start_with(Options {
+        max_connections_per_ip: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut a = RawClient::connect(c.smtp).await;
+    let mut b = RawClient::connect(c.pop3).await;
+    assert!(a.line().await.starts_with("220 "));
+    assert!(b.line().await.starts_with("+OK"));
+    let mut third = RawClient::connect(c.smtp).await;
+    assert_eq!(
+        third.line().await,
+        "421 4.7.0 Too many connections, try again later\r\n"
+    );
+    assert!(third.closed().await);
+    let mut fourth = RawClient::connect(c.pop3).await;
+    assert!(fourth
+        .line()
+        .await
+        .starts_with("-ERR [SYS/TEMP] Too many connections"));
+    a.send(b"QUIT\r\n").await;
+    assert!(a.closed().await);
+    // The place is free again once a connection has ended.
+    let mut again = RawClient::connect(c.smtp).await;
+    let mut greeting = again.line().await;
+    for _ in 0..50 {
+        if greeting.starts_with("220 ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        again = RawClient::connect(c.smtp).await;
+        greeting = again.line().await;
+    }
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_per_account_across_addresses() {
+    use bridgehead_backend::auth::{login, AuthPolicy, LoginOutcome};
+    use std::time::Duration;
+    let c = cluster().await;
+    let policy = AuthPolicy {
+        base_delay: Duration::from_millis(100),
+        ..AuthPolicy::default()
+    };
+    let mut delays = Vec::new();
+    for client in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        match login(&c.store, &policy, ALICE, "guess", client)
+            .await
+            .unwrap()
+        {
+            LoginOutcome::Failed { delay } => delays.push(delay),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        delays,
+        [100, 200, 400].map(Duration::from_millis),
+        "each new address still pays more"
+    );
+    // A success clears the count for the account.
+    assert!(matches!(
+        login(&c.store, &policy, ALICE, PASS, "192.0.2.9")
+            .await
+            .unwrap(),
+        LoginOutcome::Ok { .. }
+    ));
+    match login(&c.store, &policy, ALICE, "guess", "192.0.2.4")
+        .await
+        .unwrap()
+    {
+        LoginOutcome::Failed { delay } => assert_eq!(delay, Duration::from_millis(100)),
+        other => panic!("{other:?}"),
+    }
     c.stop().await;
 }

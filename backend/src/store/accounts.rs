@@ -248,27 +248,30 @@ impl Store {
         Ok(row.map(|r| (r.get("id"), r.get("address"))))
     }
 
-    /// Counts a failed login from `client`; failures older than `window_secs` are forgotten.
-    /// Returns how many failures the address has now.
-    pub async fn record_auth_failure(&self, client: &str, window_secs: u32) -> Result<u32> {
-        let n: i32 = sqlx::query_scalar(
-            "INSERT INTO auth_failures (client_address, failures, last_failure) VALUES ($1, 1, now())
-             ON CONFLICT (client_address) DO UPDATE SET
-               failures = CASE WHEN auth_failures.last_failure < now() - make_interval(secs => $2)
-                               THEN 1 ELSE auth_failures.failures + 1 END,
-               last_failure = now()
-             RETURNING failures",
+    /// Counts a failed login under each key (client address, user name); failures older
+    /// than `window_secs` are forgotten. Returns the highest count among the keys.
+    pub async fn record_auth_failures(&self, keys: &[String], window_secs: u32) -> Result<u32> {
+        let n: Option<i32> = sqlx::query_scalar(
+            "WITH up AS (
+               INSERT INTO auth_failures (key, failures, last_failure)
+               SELECT k, 1, now() FROM unnest($1::text[]) AS k
+               ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN auth_failures.last_failure < now() - make_interval(secs => $2)
+                                 THEN 1 ELSE auth_failures.failures + 1 END,
+                 last_failure = now()
+               RETURNING failures)
+             SELECT max(failures) FROM up",
         )
-        .bind(client)
+        .bind(keys)
         .bind(f64::from(window_secs))
         .fetch_one(&self.pool)
         .await?;
-        Ok(n.max(0) as u32)
+        Ok(n.unwrap_or(0).max(0) as u32)
     }
 
-    pub async fn clear_auth_failures(&self, client: &str) -> Result<()> {
-        sqlx::query("DELETE FROM auth_failures WHERE client_address = $1")
-            .bind(client)
+    pub async fn clear_auth_failures(&self, keys: &[String]) -> Result<()> {
+        sqlx::query("DELETE FROM auth_failures WHERE key = ANY($1)")
+            .bind(keys)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -67,7 +67,9 @@ impl Harness {
                 }
                 Action::StartTls => {
                     self.tls_started = true;
-                    Some(Event::TlsStarted { tls: "TLSv1.3".into() })
+                    Some(Event::TlsStarted {
+                        tls: "TLSv1.3".into(),
+                    })
                 }
                 Action::Authenticate { user, password } => Some(Event::Authenticated(
                     if user == "alice@local.test" && password == "secret" {
@@ -79,9 +81,11 @@ impl Harness {
                         AuthResult::Failed
                     },
                 )),
-                Action::CheckRecipient { address, authenticated, .. } => {
-                    Some(Event::RecipientChecked(verdict(&address, authenticated)))
-                }
+                Action::CheckRecipient {
+                    address,
+                    authenticated,
+                    ..
+                } => Some(Event::RecipientChecked(verdict(&address, authenticated))),
                 Action::ReceiveData { max_size } => {
                     self.data = Some(DataReceiver::new(max_size));
                     self.spool.clear();
@@ -89,7 +93,10 @@ impl Harness {
                 }
                 Action::Submit(env) => {
                     self.submitted.push((env, std::mem::take(&mut self.spool)));
-                    Some(Event::Submitted(SubmitResult::Queued(format!("Q{}", self.submitted.len()))))
+                    Some(Event::Submitted(SubmitResult::Queued(format!(
+                        "Q{}",
+                        self.submitted.len()
+                    ))))
                 }
                 Action::Close => None,
             };
@@ -156,7 +163,10 @@ fn transcript(listener: Listener, tls: bool, input: &[u8]) -> Harness {
     for at in 1..input.len() {
         let split = run(listener, tls, input, &[at]);
         assert_eq!(split.out, whole.out, "differs when split at {at}");
-        assert_eq!(split.submitted, whole.submitted, "submissions differ when split at {at}");
+        assert_eq!(
+            split.submitted, whole.submitted,
+            "submissions differ when split at {at}"
+        );
     }
     let bytewise: Vec<usize> = (1..input.len()).collect();
     assert_eq!(run(listener, tls, input, &bytewise).out, whole.out);
@@ -181,7 +191,10 @@ fn inbound_mx_delivers_locally_and_refuses_relay() {
     assert_eq!(r.last(), Some(&"221 2.0.0 Bye"));
     let (env, content) = &h.submitted[0];
     assert_eq!(env.mail_from, "x@outside.example");
-    assert_eq!(env.recipients, vec![("alice@local.test".to_string(), 0, String::new())]);
+    assert_eq!(
+        env.recipients,
+        vec![("alice@local.test".to_string(), 0, String::new())]
+    );
     assert_eq!(env.protocol, "ESMTP");
     assert!(!env.submission);
     assert_eq!(content, b"Subject: hi\r\n\r\n.dot\r\n");
@@ -205,11 +218,16 @@ fn submission_requires_tls_auth_and_an_owned_sender() {
     assert!(r.contains(&"535 5.7.8 Authentication credentials invalid"));
     assert!(r.contains(&"235 2.7.0 Authentication successful"));
     assert!(r.contains(&"503 5.5.1 Already authenticated"));
-    assert!(r.contains(&"553 5.7.1 <bob@local.test>: Sender address not owned by the authenticated user"));
+    assert!(r.contains(
+        &"553 5.7.1 <bob@local.test>: Sender address not owned by the authenticated user"
+    ));
     assert!(r.contains(&"553 5.7.1 The null sender is not allowed on submission"));
     assert!(r.contains(&"250 2.0.0 Ok Q1"), "{r:?}");
     let (env, _) = &h.submitted[0];
-    assert_eq!(env.recipients, vec![("friend@outside.example".to_string(), 2, String::new())]);
+    assert_eq!(
+        env.recipients,
+        vec![("friend@outside.example".to_string(), 2, String::new())]
+    );
     assert_eq!(env.auth_user, "alice@local.test");
     assert_eq!(env.protocol, "ESMTPSA");
     assert!(env.submission);
@@ -221,22 +239,38 @@ fn auth_login_and_cancel() {
     let h = transcript(Listener::Submissions, true, input);
     assert_eq!(
         &replies(&h)[replies(&h).len() - 4..],
-        &["334 VXNlcm5hbWU6", "501 5.7.0 Authentication cancelled", "334 UGFzc3dvcmQ6", "235 2.7.0 Authentication successful"]
+        &[
+            "334 VXNlcm5hbWU6",
+            "501 5.7.0 Authentication cancelled",
+            "334 UGFzc3dvcmQ6",
+            "235 2.7.0 Authentication successful"
+        ]
     );
 }
 
 #[test]
 fn starttls_forgets_everything_pipelined_before() {
-    let input = b"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@outside.example>\r\nRCPT TO:<alice@local.test>\r\n";
+    let input =
+        b"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@outside.example>\r\nRCPT TO:<alice@local.test>\r\n";
     let mut h = run(Listener::Mx, false, input, &[]);
-    assert!(h.out.ends_with("220 2.0.0 Ready to start TLS\r\n"), "{}", h.out);
+    assert!(
+        h.out.ends_with("220 2.0.0 Ready to start TLS\r\n"),
+        "{}",
+        h.out
+    );
     h.out.clear();
     let mut more = b"MAIL FROM:<a@b.example>\r\nEHLO c\r\nSTARTTLS\r\n".to_vec();
     h.feed(&mut more);
     let r = replies(&h);
-    assert_eq!(r[0], "503 5.5.1 Send HELO/EHLO first", "HELO is forgotten after TLS");
+    assert_eq!(
+        r[0], "503 5.5.1 Send HELO/EHLO first",
+        "HELO is forgotten after TLS"
+    );
     assert!(!h.out.contains("STARTTLS\r\n250"), "{r:?}");
-    assert!(!h.out.contains("250 STARTTLS") && !h.out.contains("250-STARTTLS"), "not offered again: {r:?}");
+    assert!(
+        !h.out.contains("250 STARTTLS") && !h.out.contains("250-STARTTLS"),
+        "not offered again: {r:?}"
+    );
     assert_eq!(r.last(), Some(&"503 5.5.1 TLS is already active"));
 }
 
@@ -249,7 +283,10 @@ fn smuggled_second_transaction_never_becomes_a_message() {
         let h = transcript(Listener::Mx, false, &input);
         assert!(h.submitted.is_empty(), "{bad:?}: {:?}", h.submitted);
         let r = replies(&h);
-        assert!(r.contains(&"550 5.6.0 Message has bare CR or LF characters; lines must end with CRLF"), "{bad:?} {r:?}");
+        assert!(
+            r.contains(&"550 5.6.0 Message has bare CR or LF characters; lines must end with CRLF"),
+            "{bad:?} {r:?}"
+        );
         assert_eq!(r.last(), Some(&"221 2.0.0 Bye"));
     }
 }
@@ -298,14 +335,19 @@ fn too_many_recipients_keeps_the_earlier_ones() {
 
 #[test]
 fn too_many_hops_and_bad_commands_close() {
-    let mut input = b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n".to_vec();
+    let mut input =
+        b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n".to_vec();
     input.extend_from_slice(&b"Received: x\r\n".repeat(51));
     input.extend_from_slice(b"\r\nloop\r\n.\r\n");
     let h = run(Listener::Mx, false, &input, &[]);
-    assert!(h.out.contains("554 5.4.6 Too many Received headers: mail loop?"));
+    assert!(h
+        .out
+        .contains("554 5.4.6 Too many Received headers: mail loop?"));
     assert!(h.submitted.is_empty());
 
     let h = run(Listener::Mx, false, &b"FOO\r\n".repeat(25), &[]);
-    assert!(h.out.ends_with("421 4.7.0 Too many errors, closing connection\r\n"));
+    assert!(h
+        .out
+        .ends_with("421 4.7.0 Too many errors, closing connection\r\n"));
     assert!(h.session.is_closed());
 }
