@@ -148,6 +148,16 @@ impl FrontendArgs {
                 .max_recipients
                 .or(file.max_recipients)
                 .unwrap_or(d.max_recipients),
+            smtp_command_timeout: self
+                .smtp_command_timeout_secs
+                .or(file.smtp_command_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.smtp_command_timeout),
+            smtp_data_timeout: self
+                .smtp_data_timeout_secs
+                .or(file.smtp_data_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.smtp_data_timeout),
             max_connections_per_ip: self
                 .max_connections_per_ip
                 .or(file.max_connections_per_ip)
