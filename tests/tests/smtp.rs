@@ -54,10 +54,9 @@ async fn mailbox(c: &Cluster, user: &str, pass: &str) -> Vec<String> {
 
 /// The message minus the trace headers the cluster adds at the top.
 fn strip_trace(stored: &str) -> String {
-    let mut lines = stored.split_inclusive("\r\n").peekable();
     let mut out = String::new();
     let mut in_trace = true;
-    while let Some(l) = lines.next() {
+    for l in stored.split_inclusive("\r\n") {
         if in_trace
             && (l.starts_with("Return-Path:") || l.starts_with("Received:") || l.starts_with('\t'))
         {
