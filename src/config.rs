@@ -265,3 +265,48 @@ pub fn system_hostname() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_file_fills_what_flags_leave_out() {
+        let dir = std::env::temp_dir().join(format!("bh-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("frontend.toml");
+        std::fs::write(
+            &path,
+            "backends = [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]\npop3_listen = \"0.0.0.0:110\"\nsmtp_listen = \"0.0.0.0:25\"\nhostname = \"mx.example.org\"\nidle_timeout_secs = 900\n",
+        )
+        .unwrap();
+        let args = FrontendArgs {
+            config: Some(path.clone()),
+            pop3_listen: Some("127.0.0.1:1110".parse().unwrap()),
+            ..FrontendArgs::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.backends, vec!["10.0.0.1:7000", "10.0.0.2:7000"]);
+        assert_eq!(
+            c.pop3_listen,
+            Some("127.0.0.1:1110".parse().unwrap()),
+            "the flag wins"
+        );
+        assert_eq!(c.smtp_listen, Some("0.0.0.0:25".parse().unwrap()));
+        assert_eq!(c.hostname, "mx.example.org");
+        assert_eq!(c.idle_timeout, Duration::from_secs(900));
+        assert_eq!(c.max_recipients, 100, "defaults for the rest");
+
+        std::fs::write(&path, "pop3_listn = \"0.0.0.0:110\"\n").unwrap();
+        let err = FrontendArgs {
+            config: Some(path),
+            ..FrontendArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        let err = FrontendArgs::default().resolve().unwrap_err();
+        assert!(err.to_string().contains("no back-end given"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
