@@ -31,6 +31,10 @@ pub enum StoreError {
     RecipientRefused(String, String),
     #[error("invalid envelope: {0}")]
     InvalidEnvelope(&'static str),
+    #[error("no queued message with id {0}")]
+    UnknownQueueId(String),
+    #[error("no route for {0}")]
+    UnknownRoute(String),
     #[error("message was not found")]
     NoSuchMessage,
     #[error("password hashing failed: {0}")]

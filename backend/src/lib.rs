@@ -7,6 +7,7 @@
 pub mod address;
 pub mod auth;
 pub mod content;
+pub mod dsn;
 pub mod error;
 pub mod grpc;
 pub mod password;

@@ -12,7 +12,9 @@ impl From<StoreError> for Status {
             | StoreError::UnknownUser(_)
             | StoreError::UnknownAlias(_)
             | StoreError::UnknownRecipient(_)
-            | StoreError::NoSuchMessage => Code::NotFound,
+            | StoreError::NoSuchMessage
+            | StoreError::UnknownQueueId(_)
+            | StoreError::UnknownRoute(_) => Code::NotFound,
             StoreError::DomainExists(_) | StoreError::AddressTaken(_) => Code::AlreadyExists,
             StoreError::DomainNotEmpty(..)
             | StoreError::LeaseLost

@@ -87,6 +87,16 @@ impl ContentWriter {
         Ok(Some(earlier))
     }
 
+    /// Settles an outbound queue entry in this transaction (the one that stores its report).
+    pub async fn settle_queue_entry(
+        &mut self,
+        id: i64,
+        worker: &str,
+        s: &super::Settlement,
+    ) -> Result<()> {
+        super::queue::settle(&mut self.tx, id, worker, s).await
+    }
+
     /// Adds octets of the message (any line endings; they are made CRLF).
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.canon.push(data, &mut self.buf);

@@ -11,10 +11,12 @@
 mod accounts;
 mod delivery;
 mod maildrop;
+mod queue;
 
 pub use accounts::{AliasInfo, DomainInfo, LoginCheck, UserInfo};
 pub use delivery::{ContentWriter, Delivered, Outbound};
 pub use maildrop::{MessageEntry, MessageStream};
+pub use queue::{QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement};
 
 use crate::error::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
