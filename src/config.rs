@@ -5,6 +5,7 @@
 //! `backends = ["10.0.0.5:7000"]`).
 use anyhow::{bail, Context, Result};
 use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{BackendConfig, BackendHandle};
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use clap::Args;
@@ -104,6 +105,30 @@ pub struct BackendArgs {
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "BRIDGEHEAD_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
+    /// Name used in EHLO, Reporting-MTA and MAILER-DAEMON@ (default: the system's host name).
+    #[arg(long, env = "BRIDGEHEAD_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Outbound delivery workers; 0 turns outbound delivery off on this back-end.
+    #[arg(long, env = "BRIDGEHEAD_TRANSPORT_WORKERS")]
+    pub transport_workers: Option<usize>,
+    /// First retry after a temporary failure, in seconds (doubles up to --retry-max-secs).
+    #[arg(long, env = "BRIDGEHEAD_RETRY_FIRST_SECS")]
+    pub retry_first_secs: Option<u64>,
+    /// Longest wait between retries, in seconds.
+    #[arg(long, env = "BRIDGEHEAD_RETRY_MAX_SECS")]
+    pub retry_max_secs: Option<u64>,
+    /// How long a message may stay queued before it bounces, in seconds (default 5 days).
+    #[arg(long, env = "BRIDGEHEAD_QUEUE_LIFETIME_SECS")]
+    pub queue_lifetime_secs: Option<u64>,
+    /// Send a delay notice after this many seconds in the queue (0: never; default 4 h).
+    #[arg(long, env = "BRIDGEHEAD_DELAY_WARNING_SECS")]
+    pub delay_warning_secs: Option<u64>,
+    /// Mailbox for reports about bounces (default postmaster@<first domain>).
+    #[arg(long, env = "BRIDGEHEAD_POSTMASTER")]
+    pub postmaster: Option<String>,
+    /// How often idle workers look for due mail, in milliseconds.
+    #[arg(long, env = "BRIDGEHEAD_QUEUE_POLL_MS")]
+    pub queue_poll_ms: Option<u64>,
     /// Delay after the first failed login from an address, in ms; it doubles per failure.
     #[arg(long, env = "BRIDGEHEAD_AUTH_DELAY_MS")]
     pub auth_delay_ms: Option<u64>,
@@ -201,6 +226,7 @@ impl FrontendArgs {
 impl BackendArgs {
     pub fn resolve(self) -> Result<BackendConfig> {
         let file: BackendArgs = read_toml(self.config.as_deref())?;
+        let transport = self.transport(&file);
         let token_file = self.admin_token_file.or(file.admin_token_file);
         let admin_token = match (self.admin_token.or(file.admin_token), token_file) {
             (Some(t), _) => t,
@@ -236,7 +262,46 @@ impl BackendArgs {
                     .unwrap_or(AuthPolicy::default().base_delay),
                 ..AuthPolicy::default()
             },
+            transport,
         })
+    }
+
+    /// Outbound transport settings (flags, then the file, then defaults).
+    fn transport(&self, file: &BackendArgs) -> TransportConfig {
+        let d = TransportConfig::default();
+        let secs = |a: Option<u64>, b: Option<u64>, def: Duration| {
+            a.or(b).map(Duration::from_secs).unwrap_or(def)
+        };
+        TransportConfig {
+            workers: self
+                .transport_workers
+                .or(file.transport_workers)
+                .unwrap_or(d.workers),
+            hostname: self
+                .hostname
+                .clone()
+                .or(file.hostname.clone())
+                .unwrap_or_else(system_hostname),
+            first_retry: secs(self.retry_first_secs, file.retry_first_secs, d.first_retry),
+            max_retry: secs(self.retry_max_secs, file.retry_max_secs, d.max_retry),
+            lifetime: secs(
+                self.queue_lifetime_secs,
+                file.queue_lifetime_secs,
+                d.lifetime,
+            ),
+            delay_warning: secs(
+                self.delay_warning_secs,
+                file.delay_warning_secs,
+                d.delay_warning,
+            ),
+            postmaster: self.postmaster.clone().or(file.postmaster.clone()),
+            poll_interval: self
+                .queue_poll_ms
+                .or(file.queue_poll_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.poll_interval),
+            ..d
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use clap::Args;
@@ -70,6 +71,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
         admin_token: admin_token.clone(),
         max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         auth: AuthPolicy::default(),
+        transport: TransportConfig {
+            hostname: crate::config::system_hostname(),
+            ..TransportConfig::default()
+        },
     })
     .await?;
     let demo_password = ensure_demo(&backend.store, &dir).await?;

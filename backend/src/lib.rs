@@ -17,6 +17,7 @@ pub mod server;
 pub mod store;
 pub mod submit;
 pub mod trace;
+pub mod transport;
 
 pub use error::StoreError;
 pub use server::{BackendConfig, BackendHandle};

@@ -15,6 +15,7 @@ pub struct BackendConfig {
     pub admin_token: String,
     pub max_message_size: u64,
     pub auth: AuthPolicy,
+    pub transport: crate::transport::TransportConfig,
 }
 
 /// A running back-end.
@@ -23,6 +24,7 @@ pub struct BackendHandle {
     pub store: Store,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,18 +61,23 @@ impl BackendHandle {
             settings,
             shutdown.clone(),
         ));
+        let workers = crate::transport::spawn(store.clone(), config.transport, shutdown.clone());
         tracing::info!(%addr, "back-end serving gRPC");
         Ok(BackendHandle {
             addr,
             store,
             shutdown,
             task,
+            workers,
         })
     }
 
     /// Stops accepting, finishes calls in flight, closes the database pool.
     pub async fn stop(self) -> Result<(), BackendError> {
         self.shutdown.cancel();
+        for w in self.workers {
+            let _ = w.await;
+        }
         let served = self.task.await;
         self.store.close().await;
         served??;

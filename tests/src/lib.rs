@@ -7,6 +7,7 @@
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle, Store};
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use std::net::SocketAddr;
@@ -67,6 +68,8 @@ pub struct Options {
     pub extra_backends: Vec<String>,
     pub max_message_size: u64,
     pub max_connections_per_ip: usize,
+    /// Outbound transport of the back-end (fast polling and retries in tests).
+    pub transport: TransportConfig,
 }
 
 impl Default for Options {
@@ -79,6 +82,14 @@ impl Default for Options {
             extra_backends: Vec::new(),
             max_message_size: 50 * 1024 * 1024,
             max_connections_per_ip: 100,
+            transport: TransportConfig {
+                hostname: "mx.test.example".into(),
+                poll_interval: Duration::from_millis(50),
+                first_retry: Duration::from_millis(300),
+                max_retry: Duration::from_secs(2),
+                command_timeout: Duration::from_secs(20),
+                ..TransportConfig::default()
+            },
         }
     }
 }
@@ -111,6 +122,7 @@ fn backend_config(database_url: &str, listen: SocketAddr, opts: &Options) -> Bac
             base_delay: opts.auth_delay,
             ..AuthPolicy::default()
         },
+        transport: opts.transport.clone(),
     }
 }
 

@@ -1,0 +1,550 @@
+//! The SMTP client of the outbound transport (RFC 5321, 3207 STARTTLS, 4954 AUTH, 2920
+//! PIPELINING, 3461 DSN, 1870 SIZE).
+//!
+//! Invariants: every line we send ends with CRLF and nothing else; content goes out
+//! dot-stuffed; a server that sends anything after its "220" to STARTTLS and before the TLS
+//! handshake is refused (response injection); AUTH is only sent over TLS.
+use super::{Target, TlsMode};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// One reply: code, enhanced status (if any) and text, lines joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+    /// The RFC 3463 status in the text, or one made from the code.
+    pub fn status(&self) -> String {
+        let first = self.text.split_whitespace().next().unwrap_or("");
+        let parts: Vec<&str> = first.split('.').collect();
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return first.to_string();
+        }
+        match self.code / 100 {
+            2 => "2.0.0",
+            4 => "4.0.0",
+            _ => "5.0.0",
+        }
+        .to_string()
+    }
+    pub fn line(&self) -> String {
+        format!("{} {}", self.code, self.text)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connection: {0}")]
+    Io(#[from] io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("the server answered {0:?}")]
+    Rejected(Reply),
+    #[error("TLS is required but the server does not offer STARTTLS")]
+    NoStartTls,
+    #[error("the server sent data before the TLS handshake (response injection)")]
+    Injection,
+    #[error("malformed reply: {0:?}")]
+    Malformed(String),
+}
+
+impl ClientError {
+    /// A failure that will not go away by trying again.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ClientError::Rejected(r) if r.is_permanent())
+    }
+}
+
+/// One outgoing message to this server.
+pub struct Outgoing<'a> {
+    pub from: &'a str,
+    /// (address, NOTIFY bits, ORCPT)
+    pub recipients: &'a [(String, u32, String)],
+    pub ret: &'a str,
+    pub envid: &'a str,
+    /// Canonical CRLF content, not yet dot-stuffed.
+    pub content: &'a [u8],
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// One reply per recipient, in order.
+    pub recipients: Vec<Reply>,
+    /// The reply to the end of DATA, when DATA was sent.
+    pub data: Option<Reply>,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while STARTTLS swaps the stream.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
+}
+
+pub struct SmtpClient {
+    io: BufReader<Stream>,
+    pub host: String,
+    pipelining: bool,
+    dsn: bool,
+    size: bool,
+    timeout: Duration,
+}
+
+impl SmtpClient {
+    /// Connects, greets, and sets up TLS and AUTH as the target asks.
+    pub async fn connect(
+        target: &Target,
+        helo: &str,
+        timeout: Duration,
+    ) -> Result<SmtpClient, ClientError> {
+        let tcp = within(
+            timeout,
+            TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await??;
+        let _ = tcp.set_nodelay(true);
+        let stream = if target.tls == TlsMode::Implicit {
+            Stream::Tls(Box::new(tls_connect(tcp, &target.host).await?))
+        } else {
+            Stream::Plain(tcp)
+        };
+        let mut c = SmtpClient {
+            io: BufReader::new(stream),
+            host: target.host.clone(),
+            pipelining: false,
+            dsn: false,
+            size: false,
+            timeout,
+        };
+        c.expect(220).await?;
+        let mut caps = c.ehlo(helo).await?;
+        let wants_tls = matches!(target.tls, TlsMode::Opportunistic | TlsMode::Required);
+        if wants_tls && !c.is_tls() {
+            if caps.iter().any(|l| l.eq_ignore_ascii_case("STARTTLS")) {
+                c.starttls(&target.host).await?;
+                caps = c.ehlo(helo).await?;
+            } else if target.tls == TlsMode::Required {
+                return Err(ClientError::NoStartTls);
+            }
+        }
+        c.pipelining = has(&caps, "PIPELINING");
+        c.dsn = has(&caps, "DSN");
+        c.size = caps
+            .iter()
+            .any(|l| l.to_ascii_uppercase().starts_with("SIZE"));
+        if let Some((user, secret)) = &target.auth {
+            if !c.is_tls() {
+                return Err(ClientError::NoStartTls);
+            }
+            c.auth_plain(user, secret).await?;
+        }
+        Ok(c)
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.io.get_ref(), Stream::Tls(_))
+    }
+
+    async fn ehlo(&mut self, helo: &str) -> Result<Vec<String>, ClientError> {
+        self.send(&format!("EHLO {helo}\r\n")).await?;
+        let reply = self.reply().await?;
+        if reply.code != 250 {
+            self.send(&format!("HELO {helo}\r\n")).await?;
+            self.expect(250).await?;
+            return Ok(Vec::new());
+        }
+        Ok(reply.text.lines().skip(1).map(str::to_string).collect())
+    }
+
+    async fn starttls(&mut self, host: &str) -> Result<(), ClientError> {
+        self.send("STARTTLS\r\n").await?;
+        self.expect(220).await?;
+        if !self.io.buffer().is_empty() {
+            return Err(ClientError::Injection);
+        }
+        let old = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
+        let Stream::Plain(tcp) = old else {
+            return Err(ClientError::Malformed(
+                "STARTTLS on a connection that is not plain".into(),
+            ));
+        };
+        self.io = BufReader::new(Stream::Tls(Box::new(tls_connect(tcp, host).await?)));
+        Ok(())
+    }
+
+    async fn auth_plain(&mut self, user: &str, secret: &str) -> Result<(), ClientError> {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{secret}"));
+        self.send(&format!("AUTH PLAIN {token}\r\n")).await?;
+        self.expect(235).await.map(|_| ())
+    }
+
+    /// Sends one message; per-recipient replies. Errors are about the whole connection.
+    pub async fn send_message(&mut self, m: &Outgoing<'_>) -> Result<Outcome, ClientError> {
+        let mut mail = format!("MAIL FROM:<{}>", m.from);
+        if self.size {
+            mail.push_str(&format!(" SIZE={}", m.content.len()));
+        }
+        if self.dsn {
+            if !m.ret.is_empty() {
+                mail.push_str(&format!(" RET={}", m.ret));
+            }
+            if !m.envid.is_empty() {
+                mail.push_str(&format!(" ENVID={}", xtext(m.envid)));
+            }
+        }
+        let mut commands = vec![mail + "\r\n"];
+        for (addr, notify, orcpt) in m.recipients {
+            let mut rcpt = format!("RCPT TO:<{addr}>");
+            if self.dsn && *notify != 0 {
+                rcpt.push_str(&format!(" NOTIFY={}", notify_words(*notify)));
+            }
+            if self.dsn && !orcpt.is_empty() {
+                rcpt.push_str(&format!(" ORCPT=rfc822;{}", xtext(orcpt)));
+            }
+            commands.push(rcpt + "\r\n");
+        }
+        commands.push("DATA\r\n".to_string());
+        let replies = if self.pipelining {
+            self.send(&commands.concat()).await?;
+            let mut replies = Vec::with_capacity(commands.len());
+            for _ in 0..commands.len() {
+                replies.push(self.reply().await?);
+            }
+            replies
+        } else {
+            let mut replies = Vec::new();
+            for cmd in &commands {
+                self.send(cmd).await?;
+                let r = self.reply().await?;
+                let stop = !r.is_positive();
+                replies.push(r);
+                if stop && replies.len() == 1 {
+                    break; // MAIL refused: no RCPT
+                }
+            }
+            replies
+        };
+        let mail_reply = replies[0].clone();
+        if !mail_reply.is_positive() {
+            return Err(ClientError::Rejected(mail_reply));
+        }
+        let rcpt_replies: Vec<Reply> = replies[1..=m.recipients.len()].to_vec();
+        let data_reply = replies.last().cloned().expect("DATA reply");
+        let any_accepted = rcpt_replies.iter().any(Reply::is_positive);
+        if data_reply.code != 354 || !any_accepted {
+            if data_reply.code == 354 {
+                // Every RCPT failed but DATA was accepted in the pipeline: end it empty.
+                self.send(".\r\n").await?;
+                self.reply().await?;
+            }
+            self.reset().await?;
+            return Ok(Outcome {
+                recipients: rcpt_replies,
+                data: None,
+            });
+        }
+        self.write_all(&dot_stuff(m.content)).await?;
+        let end = self.reply().await?;
+        Ok(Outcome {
+            recipients: rcpt_replies,
+            data: Some(end),
+        })
+    }
+
+    pub async fn reset(&mut self) -> Result<(), ClientError> {
+        self.send("RSET\r\n").await?;
+        self.expect(250).await.map(|_| ())
+    }
+
+    pub async fn quit(mut self) {
+        if self.send("QUIT\r\n").await.is_ok() {
+            let _ = self.reply().await;
+        }
+    }
+
+    async fn send(&mut self, text: &str) -> Result<(), ClientError> {
+        self.write_all(text.as_bytes()).await
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let io = self.io.get_mut();
+        within(self.timeout, async {
+            io.write_all(data).await?;
+            io.flush().await
+        })
+        .await??;
+        Ok(())
+    }
+
+    async fn expect(&mut self, code: u16) -> Result<Reply, ClientError> {
+        let r = self.reply().await?;
+        if r.code != code {
+            return Err(ClientError::Rejected(r));
+        }
+        Ok(r)
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    async fn reply(&mut self) -> Result<Reply, ClientError> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = within(self.timeout, self.io.read_line(&mut line)).await??;
+            if n == 0 {
+                return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.len() < 3 || !line.is_char_boundary(3) {
+                return Err(ClientError::Malformed(line.to_string()));
+            }
+            let code: u16 = line[..3]
+                .parse()
+                .map_err(|_| ClientError::Malformed(line.to_string()))?;
+            let (sep, rest) = (line.as_bytes().get(3).copied(), line.get(4..).unwrap_or(""));
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(rest);
+            if sep != Some(b'-') {
+                return Ok(Reply { code, text });
+            }
+            if text.len() > 64 * 1024 {
+                return Err(ClientError::Malformed("reply too long".into()));
+            }
+        }
+    }
+}
+
+fn has(caps: &[String], word: &str) -> bool {
+    caps.iter().any(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    })
+}
+
+fn notify_words(bits: u32) -> String {
+    if bits & 8 != 0 {
+        return "NEVER".into();
+    }
+    let words: Vec<&str> = [(1, "SUCCESS"), (2, "FAILURE"), (4, "DELAY")]
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, w)| *w)
+        .collect();
+    words.join(",")
+}
+
+/// RFC 3461 §4 xtext: "+" and characters outside "!".."~" (and "=") as +XX.
+fn xtext(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+                (b as char).to_string()
+            } else {
+                format!("+{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Dot-stuffs canonical CRLF content and appends the terminator.
+pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
+    let mut at_line_start = true;
+    for &b in content {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, f)
+        .await
+        .map_err(|_| ClientError::Timeout)
+}
+
+async fn tls_connect(tcp: TcpStream, host: &str) -> Result<TlsStream<TcpStream>, ClientError> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| ClientError::Malformed(format!("bad TLS server name {host}")))?;
+    Ok(TlsConnector::from(client_config())
+        .connect(name, tcp)
+        .await?)
+}
+
+/// TLS for SMTP between servers: encryption, with certificates not verified (as Postfix's
+/// "may" and "encrypt" levels; there is no CA trust between arbitrary MX hosts without DANE).
+fn client_config() -> Arc<ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default versions")
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuffing_and_parameters() {
+        assert_eq!(
+            dot_stuff(b".a\r\nb\r\n..c\r\n"),
+            b"..a\r\nb\r\n...c\r\n.\r\n".to_vec()
+        );
+        assert_eq!(dot_stuff(b"x"), b"x\r\n.\r\n".to_vec());
+        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+        assert_eq!(notify_words(6), "FAILURE,DELAY");
+        assert_eq!(notify_words(9), "NEVER");
+        let r = Reply {
+            code: 550,
+            text: "5.1.1 no such user".into(),
+        };
+        assert_eq!(r.status(), "5.1.1");
+        assert_eq!(
+            Reply {
+                code: 451,
+                text: "try later".into()
+            }
+            .status(),
+            "4.0.0"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The outbound transport: every back-end runs workers that claim due queue entries, send
+//! them to the next hop (a configured route, the smart host, or the domain's MX hosts),
+//! record per-recipient results, retry with backoff, and report failures, delays and (when
+//! asked) successes to the sender as RFC 3464 DSNs.
+//!
+//! Parts: `route` (where mail for a domain goes), `client` (the SMTP client), `worker` (one
+//! attempt and its settlement), `report` (who gets a DSN and how it is stored).
+pub mod client;
+mod report;
+pub mod route;
+mod worker;
+
+use crate::store::Store;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How a connection to a next hop is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    Opportunistic,
+    Required,
+    Implicit,
+}
+
+impl TlsMode {
+    pub fn parse(s: &str) -> Option<TlsMode> {
+        Some(match s {
+            "none" => TlsMode::None,
+            "opportunistic" => TlsMode::Opportunistic,
+            "required" => TlsMode::Required,
+            "implicit" => TlsMode::Implicit,
+            _ => return None,
+        })
+    }
+}
+
+/// One server to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub auth: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Workers per back-end; 0 turns the transport off.
+    pub workers: usize,
+    /// Name in EHLO, in Reporting-MTA and in MAILER-DAEMON@.
+    pub hostname: String,
+    pub poll_interval: Duration,
+    /// How long a claim lasts; an attempt must finish within it.
+    pub claim: Duration,
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+    /// After this, pending recipients fail.
+    pub lifetime: Duration,
+    /// After this, a delay notice goes out once (0: never).
+    pub delay_warning: Duration,
+    pub command_timeout: Duration,
+    /// Where reports about bounces go (never back out); default postmaster@<first domain>.
+    pub postmaster: Option<String>,
+    /// Originals larger than this are returned as headers only.
+    pub max_returned: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            workers: 4,
+            hostname: "localhost".into(),
+            poll_interval: Duration::from_secs(1),
+            claim: Duration::from_secs(600),
+            first_retry: Duration::from_secs(300),
+            max_retry: Duration::from_secs(3600),
+            lifetime: Duration::from_secs(5 * 24 * 3600),
+            delay_warning: Duration::from_secs(4 * 3600),
+            command_timeout: Duration::from_secs(300),
+            postmaster: None,
+            max_returned: 1024 * 1024,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// Backoff after `attempts` attempts: first_retry doubling, at most max_retry.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let factor = 1u32 << attempts.saturating_sub(1).clamp(0, 16);
+        self.first_retry.saturating_mul(factor).min(self.max_retry)
+    }
+}
+
+/// Starts the workers; they stop when `shutdown` is cancelled, after their current attempt.
+pub fn spawn(
+    store: Store,
+    config: TransportConfig,
+    shutdown: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if config.workers == 0 {
+        return Vec::new();
+    }
+    let router = std::sync::Arc::new(route::Router::new());
+    let config = std::sync::Arc::new(config);
+    (0..config.workers)
+        .map(|n| {
+            let name = format!("{}/{}/{}", config.hostname, std::process::id(), n);
+            let w = worker::Worker::new(name, store.clone(), router.clone(), config.clone());
+            tokio::spawn(w.run(shutdown.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_maximum() {
+        let c = TransportConfig::default();
+        assert_eq!(c.backoff(1), Duration::from_secs(300));
+        assert_eq!(c.backoff(2), Duration::from_secs(600));
+        assert_eq!(c.backoff(3), Duration::from_secs(1200));
+        assert_eq!(c.backoff(5), Duration::from_secs(3600));
+        assert_eq!(c.backoff(50), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,165 @@
+//! After an attempt: what to tell the sender, and storing that together with the entry's new
+//! state in one transaction.
+//!
+//! Rules (RFC 3461 §5): failures are reported unless NOTIFY=NEVER (or NOTIFY without FAILURE);
+//! a delay notice goes out once, after `delay_warning`, when NOTIFY is absent or has DELAY;
+//! successes only for NOTIFY=SUCCESS. One report per attempt covers every recipient to report.
+//! A message with the null sender is never answered to the outside: its failures go to the
+//! postmaster mailbox. A local sender's report goes straight into its mailbox; an outside
+//! sender's into the outbound queue with the null sender.
+use super::TransportConfig;
+use crate::address::Address;
+use crate::dsn::{self, DsnAction, Report, ReportRecipient};
+use crate::error::Result;
+use crate::store::{Outbound, QueuedMessage, RecipientResult, Settlement, Store};
+use crate::trace;
+use chrono::{DateTime, Utc};
+
+const NOTIFY_SUCCESS: u32 = 1;
+const NOTIFY_FAILURE: u32 = 2;
+const NOTIFY_DELAY: u32 = 4;
+const NOTIFY_NEVER: u32 = 8;
+
+pub async fn settle(
+    store: &Store,
+    config: &TransportConfig,
+    worker: &str,
+    m: &QueuedMessage,
+    mut results: Vec<RecipientResult>,
+    content: &[u8],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let expires =
+        m.created_at + chrono::Duration::from_std(config.lifetime).unwrap_or(chrono::Duration::MAX);
+    if now >= expires {
+        for r in results.iter_mut().filter(|r| r.status == "pending") {
+            r.status = "failed";
+            r.dsn_status = "4.4.7".into();
+            r.diagnostic = format!("delivery time expired; last error: {}", r.diagnostic);
+        }
+    }
+    let pending = results.iter().any(|r| r.status == "pending");
+    let warn_after =
+        chrono::Duration::from_std(config.delay_warning).unwrap_or(chrono::Duration::MAX);
+    let warn_delay = pending
+        && !m.delay_warned
+        && !config.delay_warning.is_zero()
+        && now - m.created_at >= warn_after;
+    let to_report = reportable(m, &results, warn_delay, now);
+    let settlement = Settlement {
+        last_error: results
+            .iter()
+            .find(|r| r.status == "pending")
+            .map(|r| r.diagnostic.clone())
+            .unwrap_or_default(),
+        next_attempt: pending.then(|| {
+            now + chrono::Duration::from_std(config.backoff(m.attempts)).unwrap_or_default()
+        }),
+        delay_warned: m.delay_warned || warn_delay,
+        results,
+    };
+    let recipient = match (to_report.is_empty(), m.mail_from.is_empty()) {
+        (true, _) => None,
+        (false, false) => Some(m.mail_from.clone()),
+        (false, true) => postmaster(store, config).await?,
+    };
+    let Some(recipient) = recipient else {
+        return store.settle_queue_entry(m.id, worker, &settlement).await;
+    };
+    let report = dsn::build(&Report {
+        reporting_mta: &config.hostname,
+        to: &recipient,
+        envid: &m.envid,
+        arrival: m.created_at,
+        recipients: &to_report,
+        original: content,
+        headers_only: m.ret.eq_ignore_ascii_case("HDRS"),
+        max_original: config.max_returned,
+        will_retry_until: Some(expires),
+        now,
+    });
+    let mut writer = store.begin_content(report.len() as u64 + 1024).await?;
+    writer.write(&report).await?;
+    writer.settle_queue_entry(m.id, worker, &settlement).await?;
+    let local = match Address::parse(&recipient) {
+        Ok(a) => store.resolve_recipient(&a).await?,
+        Err(_) => None,
+    };
+    match local {
+        Some((account, address)) => {
+            writer
+                .deliver(&[(account, address, trace::return_path(""))], None)
+                .await?;
+        }
+        None => {
+            let outbound = Outbound {
+                queue_id: format!("{}R{}", m.queue_id, m.attempts),
+                mail_from: String::new(),
+                recipients: vec![(recipient.clone(), NOTIFY_NEVER, String::new())],
+                ..Outbound::default()
+            };
+            writer.deliver(&[], Some(&outbound)).await?;
+        }
+    }
+    tracing::info!(queue_id = %m.queue_id, to = %recipient, recipients = to_report.len(), "delivery status notification stored");
+    Ok(())
+}
+
+/// The recipients this attempt reports on.
+fn reportable(
+    m: &QueuedMessage,
+    results: &[RecipientResult],
+    warn_delay: bool,
+    now: DateTime<Utc>,
+) -> Vec<ReportRecipient> {
+    results
+        .iter()
+        .filter_map(|r| {
+            let notify = m
+                .recipients
+                .iter()
+                .find(|q| q.address == r.address)
+                .map_or(0, |q| q.notify);
+            let orcpt = m
+                .recipients
+                .iter()
+                .find(|q| q.address == r.address)
+                .map(|q| q.orcpt.clone());
+            let action = match r.status {
+                _ if notify & NOTIFY_NEVER != 0 => return None,
+                "failed" if notify == 0 || notify & NOTIFY_FAILURE != 0 => DsnAction::Failed,
+                "pending" if warn_delay && (notify == 0 || notify & NOTIFY_DELAY != 0) => {
+                    DsnAction::Delayed
+                }
+                "delivered" if notify & NOTIFY_SUCCESS != 0 && !m.mail_from.is_empty() => {
+                    DsnAction::Relayed
+                }
+                _ => return None,
+            };
+            if m.mail_from.is_empty() && action != DsnAction::Failed {
+                return None;
+            }
+            Some(ReportRecipient {
+                address: r.address.clone(),
+                orcpt: orcpt.unwrap_or_default(),
+                action,
+                status: r.dsn_status.clone(),
+                remote_mta: r.remote_mta.clone(),
+                diagnostic: r.diagnostic.clone(),
+                last_attempt: now,
+            })
+        })
+        .collect()
+}
+
+/// The undeliverable mailbox: configured, or postmaster@ the first domain.
+async fn postmaster(store: &Store, config: &TransportConfig) -> Result<Option<String>> {
+    if let Some(p) = &config.postmaster {
+        return Ok(Some(p.clone()));
+    }
+    let domain = store.primary_domain().await?;
+    if domain.is_none() {
+        tracing::warn!("a bounce of a bounce has nowhere to go: no domain is configured");
+    }
+    Ok(domain.map(|d| format!("postmaster@{d}")))
+}

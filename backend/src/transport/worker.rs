@@ -1,0 +1,227 @@
+//! One transport worker: claim due entries, try each, settle it.
+//!
+//! Invariants: a recipient's status moves from pending only on a definite answer (2xx after
+//! DATA: delivered; 5xx: failed) or when the message's lifetime ends; every other outcome
+//! (connection refused, 4xx, TLS not offered where required, DNS trouble) leaves it pending for
+//! a later attempt with backoff. Connections to a host are reused within a batch.
+use super::client::{ClientError, Outgoing, SmtpClient};
+use super::report;
+use super::route::{NextHop, Router};
+use super::{Target, TransportConfig};
+use crate::store::{QueuedMessage, QueuedRecipient, RecipientResult, Store};
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub struct Worker {
+    name: String,
+    store: Store,
+    router: Arc<Router>,
+    config: Arc<TransportConfig>,
+}
+
+/// Open connections of one batch, by host:port.
+type Connections = HashMap<String, SmtpClient>;
+
+impl Worker {
+    pub fn new(
+        name: String,
+        store: Store,
+        router: Arc<Router>,
+        config: Arc<TransportConfig>,
+    ) -> Worker {
+        Worker {
+            name,
+            store,
+            router,
+            config,
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let claim = self.config.claim.as_secs().clamp(1, u64::from(u32::MAX)) as u32;
+        while !shutdown.is_cancelled() {
+            let batch = match self.store.claim_due(&self.name, claim, 10).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(worker = %self.name, error = %e, "cannot claim queue entries");
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(self.config.poll_interval) => continue,
+                }
+            }
+            let mut conns = Connections::new();
+            for m in batch {
+                let queue_id = m.queue_id.clone();
+                if let Err(e) = self.attempt(m, &mut conns).await {
+                    tracing::warn!(worker = %self.name, queue_id, error = %e, "could not settle the attempt; the claim will expire");
+                }
+            }
+            for (_, c) in conns.drain() {
+                c.quit().await;
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        m: QueuedMessage,
+        conns: &mut Connections,
+    ) -> Result<(), crate::StoreError> {
+        let content = self.store.content(m.content_id).await?;
+        let mut by_domain: BTreeMap<String, Vec<&QueuedRecipient>> = BTreeMap::new();
+        for r in m.recipients.iter().filter(|r| r.status == "pending") {
+            let domain = r
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default();
+            by_domain.entry(domain).or_default().push(r);
+        }
+        let mut results = Vec::new();
+        for (domain, rcpts) in by_domain {
+            let outcome = match self.router.next_hop(&self.store, &domain).await {
+                NextHop::Refused { status, reason } => all(&rcpts, "failed", status, &reason, ""),
+                NextHop::Unknown(reason) => all(&rcpts, "pending", "4.4.3", &reason, ""),
+                NextHop::Hosts(targets) => self.send(&targets, &m, &rcpts, &content, conns).await,
+            };
+            results.extend(outcome);
+        }
+        tracing::info!(
+            queue_id = %m.queue_id,
+            attempt = m.attempts,
+            delivered = results.iter().filter(|r| r.status == "delivered").count(),
+            failed = results.iter().filter(|r| r.status == "failed").count(),
+            pending = results.iter().filter(|r| r.status == "pending").count(),
+            "delivery attempt"
+        );
+        report::settle(
+            &self.store,
+            &self.config,
+            &self.name,
+            &m,
+            results,
+            &content,
+            Utc::now(),
+        )
+        .await
+    }
+
+    /// Tries the targets in order until one gives definite answers.
+    async fn send(
+        &self,
+        targets: &[Target],
+        m: &QueuedMessage,
+        rcpts: &[&QueuedRecipient],
+        content: &[u8],
+        conns: &mut Connections,
+    ) -> Vec<RecipientResult> {
+        let list: Vec<(String, u32, String)> = rcpts
+            .iter()
+            .map(|r| (r.address.clone(), r.notify, r.orcpt.clone()))
+            .collect();
+        let outgoing = Outgoing {
+            from: &m.mail_from,
+            recipients: &list,
+            ret: &m.ret,
+            envid: &m.envid,
+            content,
+        };
+        let mut last_error = String::from("no mail server to try");
+        for t in targets {
+            let key = format!("{}:{}", t.host, t.port);
+            if !conns.contains_key(&key) {
+                match SmtpClient::connect(t, &self.config.hostname, self.config.command_timeout)
+                    .await
+                {
+                    Ok(c) => {
+                        conns.insert(key.clone(), c);
+                    }
+                    Err(ClientError::Rejected(r)) if r.is_permanent() => {
+                        return all(rcpts, "failed", &r.status(), &r.line(), &t.host);
+                    }
+                    Err(e) => {
+                        last_error = format!("connect to {key}: {e}");
+                        continue;
+                    }
+                }
+            }
+            let client = conns.get_mut(&key).expect("inserted above");
+            match client.send_message(&outgoing).await {
+                Ok(outcome) => return per_recipient(rcpts, &outcome, &t.host),
+                Err(ClientError::Rejected(r)) => {
+                    let status = if r.is_permanent() {
+                        "failed"
+                    } else {
+                        "pending"
+                    };
+                    return all(rcpts, status, &r.status(), &r.line(), &t.host);
+                }
+                Err(e) => {
+                    conns.remove(&key);
+                    last_error = format!("{key}: {e}");
+                }
+            }
+        }
+        all(rcpts, "pending", "4.4.1", &last_error, "")
+    }
+}
+
+fn per_recipient(
+    rcpts: &[&QueuedRecipient],
+    outcome: &super::client::Outcome,
+    host: &str,
+) -> Vec<RecipientResult> {
+    rcpts
+        .iter()
+        .zip(&outcome.recipients)
+        .map(|(r, reply)| {
+            let final_reply = match (&outcome.data, reply.is_positive()) {
+                (Some(data), true) => data,
+                _ => reply,
+            };
+            let status = if final_reply.is_positive() && outcome.data.is_some() {
+                "delivered"
+            } else if final_reply.is_permanent() {
+                "failed"
+            } else {
+                "pending"
+            };
+            result(r, status, &final_reply.status(), &final_reply.line(), host)
+        })
+        .collect()
+}
+
+fn all(
+    rcpts: &[&QueuedRecipient],
+    status: &'static str,
+    dsn: &str,
+    why: &str,
+    host: &str,
+) -> Vec<RecipientResult> {
+    rcpts
+        .iter()
+        .map(|r| result(r, status, dsn, why, host))
+        .collect()
+}
+
+fn result(
+    r: &QueuedRecipient,
+    status: &'static str,
+    dsn: &str,
+    why: &str,
+    host: &str,
+) -> RecipientResult {
+    RecipientResult {
+        address: r.address.clone(),
+        status,
+        dsn_status: dsn.to_string(),
+        diagnostic: why.to_string(),
+        remote_mta: host.to_string(),
+    }
+}
