@@ -41,6 +41,12 @@ enum AdminCommand {
     /// Extra addresses that deliver to a user.
     #[command(subcommand)]
     Alias(AliasCmd),
+    /// The outbound queue.
+    #[command(subcommand)]
+    Queue(crate::admin_queue::QueueCmd),
+    /// Next hops for outside mail: per domain, and the smart host ("*").
+    #[command(subcommand)]
+    Route(crate::admin_queue::RouteCmd),
     /// Import a message from FILE (or standard input) into a mailbox.
     Deliver {
         /// Address whose mailbox receives the message (a user or an alias).
@@ -99,10 +105,10 @@ enum AliasCmd {
     },
 }
 
-type Client = AdminClient<InterceptedService<Channel, Bearer>>;
+pub type Client = AdminClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Clone)]
-struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
@@ -128,6 +134,8 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::User(cmd) => user(&mut client, cmd).await,
         AdminCommand::Alias(cmd) => alias(&mut client, cmd).await,
         AdminCommand::Deliver { to, file } => deliver(&mut client, to, file).await,
+        AdminCommand::Queue(cmd) => crate::admin_queue::queue(&mut client, cmd).await,
+        AdminCommand::Route(cmd) => crate::admin_queue::route(&mut client, cmd).await,
     }
     .map_err(explain)
 }
@@ -338,7 +346,7 @@ fn parse_quota(s: &str) -> Result<Option<u64>> {
 }
 
 /// A password from the terminal (not echoed) or the first line of standard input.
-fn read_password(prompt: &str) -> Result<String> {
+pub fn read_password(prompt: &str) -> Result<String> {
     let password = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(prompt)?;
         let again = rpassword::prompt_password("Again: ")?;

@@ -52,6 +52,7 @@ impl BackendHandle {
         let shutdown = CancellationToken::new();
         let settings = ServiceSettings {
             admin_token: config.admin_token,
+            transport: config.transport.clone(),
             max_message_size: config.max_message_size,
             auth: config.auth,
         };

@@ -370,3 +370,92 @@ pub fn curl(args: &[&str]) -> (bool, Vec<u8>, String) {
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("client thread")
 }
+
+/// A destination SMTP server (Python aiosmtpd, `tests/support/sink.py`) on a free loopback
+/// port; stops when dropped.
+pub struct Sink {
+    pub port: u16,
+    out: PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sink {
+    /// `args`: extra sink options, e.g. `["--reject", "nobody"]`; `tls` offers STARTTLS.
+    pub fn start(args: &[&str], tls: bool) -> Sink {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("received.jsonl");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/sink.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).arg(port.to_string()).arg(&out).args(args);
+        if tls {
+            let (cert, key) = write_certificate(dir.path());
+            cmd.arg("--tls").arg(cert).arg(key);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout).read_line(&mut first).expect("sink output");
+        assert_eq!(first.trim(), "ready", "the sink did not start (is aiosmtpd installed?)");
+        Sink {
+            port,
+            out,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The messages received so far, one JSON document each.
+    pub fn received(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until `n` messages have arrived (or 30 s), returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.received();
+            if got.len() >= n || std::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some` (or 30 s pass).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,6 +3,8 @@ use super::convert::{address, domain, domain_filter, required, user};
 use super::Services;
 use crate::error::StoreError;
 use crate::password;
+use crate::store::{QueuedMessage, Route};
+use crate::transport::{self, TlsMode};
 use bridgehead_proto::v1 as pb;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -189,5 +191,116 @@ impl pb::admin_server::Admin for Services {
             uid: d.uid,
             size: d.size,
         }))
+    }
+
+    async fn list_queue(&self, _: Request<pb::Empty>) -> Reply<pb::QueueList> {
+        let entries = self.store.queue_list().await?;
+        Ok(Response::new(pb::QueueList {
+            entries: entries.into_iter().map(queue_entry).collect(),
+        }))
+    }
+
+    async fn show_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueEntry> {
+        let entry = self.store.queue_get(&req.into_inner().queue_id).await?;
+        Ok(Response::new(queue_entry(entry)))
+    }
+
+    async fn retry_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueCount> {
+        let id = req.into_inner().queue_id;
+        let count = self.store.queue_retry((!id.is_empty()).then_some(id.as_str())).await?;
+        Ok(Response::new(pb::QueueCount { count }))
+    }
+
+    async fn delete_queued(&self, req: Request<pb::DeleteQueuedRequest>) -> Reply<pb::Empty> {
+        let req = req.into_inner();
+        if !req.bounce {
+            self.store.queue_delete(&req.queue_id).await?;
+            return empty();
+        }
+        if !transport::bounce(&self.store, &self.settings.transport, &req.queue_id).await? {
+            return Err(Status::unavailable("the message is being delivered right now; try again in a moment"));
+        }
+        empty()
+    }
+
+    async fn hold_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
+        self.store.queue_hold(&req.into_inner().queue_id, true).await?;
+        empty()
+    }
+
+    async fn release_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
+        self.store.queue_hold(&req.into_inner().queue_id, false).await?;
+        empty()
+    }
+
+    async fn set_route(&self, req: Request<pb::RouteInfo>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let domain = if r.domain == "*" { r.domain.clone() } else { domain(&r.domain)? };
+        if r.host.trim().is_empty() || r.port == 0 || r.port > 65535 {
+            return Err(Status::invalid_argument("a route needs a host and a port from 1 to 65535"));
+        }
+        if TlsMode::parse(&r.tls).is_none() {
+            return Err(Status::invalid_argument("tls must be none, opportunistic, required or implicit"));
+        }
+        let auth_user = (!r.auth_user.is_empty()).then_some(r.auth_user);
+        if auth_user.is_some() && r.tls == "none" {
+            return Err(Status::invalid_argument("AUTH needs TLS: use --tls required or implicit"));
+        }
+        self.store
+            .set_route(&Route {
+                domain,
+                host: r.host.trim().to_string(),
+                port: r.port as u16,
+                tls: r.tls,
+                auth_secret: auth_user.as_ref().map(|_| r.auth_secret),
+                auth_user,
+            })
+            .await?;
+        empty()
+    }
+
+    async fn list_routes(&self, _: Request<pb::Empty>) -> Reply<pb::RouteList> {
+        let routes = self.store.list_routes().await?;
+        Ok(Response::new(pb::RouteList {
+            routes: routes
+                .into_iter()
+                .map(|r| pb::RouteInfo {
+                    domain: r.domain,
+                    host: r.host,
+                    port: u32::from(r.port),
+                    tls: r.tls,
+                    auth_user: r.auth_user.unwrap_or_default(),
+                    auth_secret: String::new(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn remove_route(&self, req: Request<pb::DomainRequest>) -> Reply<pb::Empty> {
+        self.store.remove_route(&req.into_inner().name.to_ascii_lowercase()).await?;
+        empty()
+    }
+}
+
+fn queue_entry(q: QueuedMessage) -> pb::QueueEntry {
+    pb::QueueEntry {
+        queue_id: q.queue_id,
+        mail_from: q.mail_from,
+        created_at: q.created_at.to_rfc3339(),
+        next_attempt_at: q.next_attempt_at.to_rfc3339(),
+        attempts: q.attempts,
+        last_error: q.last_error.unwrap_or_default(),
+        held: q.held,
+        size: q.size.max(0) as u64,
+        recipients: q
+            .recipients
+            .into_iter()
+            .map(|r| pb::QueuedRecipientInfo {
+                address: r.address,
+                status: r.status,
+                dsn_status: r.dsn_status,
+                diagnostic: r.diagnostic,
+            })
+            .collect(),
     }
 }

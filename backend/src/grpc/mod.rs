@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     pub admin_token: String,
+    pub transport: crate::transport::TransportConfig,
     pub max_message_size: u64,
     pub auth: AuthPolicy,
 }

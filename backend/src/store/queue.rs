@@ -35,6 +35,7 @@ pub struct QueuedMessage {
     pub last_error: Option<String>,
     pub held: bool,
     pub delay_warned: bool,
+    pub size: i64,
     pub recipients: Vec<QueuedRecipient>,
 }
 
@@ -132,6 +133,23 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Claims one entry by queue id (for the admin's bounce); `None` while a worker holds it.
+    pub async fn claim_one(&self, queue_id: &str, worker: &str, claim_secs: u32) -> Result<Option<QueuedMessage>> {
+        self.queue_get(queue_id).await?;
+        let sql = format!(
+            "UPDATE outbound_queue SET claimed_by = $2, claim_until = now() + make_interval(secs => $3)
+             WHERE queue_id = $1 AND (claim_until IS NULL OR claim_until < now())
+             RETURNING {ENTRY_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(queue_id)
+            .bind(worker)
+            .bind(f64::from(claim_secs))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(self.with_recipients(rows).await?.pop())
     }
 
     /// The whole content of a message, as stored.
@@ -337,6 +355,7 @@ fn entry(r: &sqlx::postgres::PgRow) -> QueuedMessage {
         last_error: r.get("last_error"),
         held: r.get("held"),
         delay_warned: r.get("delay_warned"),
+        size: r.get::<Option<i64>, _>("size").unwrap_or(0),
         recipients: Vec::new(),
     }
 }

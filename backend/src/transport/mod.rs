@@ -92,6 +92,29 @@ impl TransportConfig {
     }
 }
 
+/// Fails the pending recipients of a queued message at the administrator's request and
+/// tells the sender (`admin queue delete --bounce`). `Ok(false)` while a worker holds it.
+pub async fn bounce(store: &Store, config: &TransportConfig, queue_id: &str) -> Result<bool, crate::StoreError> {
+    let Some(m) = store.claim_one(queue_id, "admin", 60).await? else {
+        return Ok(false);
+    };
+    let content = store.content(m.content_id).await?;
+    let results = m
+        .recipients
+        .iter()
+        .filter(|r| r.status == "pending")
+        .map(|r| crate::store::RecipientResult {
+            address: r.address.clone(),
+            status: "failed",
+            dsn_status: "5.0.0".into(),
+            diagnostic: "removed from the queue by the administrator".into(),
+            remote_mta: String::new(),
+        })
+        .collect();
+    report::settle(store, config, "admin", &m, results, &content, chrono::Utc::now()).await?;
+    Ok(true)
+}
+
 /// Starts the workers; they stop when `shutdown` is cancelled, after their current attempt.
 pub fn spawn(
     store: Store,

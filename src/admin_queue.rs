@@ -1,0 +1,140 @@
+//! `bridgehead admin queue …` and `bridgehead admin route …`: the outbound queue and next hops.
+use crate::admin::{read_password, Client};
+use anyhow::{bail, Result};
+use bridgehead_proto::v1 as pb;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum QueueCmd {
+    /// Every queued message: id, age, attempts, next attempt, last error, recipients.
+    List,
+    /// One message in detail, recipient by recipient.
+    Show { queue_id: String },
+    /// Try a message (or, with --all, every message) now.
+    Retry {
+        queue_id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a message; with --bounce its sender gets a failure report.
+    Delete {
+        queue_id: String,
+        #[arg(long)]
+        bounce: bool,
+    },
+    /// Keep a message from being tried until it is released.
+    Hold { queue_id: String },
+    Release { queue_id: String },
+}
+
+#[derive(Subcommand)]
+pub enum RouteCmd {
+    /// Send mail for DOMAIN ("*": every domain without a route, the smart host) to HOST:PORT.
+    Set {
+        domain: String,
+        /// host:port of the next hop.
+        next_hop: String,
+        /// none, opportunistic, required or implicit.
+        #[arg(long, default_value = "opportunistic")]
+        tls: String,
+        /// Authenticate as this user (the secret is read from standard input or a prompt).
+        #[arg(long)]
+        auth_user: Option<String>,
+    },
+    List,
+    Remove { domain: String },
+}
+
+pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
+    let req = |id: &str| pb::QueueRequest { queue_id: id.to_string() };
+    match cmd {
+        QueueCmd::List => {
+            let entries = c.list_queue(pb::Empty {}).await?.into_inner().entries;
+            if entries.is_empty() {
+                println!("the queue is empty");
+            }
+            for e in entries {
+                print_entry(&e, false);
+            }
+        }
+        QueueCmd::Show { queue_id } => print_entry(&c.show_queued(req(&queue_id)).await?.into_inner(), true),
+        QueueCmd::Retry { queue_id, all } => {
+            let id = match (queue_id, all) {
+                (Some(id), false) => id,
+                (None, true) => String::new(),
+                _ => bail!("give a queue id or --all"),
+            };
+            let n = c.retry_queued(req(&id)).await?.into_inner().count;
+            println!("{n} message(s) will be tried now");
+        }
+        QueueCmd::Delete { queue_id, bounce } => {
+            c.delete_queued(pb::DeleteQueuedRequest { queue_id: queue_id.clone(), bounce }).await?;
+            let how = if bounce { " and its sender told" } else { "" };
+            println!("removed {queue_id} from the queue{how}");
+        }
+        QueueCmd::Hold { queue_id } => {
+            c.hold_queued(req(&queue_id)).await?;
+            println!("{queue_id} is on hold");
+        }
+        QueueCmd::Release { queue_id } => {
+            c.release_queued(req(&queue_id)).await?;
+            println!("{queue_id} is released");
+        }
+    }
+    Ok(())
+}
+
+fn print_entry(e: &pb::QueueEntry, detail: bool) {
+    let state = if e.held { "held" } else { "queued" };
+    println!(
+        "{}  {} bytes  from <{}>  {state} since {}  attempts {}  next attempt {}",
+        e.queue_id, e.size, e.mail_from, e.created_at, e.attempts, e.next_attempt_at
+    );
+    if !e.last_error.is_empty() {
+        println!("    last error: {}", e.last_error);
+    }
+    for r in &e.recipients {
+        if detail || r.status == "pending" {
+            let why = if r.diagnostic.is_empty() { String::new() } else { format!("  {} {}", r.dsn_status, r.diagnostic) };
+            println!("    <{}> {}{why}", r.address, r.status);
+        }
+    }
+}
+
+pub async fn route(c: &mut Client, cmd: RouteCmd) -> Result<()> {
+    match cmd {
+        RouteCmd::Set { domain, next_hop, tls, auth_user } => {
+            let Some((host, port)) = next_hop.rsplit_once(':') else {
+                bail!("the next hop must be HOST:PORT, e.g. smtp.provider.example:587");
+            };
+            let Ok(port) = port.parse::<u32>() else {
+                bail!("bad port in {next_hop:?}");
+            };
+            let auth_secret = match &auth_user {
+                Some(u) => read_password(&format!("Secret for {u}: "))?,
+                None => String::new(),
+            };
+            let info = pb::RouteInfo {
+                domain: domain.clone(),
+                host: host.to_string(),
+                port,
+                tls,
+                auth_user: auth_user.unwrap_or_default(),
+                auth_secret,
+            };
+            c.set_route(info).await?;
+            println!("mail for {domain} goes to {next_hop}");
+        }
+        RouteCmd::List => {
+            for r in c.list_routes(pb::Empty {}).await?.into_inner().routes {
+                let auth = if r.auth_user.is_empty() { String::new() } else { format!("  auth {}", r.auth_user) };
+                println!("{}\t{}:{}\ttls {}{auth}", r.domain, r.host, r.port, r.tls);
+            }
+        }
+        RouteCmd::Remove { domain } => {
+            c.remove_route(pb::DomainRequest { name: domain.clone() }).await?;
+            println!("removed the route for {domain}");
+        }
+    }
+    Ok(())
+}

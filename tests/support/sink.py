@@ -1,0 +1,64 @@
+"""A destination SMTP server for transport tests, on aiosmtpd.
+
+Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT]
+Each message received is appended to OUTFILE as one JSON line. Recipients containing the
+--reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. With --tls the
+server offers STARTTLS. Prints "ready" once listening; stops when its standard input closes.
+"""
+import argparse
+import json
+import ssl
+import sys
+
+from aiosmtpd.controller import Controller
+
+
+class Handler:
+    def __init__(self, out, reject, defer):
+        self.out, self.reject, self.defer = out, reject, defer
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject and self.reject in address:
+            return "550 5.1.1 <%s>: Recipient address rejected: no such user" % address
+        if self.defer and self.defer in address:
+            return "451 4.3.0 <%s>: try again later" % address
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.append(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        record = {
+            "from": envelope.mail_from,
+            "to": envelope.rcpt_tos,
+            "rcpt_options": envelope.rcpt_options,
+            "data": envelope.original_content.decode("utf-8", "replace"),
+            "tls": session.ssl is not None,
+        }
+        with open(self.out, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return "250 2.0.0 OK queued"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("out")
+    p.add_argument("--tls", nargs=2)
+    p.add_argument("--reject")
+    p.add_argument("--defer")
+    a = p.parse_args()
+    ctx = None
+    if a.tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls[0], a.tls[1])
+    handler = Handler(a.out, a.reject, a.defer)
+    c = Controller(handler, hostname="127.0.0.1", port=a.port, tls_context=ctx,
+                   require_starttls=False, ready_timeout=20)
+    c.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    c.stop()
+
+
+if __name__ == "__main__":
+    main()
