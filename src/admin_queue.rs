@@ -9,7 +9,9 @@ pub enum QueueCmd {
     /// Every queued message: id, age, attempts, next attempt, last error, recipients.
     List,
     /// One message in detail, recipient by recipient.
-    Show { queue_id: String },
+    Show {
+        queue_id: String,
+    },
     /// Try a message (or, with --all, every message) now.
     Retry {
         queue_id: Option<String>,
@@ -23,8 +25,12 @@ pub enum QueueCmd {
         bounce: bool,
     },
     /// Keep a message from being tried until it is released.
-    Hold { queue_id: String },
-    Release { queue_id: String },
+    Hold {
+        queue_id: String,
+    },
+    Release {
+        queue_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -42,11 +48,15 @@ pub enum RouteCmd {
         auth_user: Option<String>,
     },
     List,
-    Remove { domain: String },
+    Remove {
+        domain: String,
+    },
 }
 
 pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
-    let req = |id: &str| pb::QueueRequest { queue_id: id.to_string() };
+    let req = |id: &str| pb::QueueRequest {
+        queue_id: id.to_string(),
+    };
     match cmd {
         QueueCmd::List => {
             let entries = c.list_queue(pb::Empty {}).await?.into_inner().entries;
@@ -57,7 +67,9 @@ pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
                 print_entry(&e, false);
             }
         }
-        QueueCmd::Show { queue_id } => print_entry(&c.show_queued(req(&queue_id)).await?.into_inner(), true),
+        QueueCmd::Show { queue_id } => {
+            print_entry(&c.show_queued(req(&queue_id)).await?.into_inner(), true)
+        }
         QueueCmd::Retry { queue_id, all } => {
             let id = match (queue_id, all) {
                 (Some(id), false) => id,
@@ -68,7 +80,11 @@ pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
             println!("{n} message(s) will be tried now");
         }
         QueueCmd::Delete { queue_id, bounce } => {
-            c.delete_queued(pb::DeleteQueuedRequest { queue_id: queue_id.clone(), bounce }).await?;
+            c.delete_queued(pb::DeleteQueuedRequest {
+                queue_id: queue_id.clone(),
+                bounce,
+            })
+            .await?;
             let how = if bounce { " and its sender told" } else { "" };
             println!("removed {queue_id} from the queue{how}");
         }
@@ -95,7 +111,11 @@ fn print_entry(e: &pb::QueueEntry, detail: bool) {
     }
     for r in &e.recipients {
         if detail || r.status == "pending" {
-            let why = if r.diagnostic.is_empty() { String::new() } else { format!("  {} {}", r.dsn_status, r.diagnostic) };
+            let why = if r.diagnostic.is_empty() {
+                String::new()
+            } else {
+                format!("  {} {}", r.dsn_status, r.diagnostic)
+            };
             println!("    <{}> {}{why}", r.address, r.status);
         }
     }
@@ -103,7 +123,12 @@ fn print_entry(e: &pb::QueueEntry, detail: bool) {
 
 pub async fn route(c: &mut Client, cmd: RouteCmd) -> Result<()> {
     match cmd {
-        RouteCmd::Set { domain, next_hop, tls, auth_user } => {
+        RouteCmd::Set {
+            domain,
+            next_hop,
+            tls,
+            auth_user,
+        } => {
             let Some((host, port)) = next_hop.rsplit_once(':') else {
                 bail!("the next hop must be HOST:PORT, e.g. smtp.provider.example:587");
             };
@@ -127,12 +152,19 @@ pub async fn route(c: &mut Client, cmd: RouteCmd) -> Result<()> {
         }
         RouteCmd::List => {
             for r in c.list_routes(pb::Empty {}).await?.into_inner().routes {
-                let auth = if r.auth_user.is_empty() { String::new() } else { format!("  auth {}", r.auth_user) };
+                let auth = if r.auth_user.is_empty() {
+                    String::new()
+                } else {
+                    format!("  auth {}", r.auth_user)
+                };
                 println!("{}\t{}:{}\ttls {}{auth}", r.domain, r.host, r.port, r.tls);
             }
         }
         RouteCmd::Remove { domain } => {
-            c.remove_route(pb::DomainRequest { name: domain.clone() }).await?;
+            c.remove_route(pb::DomainRequest {
+                name: domain.clone(),
+            })
+            .await?;
             println!("removed the route for {domain}");
         }
     }

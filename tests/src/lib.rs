@@ -404,8 +404,14 @@ impl Sink {
             .expect("python3 with aiosmtpd (pip install aiosmtpd)");
         let mut first = String::new();
         let stdout = child.stdout.take().expect("stdout");
-        std::io::BufReader::new(stdout).read_line(&mut first).expect("sink output");
-        assert_eq!(first.trim(), "ready", "the sink did not start (is aiosmtpd installed?)");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("sink output");
+        assert_eq!(
+            first.trim(),
+            "ready",
+            "the sink did not start (is aiosmtpd installed?)"
+        );
         Sink {
             port,
             out,
@@ -455,7 +461,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

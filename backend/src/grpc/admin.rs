@@ -207,7 +207,10 @@ impl pb::admin_server::Admin for Services {
 
     async fn retry_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueCount> {
         let id = req.into_inner().queue_id;
-        let count = self.store.queue_retry((!id.is_empty()).then_some(id.as_str())).await?;
+        let count = self
+            .store
+            .queue_retry((!id.is_empty()).then_some(id.as_str()))
+            .await?;
         Ok(Response::new(pb::QueueCount { count }))
     }
 
@@ -218,33 +221,49 @@ impl pb::admin_server::Admin for Services {
             return empty();
         }
         if !transport::bounce(&self.store, &self.settings.transport, &req.queue_id).await? {
-            return Err(Status::unavailable("the message is being delivered right now; try again in a moment"));
+            return Err(Status::unavailable(
+                "the message is being delivered right now; try again in a moment",
+            ));
         }
         empty()
     }
 
     async fn hold_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
-        self.store.queue_hold(&req.into_inner().queue_id, true).await?;
+        self.store
+            .queue_hold(&req.into_inner().queue_id, true)
+            .await?;
         empty()
     }
 
     async fn release_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
-        self.store.queue_hold(&req.into_inner().queue_id, false).await?;
+        self.store
+            .queue_hold(&req.into_inner().queue_id, false)
+            .await?;
         empty()
     }
 
     async fn set_route(&self, req: Request<pb::RouteInfo>) -> Reply<pb::Empty> {
         let r = req.into_inner();
-        let domain = if r.domain == "*" { r.domain.clone() } else { domain(&r.domain)? };
+        let domain = if r.domain == "*" {
+            r.domain.clone()
+        } else {
+            domain(&r.domain)?
+        };
         if r.host.trim().is_empty() || r.port == 0 || r.port > 65535 {
-            return Err(Status::invalid_argument("a route needs a host and a port from 1 to 65535"));
+            return Err(Status::invalid_argument(
+                "a route needs a host and a port from 1 to 65535",
+            ));
         }
         if TlsMode::parse(&r.tls).is_none() {
-            return Err(Status::invalid_argument("tls must be none, opportunistic, required or implicit"));
+            return Err(Status::invalid_argument(
+                "tls must be none, opportunistic, required or implicit",
+            ));
         }
         let auth_user = (!r.auth_user.is_empty()).then_some(r.auth_user);
         if auth_user.is_some() && r.tls == "none" {
-            return Err(Status::invalid_argument("AUTH needs TLS: use --tls required or implicit"));
+            return Err(Status::invalid_argument(
+                "AUTH needs TLS: use --tls required or implicit",
+            ));
         }
         self.store
             .set_route(&Route {
@@ -277,7 +296,9 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn remove_route(&self, req: Request<pb::DomainRequest>) -> Reply<pb::Empty> {
-        self.store.remove_route(&req.into_inner().name.to_ascii_lowercase()).await?;
+        self.store
+            .remove_route(&req.into_inner().name.to_ascii_lowercase())
+            .await?;
         empty()
     }
 }

@@ -73,7 +73,8 @@ pub struct Route {
 
 const ENTRY_COLUMNS: &str =
     "id, queue_id, content_id, mail_from, ret, envid, created_at, next_attempt_at,
-     attempts, last_error, held, delay_warned";
+     attempts, last_error, held, delay_warned,
+     (SELECT size FROM contents c WHERE c.id = content_id) AS size";
 
 impl Store {
     /// Claims up to `limit` due entries for `worker` for `claim_secs`, counting an attempt.
@@ -136,7 +137,12 @@ impl Store {
     }
 
     /// Claims one entry by queue id (for the admin's bounce); `None` while a worker holds it.
-    pub async fn claim_one(&self, queue_id: &str, worker: &str, claim_secs: u32) -> Result<Option<QueuedMessage>> {
+    pub async fn claim_one(
+        &self,
+        queue_id: &str,
+        worker: &str,
+        claim_secs: u32,
+    ) -> Result<Option<QueuedMessage>> {
         self.queue_get(queue_id).await?;
         let sql = format!(
             "UPDATE outbound_queue SET claimed_by = $2, claim_until = now() + make_interval(secs => $3)

@@ -94,7 +94,11 @@ impl TransportConfig {
 
 /// Fails the pending recipients of a queued message at the administrator's request and
 /// tells the sender (`admin queue delete --bounce`). `Ok(false)` while a worker holds it.
-pub async fn bounce(store: &Store, config: &TransportConfig, queue_id: &str) -> Result<bool, crate::StoreError> {
+pub async fn bounce(
+    store: &Store,
+    config: &TransportConfig,
+    queue_id: &str,
+) -> Result<bool, crate::StoreError> {
     let Some(m) = store.claim_one(queue_id, "admin", 60).await? else {
         return Ok(false);
     };
@@ -111,7 +115,16 @@ pub async fn bounce(store: &Store, config: &TransportConfig, queue_id: &str) -> 
             remote_mta: String::new(),
         })
         .collect();
-    report::settle(store, config, "admin", &m, results, &content, chrono::Utc::now()).await?;
+    report::settle(
+        store,
+        config,
+        "admin",
+        &m,
+        results,
+        &content,
+        chrono::Utc::now(),
+    )
+    .await?;
     Ok(true)
 }
 

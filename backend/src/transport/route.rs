@@ -21,6 +21,12 @@ pub struct Router {
     resolver: Option<TokioResolver>,
 }
 
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Router {
     pub fn new() -> Router {
         let resolver = match TokioResolver::builder_tokio() {
