@@ -68,7 +68,7 @@ pub struct Options {
     pub extra_backends: Vec<String>,
     pub max_message_size: u64,
     pub max_connections_per_ip: usize,
-    /// Outbound transport of the back-end (fast polling and retries in tests).
+    /// Outbound transport of the back-end (off by default; fast polling and retries).
     pub transport: TransportConfig,
 }
 
@@ -82,7 +82,9 @@ impl Default for Options {
             extra_backends: Vec::new(),
             max_message_size: 50 * 1024 * 1024,
             max_connections_per_ip: 100,
+            // Off unless a test turns it on: queued mail stays put for inspection.
             transport: TransportConfig {
+                workers: 0,
                 hostname: "mx.test.example".into(),
                 poll_interval: Duration::from_millis(50),
                 first_retry: Duration::from_millis(300),

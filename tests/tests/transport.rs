@@ -10,7 +10,8 @@ use std::time::Duration;
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
 
-async fn cluster_with(opts: Options) -> Cluster {
+async fn cluster_with(mut opts: Options) -> Cluster {
+    opts.transport.workers = 2;
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
     c
