@@ -126,6 +126,10 @@ pub struct BackendArgs {
     /// Mailbox for reports about bounces (default postmaster@<first domain>).
     #[arg(long, env = "BRIDGEHEAD_POSTMASTER")]
     pub postmaster: Option<String>,
+    /// How long a worker's claim on a queued message lasts; after a crash, another back-end
+    /// takes the message over once it ends. An attempt must finish within it.
+    #[arg(long, env = "BRIDGEHEAD_CLAIM_SECS")]
+    pub claim_secs: Option<u64>,
     /// How often idle workers look for due mail, in milliseconds.
     #[arg(long, env = "BRIDGEHEAD_QUEUE_POLL_MS")]
     pub queue_poll_ms: Option<u64>,
@@ -295,6 +299,7 @@ impl BackendArgs {
                 d.delay_warning,
             ),
             postmaster: self.postmaster.clone().or(file.postmaster.clone()),
+            claim: secs(self.claim_secs, file.claim_secs, d.claim),
             poll_interval: self
                 .queue_poll_ms
                 .or(file.queue_poll_ms)

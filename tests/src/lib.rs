@@ -431,6 +431,15 @@ impl Sink {
             .collect()
     }
 
+    /// How many times a DATA phase has started (with `--slow`).
+    pub fn data_started(&self) -> usize {
+        let marker = self.out.with_extension("jsonl.data-started");
+        std::fs::read_to_string(marker)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
     /// Waits until `n` messages have arrived (or 30 s), returns them.
     pub async fn wait_for(&self, n: usize) -> Vec<String> {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -1,11 +1,14 @@
 """A destination SMTP server for transport tests, on aiosmtpd.
 
-Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT]
+Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT] [--slow SECONDS]
 Each message received is appended to OUTFILE as one JSON line. Recipients containing the
---reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. With --tls the
+--reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. --slow N waits N
+seconds before answering the end of DATA (noting the start in OUTFILE.data-started). With --tls the
 server offers STARTTLS. Prints "ready" once listening; stops when its standard input closes.
 """
 import argparse
+import asyncio
+import time
 import json
 import ssl
 import sys
@@ -14,8 +17,8 @@ from aiosmtpd.controller import Controller
 
 
 class Handler:
-    def __init__(self, out, reject, defer):
-        self.out, self.reject, self.defer = out, reject, defer
+    def __init__(self, out, reject, defer, slow):
+        self.out, self.reject, self.defer, self.slow = out, reject, defer, slow
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.reject and self.reject in address:
@@ -27,7 +30,13 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        started = time.time()
+        if self.slow:
+            with open(self.out + ".data-started", "a") as f:
+                f.write("%f\n" % started)
+            await asyncio.sleep(self.slow)
         record = {
+            "started": started,
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
             "rcpt_options": envelope.rcpt_options,
@@ -46,12 +55,13 @@ def main():
     p.add_argument("--tls", nargs=2)
     p.add_argument("--reject")
     p.add_argument("--defer")
+    p.add_argument("--slow", type=float, default=0.0)
     a = p.parse_args()
     ctx = None
     if a.tls:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls[0], a.tls[1])
-    handler = Handler(a.out, a.reject, a.defer)
+    handler = Handler(a.out, a.reject, a.defer, a.slow)
     c = Controller(handler, hostname="127.0.0.1", port=a.port, tls_context=ctx,
                    require_starttls=False, ready_timeout=20)
     c.start()

@@ -261,7 +261,24 @@ async fn connection_refused_defers_then_retry_delivers() {
     // Hold it, point the route at a live peer, release and retry: delivered once.
     admin(&c, &["queue", "hold", &entry.queue_id]);
     let sink = blocking(|| Sink::start(&[], false)).await;
-    route(&c, sink.port, "opportunistic").await;
+    let hop = format!("127.0.0.1:{}", sink.port);
+    assert!(admin(
+        &c,
+        &[
+            "route",
+            "set",
+            "outside.example",
+            &hop,
+            "--tls",
+            "opportunistic"
+        ]
+    )
+    .contains("goes to"));
+    let routes = admin(&c, &["route", "list"]);
+    assert_eq!(
+        routes,
+        format!("outside.example\t{hop}\ttls opportunistic\n")
+    );
     admin(&c, &["queue", "release", &entry.queue_id]);
     assert!(admin(&c, &["queue", "retry", "--all"]).contains("will be tried now"));
     let got = sink.wait_for(1).await;
@@ -389,5 +406,71 @@ async fn a_bounce_is_never_bounced_out() {
     assert_eq!(dsn["recipients"][0]["action"], "failed");
     queue_empty(&c).await;
     assert!(sink.received().is_empty());
+    c.stop().await;
+}
+
+/// A back-end process killed in the middle of a delivery loses nothing: another back-end takes
+/// the message over once the dead one's claim has ended — never while it could still be
+/// sending it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_end_killed_mid_delivery_loses_nothing() {
+    let c = Cluster::start().await; // its own back-end sends nothing
+    c.add_user(ALICE, PASS).await;
+    let sink = blocking(|| Sink::start(&["--slow", "2"], false)).await;
+    route(&c, sink.port, "none").await;
+    let spawn_backend = || {
+        Command::new(env!("CARGO_BIN_EXE_bridgehead"))
+            .args([
+                "backend",
+                "--listen",
+                "127.0.0.1:0",
+                "--transport-workers",
+                "1",
+                "--claim-secs",
+                "4",
+            ])
+            .args([
+                "--queue-poll-ms",
+                "50",
+                "--retry-first-secs",
+                "1",
+                "--hostname",
+                "mx.test.example",
+            ])
+            .args(["--database-url", &c.database_url])
+            .env_remove("BRIDGEHEAD_ADMIN_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a back-end process")
+    };
+    let mut first = spawn_backend();
+    send(&c, &["friend@outside.example"]).await;
+    eventually("the first back-end to be sending", || async {
+        (sink.data_started() >= 1).then_some(())
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL, mid-DATA
+    first.wait().unwrap();
+    let mut second = spawn_backend();
+    queue_empty(&c).await;
+    let got = sink.received();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(!got.is_empty(), "the message reached the peer");
+    let starts: Vec<f64> = got
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["started"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    for pair in starts.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 3.0,
+            "sent again within the first claim: {starts:?}"
+        );
+    }
     c.stop().await;
 }
