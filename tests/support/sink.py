@@ -1,6 +1,7 @@
 """A destination SMTP server for transport tests, on aiosmtpd.
 
 Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT] [--slow SECONDS]
+       [--auth USER:SECRET]
 Each message received is appended to OUTFILE as one JSON line. Recipients containing the
 --reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. --slow N waits N
 seconds before answering the end of DATA (noting the start in OUTFILE.data-started). With --tls the
@@ -14,6 +15,7 @@ import ssl
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Handler:
@@ -42,6 +44,7 @@ class Handler:
             "rcpt_options": envelope.rcpt_options,
             "data": envelope.original_content.decode("utf-8", "replace"),
             "tls": session.ssl is not None,
+            "authenticated": bool(session.authenticated),
         }
         with open(self.out, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -56,14 +59,25 @@ def main():
     p.add_argument("--reject")
     p.add_argument("--defer")
     p.add_argument("--slow", type=float, default=0.0)
+    p.add_argument("--auth", help="USER:SECRET required (over TLS) before MAIL")
     a = p.parse_args()
     ctx = None
     if a.tls:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls[0], a.tls[1])
     handler = Handler(a.out, a.reject, a.defer, a.slow)
+    extra = {}
+    if a.auth:
+        user, secret = a.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and \
+                auth_data.login.decode() == user and auth_data.password.decode() == secret
+            return AuthResult(success=ok)
+
+        extra = dict(authenticator=authenticator, auth_required=True, auth_require_tls=True)
     c = Controller(handler, hostname="127.0.0.1", port=a.port, tls_context=ctx,
-                   require_starttls=False, ready_timeout=20)
+                   require_starttls=False, ready_timeout=20, **extra)
     c.start()
     print("ready", flush=True)
     sys.stdin.read()

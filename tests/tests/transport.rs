@@ -39,17 +39,22 @@ ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode 
 s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
 s.login(user, password)
 msg = "From: <%s>\r\nTo: <%s>\r\nSubject: outbound test\r\nMessage-ID: <out1@client.example>\r\n\r\nHello out there.\r\n" % (user, rcpts[0])
-s.sendmail(user, rcpts, msg, rcpt_options=["NOTIFY=FAILURE,DELAY"])
+notify = sys.argv[6] if len(sys.argv) > 6 else "FAILURE,DELAY"
+s.sendmail(user, rcpts, msg, rcpt_options=["NOTIFY=" + notify])
 s.quit()
 "#;
 
 async fn send(c: &Cluster, rcpts: &[&str]) {
+    send_notify(c, rcpts, "FAILURE,DELAY").await
+}
+
+async fn send_notify(c: &Cluster, rcpts: &[&str], notify: &'static str) {
     let (host, port) = (
         c.submissions.ip().to_string(),
         c.submissions.port().to_string(),
     );
     let rcpts = rcpts.join(",");
-    blocking(move || python(SEND, &[&host, &port, ALICE, PASS, &rcpts])).await;
+    blocking(move || python(SEND, &[&host, &port, ALICE, PASS, &rcpts, notify])).await;
 }
 
 /// Parses a report with Python's email package: content type, report type, and per recipient
@@ -472,5 +477,38 @@ async fn a_back_end_killed_mid_delivery_loses_nothing() {
             "sent again within the first claim: {starts:?}"
         );
     }
+    c.stop().await;
+}
+
+/// The smart host ('*') with AUTH over STARTTLS, and a success report for NOTIFY=SUCCESS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_host_with_auth_and_success_report() {
+    let c = cluster_with(Options::default()).await;
+    let sink = blocking(|| Sink::start(&["--auth", "relay:s3cret"], true)).await;
+    c.store
+        .set_route(&Route {
+            domain: "*".into(),
+            host: "127.0.0.1".into(),
+            port: sink.port,
+            tls: "required".into(),
+            auth_user: Some("relay".into()),
+            auth_secret: Some("s3cret".into()),
+        })
+        .await
+        .unwrap();
+    send_notify(&c, &["someone@anywhere.example"], "SUCCESS").await;
+    let got = sink.wait_for(1).await;
+    let m: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(m["authenticated"], true);
+    assert_eq!(m["tls"], true);
+    let reports = eventually("the success report", || async {
+        let mb = mailbox(&c, ALICE).await;
+        (!mb.is_empty()).then_some(mb)
+    })
+    .await;
+    let dsn = parse_dsn(reports[0].clone()).await;
+    assert_eq!(dsn["recipients"][0]["action"], "relayed");
+    assert_eq!(dsn["recipients"][0]["status"], "2.0.0");
+    queue_empty(&c).await;
     c.stop().await;
 }
