@@ -5,6 +5,7 @@
 //! `backends = ["10.0.0.5:7000"]`).
 use anyhow::{bail, Context, Result};
 use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{BackendConfig, BackendHandle};
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
@@ -130,6 +131,9 @@ pub struct BackendArgs {
     /// takes the message over once it ends. An attempt must finish within it.
     #[arg(long, env = "BRIDGEHEAD_CLAIM_SECS")]
     pub claim_secs: Option<u64>,
+    /// POP3 connector workers; 0 turns connector polling off on this back-end.
+    #[arg(long, env = "BRIDGEHEAD_CONNECTOR_WORKERS")]
+    pub connector_workers: Option<usize>,
     /// How often idle workers look for due mail, in milliseconds.
     #[arg(long, env = "BRIDGEHEAD_QUEUE_POLL_MS")]
     pub queue_poll_ms: Option<u64>,
@@ -265,6 +269,15 @@ impl BackendArgs {
                     .map(Duration::from_millis)
                     .unwrap_or(AuthPolicy::default().base_delay),
                 ..AuthPolicy::default()
+            },
+            connector: ConnectorConfig {
+                workers: self
+                    .connector_workers
+                    .or(file.connector_workers)
+                    .unwrap_or(1),
+                hostname: transport.hostname.clone(),
+                postmaster: transport.postmaster.clone(),
+                ..ConnectorConfig::default()
             },
             transport,
         })

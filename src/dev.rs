@@ -9,6 +9,7 @@ use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use anyhow::{Context, Result};
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
@@ -74,6 +75,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
         transport: TransportConfig {
             hostname: crate::config::system_hostname(),
             ..TransportConfig::default()
+        },
+        connector: ConnectorConfig {
+            hostname: crate::config::system_hostname(),
+            ..ConnectorConfig::default()
         },
     })
     .await?;

@@ -35,6 +35,10 @@ pub enum StoreError {
     UnknownQueueId(String),
     #[error("no route for {0}")]
     UnknownRoute(String),
+    #[error("no connector named {0}")]
+    UnknownConnector(String),
+    #[error("a connector named {0} exists already")]
+    ConnectorExists(String),
     #[error("message was not found")]
     NoSuchMessage,
     #[error("password hashing failed: {0}")]

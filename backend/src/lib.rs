@@ -6,6 +6,7 @@
 //! PostgreSQL for `bridgehead dev` and the tests.
 pub mod address;
 pub mod auth;
+pub mod connector;
 pub mod content;
 pub mod dsn;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod relay;
 pub mod server;
 pub mod store;
 pub mod submit;
+pub mod tls_client;
 pub mod trace;
 pub mod transport;
 

@@ -16,6 +16,7 @@ pub struct BackendConfig {
     pub max_message_size: u64,
     pub auth: AuthPolicy,
     pub transport: crate::transport::TransportConfig,
+    pub connector: crate::connector::ConnectorConfig,
 }
 
 /// A running back-end.
@@ -62,7 +63,13 @@ impl BackendHandle {
             settings,
             shutdown.clone(),
         ));
-        let workers = crate::transport::spawn(store.clone(), config.transport, shutdown.clone());
+        let mut workers =
+            crate::transport::spawn(store.clone(), config.transport, shutdown.clone());
+        workers.extend(crate::connector::spawn(
+            store.clone(),
+            config.connector,
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, "back-end serving gRPC");
         Ok(BackendHandle {
             addr,

@@ -6,6 +6,7 @@
 //! Docker. Helpers run real clients (Python's poplib, curl) and raw socket transcripts.
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
+use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle, Store};
@@ -70,6 +71,8 @@ pub struct Options {
     pub max_connections_per_ip: usize,
     /// Outbound transport of the back-end (off by default; fast polling and retries).
     pub transport: TransportConfig,
+    /// POP3 connector workers of the back-end (off by default; fast polling).
+    pub connector: ConnectorConfig,
 }
 
 impl Default for Options {
@@ -91,6 +94,13 @@ impl Default for Options {
                 max_retry: Duration::from_secs(2),
                 command_timeout: Duration::from_secs(20),
                 ..TransportConfig::default()
+            },
+            connector: ConnectorConfig {
+                workers: 0,
+                hostname: "mx.test.example".into(),
+                poll_interval: Duration::from_millis(50),
+                timeout: Duration::from_secs(20),
+                ..ConnectorConfig::default()
             },
         }
     }
@@ -125,6 +135,7 @@ fn backend_config(database_url: &str, listen: SocketAddr, opts: &Options) -> Bac
             ..AuthPolicy::default()
         },
         transport: opts.transport.clone(),
+        connector: opts.connector.clone(),
     }
 }
 

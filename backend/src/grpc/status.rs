@@ -14,8 +14,11 @@ impl From<StoreError> for Status {
             | StoreError::UnknownRecipient(_)
             | StoreError::NoSuchMessage
             | StoreError::UnknownQueueId(_)
-            | StoreError::UnknownRoute(_) => Code::NotFound,
-            StoreError::DomainExists(_) | StoreError::AddressTaken(_) => Code::AlreadyExists,
+            | StoreError::UnknownRoute(_)
+            | StoreError::UnknownConnector(_) => Code::NotFound,
+            StoreError::DomainExists(_)
+            | StoreError::AddressTaken(_)
+            | StoreError::ConnectorExists(_) => Code::AlreadyExists,
             StoreError::DomainNotEmpty(..)
             | StoreError::LeaseLost
             | StoreError::RecipientRefused(..) => Code::FailedPrecondition,

@@ -97,6 +97,18 @@ impl ContentWriter {
         super::queue::settle(&mut self.tx, id, worker, s).await
     }
 
+    /// Records, in this transaction, that a POP3 connector has brought this UIDL in.
+    pub async fn mark_seen(&mut self, connector_id: i64, uidl: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connector_seen (connector_id, uidl) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(connector_id)
+        .bind(uidl)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     /// Adds octets of the message (any line endings; they are made CRLF).
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.canon.push(data, &mut self.buf);

@@ -9,11 +9,13 @@
 //! Migrations are embedded and applied at start; sqlx takes a PostgreSQL advisory lock
 //! while migrating, so several back-ends may start at once.
 mod accounts;
+mod connectors;
 mod delivery;
 mod maildrop;
 mod queue;
 
 pub use accounts::{AliasInfo, DomainInfo, LoginCheck, UserInfo};
+pub use connectors::{Connector, ConnectorStatus};
 pub use delivery::{ContentWriter, Delivered, Outbound};
 pub use maildrop::{MessageEntry, MessageStream};
 pub use queue::{QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement};

@@ -5,18 +5,11 @@
 //! dot-stuffed; a server that sends anything after its "220" to STARTTLS and before the TLS
 //! handshake is refused (response injection); AUTH is only sent over TLS.
 use super::{Target, TlsMode};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use crate::tls_client::{self, ClientStream};
 use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 
 /// One reply: code, enhanced status (if any) and text, lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,19 +90,8 @@ pub struct Outcome {
     pub data: Option<Reply>,
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only while STARTTLS swaps the stream.
-    Closed,
-}
-
-fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
-}
-
 pub struct SmtpClient {
-    io: BufReader<Stream>,
+    io: BufReader<ClientStream>,
     pub host: String,
     pipelining: bool,
     dsn: bool,
@@ -131,9 +113,12 @@ impl SmtpClient {
         .await??;
         let _ = tcp.set_nodelay(true);
         let stream = if target.tls == TlsMode::Implicit {
-            Stream::Tls(Box::new(tls_connect(tcp, &target.host).await?))
+            // Between mail servers: encryption without certificate checks (see tls_client).
+            ClientStream::Tls(Box::new(
+                tls_client::connect(tcp, &target.host, false).await?,
+            ))
         } else {
-            Stream::Plain(tcp)
+            ClientStream::Plain(tcp)
         };
         let mut c = SmtpClient {
             io: BufReader::new(stream),
@@ -169,7 +154,7 @@ impl SmtpClient {
     }
 
     fn is_tls(&self) -> bool {
-        matches!(self.io.get_ref(), Stream::Tls(_))
+        matches!(self.io.get_ref(), ClientStream::Tls(_))
     }
 
     async fn ehlo(&mut self, helo: &str) -> Result<Vec<String>, ClientError> {
@@ -189,13 +174,9 @@ impl SmtpClient {
         if !self.io.buffer().is_empty() {
             return Err(ClientError::Injection);
         }
-        let old = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
-        let Stream::Plain(tcp) = old else {
-            return Err(ClientError::Malformed(
-                "STARTTLS on a connection that is not plain".into(),
-            ));
-        };
-        self.io = BufReader::new(Stream::Tls(Box::new(tls_connect(tcp, host).await?)));
+        let old =
+            std::mem::replace(&mut self.io, BufReader::new(ClientStream::Closed)).into_inner();
+        self.io = BufReader::new(old.start_tls(host, false).await?);
         Ok(())
     }
 
@@ -401,122 +382,6 @@ async fn within<T>(
     tokio::time::timeout(limit, f)
         .await
         .map_err(|_| ClientError::Timeout)
-}
-
-async fn tls_connect(tcp: TcpStream, host: &str) -> Result<TlsStream<TcpStream>, ClientError> {
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| ClientError::Malformed(format!("bad TLS server name {host}")))?;
-    Ok(TlsConnector::from(client_config())
-        .connect(name, tcp)
-        .await?)
-}
-
-/// TLS for SMTP between servers: encryption, with certificates not verified (as Postfix's
-/// "may" and "encrypt" levels; there is no CA trust between arbitrary MX hosts without DANE).
-fn client_config() -> Arc<ClientConfig> {
-    static CONFIG: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default versions")
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
-}
-
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Closed => Poll::Ready(Ok(())),
-        }
-    }
 }
 
 #[cfg(test)]
