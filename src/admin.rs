@@ -47,6 +47,9 @@ enum AdminCommand {
     /// Next hops for outside mail: per domain, and the smart host ("*").
     #[command(subcommand)]
     Route(crate::admin_queue::RouteCmd),
+    /// POP3 connectors: outside POP3 mailboxes brought into local mailboxes.
+    #[command(subcommand)]
+    Connector(crate::admin_connector::ConnectorCmd),
     /// Import a message from FILE (or standard input) into a mailbox.
     Deliver {
         /// Address whose mailbox receives the message (a user or an alias).
@@ -135,6 +138,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Alias(cmd) => alias(&mut client, cmd).await,
         AdminCommand::Deliver { to, file } => deliver(&mut client, to, file).await,
         AdminCommand::Queue(cmd) => crate::admin_queue::queue(&mut client, cmd).await,
+        AdminCommand::Connector(cmd) => crate::admin_connector::run(&mut client, cmd).await,
         AdminCommand::Route(cmd) => crate::admin_queue::route(&mut client, cmd).await,
     }
     .map_err(explain)

@@ -1,6 +1,7 @@
 //! `bridgehead`: one binary, roles as subcommands. A thin clap dispatcher; each role lives
 //! in its own module (`dev`, `admin`) or library (`bridgehead-frontend`, `bridgehead-backend`).
 mod admin;
+mod admin_connector;
 mod admin_queue;
 mod certs;
 mod config;

@@ -1,6 +1,6 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
-use super::Services;
+use super::{connectors, Services};
 use crate::error::StoreError;
 use crate::password;
 use crate::store::{QueuedMessage, Route};
@@ -298,6 +298,57 @@ impl pb::admin_server::Admin for Services {
     async fn remove_route(&self, req: Request<pb::DomainRequest>) -> Reply<pb::Empty> {
         self.store
             .remove_route(&req.into_inner().name.to_ascii_lowercase())
+            .await?;
+        empty()
+    }
+
+    async fn add_connector(&self, req: Request<pb::ConnectorInfo>) -> Reply<pb::Empty> {
+        connectors::add(self, req.into_inner()).await?;
+        empty()
+    }
+
+    async fn edit_connector(&self, req: Request<pb::ConnectorInfo>) -> Reply<pb::Empty> {
+        self.store
+            .update_connector(&connectors::from_proto(req.into_inner())?)
+            .await?;
+        empty()
+    }
+
+    async fn list_connectors(&self, _: Request<pb::Empty>) -> Reply<pb::ConnectorList> {
+        let list = self.store.list_connectors().await?;
+        Ok(Response::new(pb::ConnectorList {
+            connectors: list.into_iter().map(connectors::to_proto).collect(),
+        }))
+    }
+
+    async fn show_connector(&self, req: Request<pb::ConnectorRequest>) -> Reply<pb::ConnectorInfo> {
+        let c = self.store.get_connector(&req.into_inner().name).await?;
+        Ok(Response::new(connectors::to_proto(c)))
+    }
+
+    async fn remove_connector(&self, req: Request<pb::ConnectorRequest>) -> Reply<pb::Empty> {
+        self.store.remove_connector(&req.into_inner().name).await?;
+        empty()
+    }
+
+    async fn retrieve_now(&self, req: Request<pb::ConnectorRequest>) -> Reply<pb::QueueCount> {
+        let name = req.into_inner().name;
+        let count = self
+            .store
+            .retrieve_now((!name.is_empty()).then_some(name.as_str()))
+            .await?;
+        Ok(Response::new(pb::QueueCount { count }))
+    }
+
+    async fn set_connector_rule(&self, req: Request<pb::ConnectorRule>) -> Reply<pb::Empty> {
+        connectors::rule(self, req.into_inner()).await?;
+        empty()
+    }
+
+    async fn remove_connector_rule(&self, req: Request<pb::ConnectorRule>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        self.store
+            .remove_connector_rule(&r.connector, &r.match_text)
             .await?;
         empty()
     }

@@ -5,6 +5,7 @@
 //! token as `authorization: Bearer <token>`.
 mod admin;
 mod auth;
+mod connectors;
 mod convert;
 mod delivery;
 mod maildrop;

@@ -66,9 +66,7 @@ pub async fn serve(
         tracing::debug!(%peer, error = %e, "POP3 connection ended with an error");
     }
     if let Some(lease) = driver.lease.take() {
-        if let Err(e) = driver.ctx.backends.release(&lease).await {
-            tracing::debug!(%peer, error = %e, "could not release lease; it will expire");
-        }
+        release(&driver.ctx.backends, &lease, peer).await;
     }
 }
 
@@ -311,6 +309,20 @@ impl Driver {
             let _ = conn.shutdown().await;
         }
         Ok(())
+    }
+}
+
+/// Gives a lease back, trying a few times (a back-end may be restarting); if that fails
+/// the lease simply expires.
+async fn release(backends: &Backends, lease: &Lease, peer: SocketAddr) {
+    for attempt in 0..3 {
+        match backends.release(lease).await {
+            Ok(()) => return,
+            Err(e) if attempt == 2 => {
+                tracing::debug!(%peer, error = %e, "could not release lease; it will expire")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
     }
 }
 
