@@ -39,6 +39,10 @@ pub enum StoreError {
     UnknownConnector(String),
     #[error("a connector named {0} exists already")]
     ConnectorExists(String),
+    #[error("no group named {0}")]
+    UnknownGroup(String),
+    #[error("no contact named {0}")]
+    UnknownContact(String),
     #[error("message was not found")]
     NoSuchMessage,
     #[error("password hashing failed: {0}")]

@@ -8,6 +8,7 @@ pub mod address;
 pub mod auth;
 pub mod connector;
 pub mod content;
+pub mod directory;
 pub mod dsn;
 pub mod error;
 pub mod grpc;

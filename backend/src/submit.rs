@@ -6,6 +6,7 @@
 //! submissions a missing Message-ID and Date) is written before the content; each local
 //! mailbox gets its own Return-Path; nothing is visible until the single COMMIT in `finish`.
 use crate::address::Address;
+use crate::directory;
 use crate::error::{Result, StoreError};
 use crate::relay::{decide, Verdict};
 use crate::store::{ContentWriter, Outbound, Store};
@@ -77,19 +78,24 @@ impl Submission {
         for (address, notify, orcpt) in &env.recipients {
             let parsed = Address::parse(address);
             let facts = match &parsed {
-                Ok(a) => Some(store.recipient_facts(a, 0).await?),
+                Ok(a) => {
+                    Some(directory::facts(store, a, 0, &env.mail_from, &env.client_address).await?)
+                }
                 Err(_) => None,
             };
+            let mut outside = Vec::new();
             match decide(&parsed, facts.as_ref(), authenticated) {
                 Verdict::Local {
                     account_id,
                     address,
-                } => {
-                    local.push((account_id, address, trace::return_path(&env.mail_from)));
+                } => local.push((account_id, address)),
+                Verdict::Group { id, .. } => {
+                    let expansion = directory::expand_group(store, id).await?;
+                    local.extend(expansion.mailboxes);
+                    outside = expansion.outside;
                 }
-                Verdict::Relay { address } => {
-                    outbound.recipients.push((address, *notify, orcpt.clone()))
-                }
+                Verdict::Forward { external, .. } => outside.push(external),
+                Verdict::Relay { address } => outside.push(address),
                 other => {
                     return Err(StoreError::RecipientRefused(
                         address.clone(),
@@ -97,7 +103,21 @@ impl Submission {
                     ))
                 }
             }
+            for a in outside {
+                if !outbound.recipients.iter().any(|r| r.0 == a) {
+                    outbound.recipients.push((a, *notify, orcpt.clone()));
+                }
+            }
         }
+        let return_path = trace::return_path(&env.mail_from);
+        let local = local
+            .into_iter()
+            .map(|(id, address)| {
+                let mut prefix = return_path.clone();
+                prefix.extend_from_slice(format!("Delivered-To: {address}\r\n").as_bytes());
+                (id, address, prefix)
+            })
+            .collect();
         let single = (env.recipients.len() == 1).then(|| env.recipients[0].0.clone());
         let arrival = Arrival {
             client_helo: env.client_helo,

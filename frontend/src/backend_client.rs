@@ -284,6 +284,8 @@ impl Backends {
     pub async fn check_recipient(
         &self,
         address: &str,
+        sender: &str,
+        client: &str,
         authenticated: bool,
         size: u64,
     ) -> Result<RcptVerdict, BackendError> {
@@ -292,6 +294,8 @@ impl Backends {
             address: address.to_string(),
             authenticated,
             size_hint: size,
+            sender: sender.to_string(),
+            client_address: client.to_string(),
         };
         let reply = self
             .idempotent(|ch| {
@@ -306,6 +310,7 @@ impl Backends {
             V::RelayDenied => RcptVerdict::RelayDenied,
             V::OverQuota => RcptVerdict::OverQuota,
             V::BadSyntax => RcptVerdict::BadSyntax(reply.reason),
+            V::SenderRefused => RcptVerdict::SenderRefused,
             V::Unspecified => RcptVerdict::Unavailable,
         })
     }

@@ -57,9 +57,8 @@ fn strip_trace(stored: &str) -> String {
     let mut out = String::new();
     let mut in_trace = true;
     for l in stored.split_inclusive("\r\n") {
-        if in_trace
-            && (l.starts_with("Return-Path:") || l.starts_with("Received:") || l.starts_with('\t'))
-        {
+        let trace = ["Return-Path:", "Delivered-To:", "Received:", "\t"];
+        if in_trace && trace.iter().any(|t| l.starts_with(t)) {
             continue;
         }
         in_trace = false;
@@ -78,7 +77,9 @@ async fn smtplib_submits_on_587_and_465_and_pop3_reads_it_back() {
         let got = mailbox(&c, BOB, "bob's password").await;
         let stored = got.last().expect("a message arrived");
         assert!(
-            stored.starts_with(&format!("Return-Path: <{ALICE}>\r\nReceived: from ")),
+            stored.starts_with(&format!(
+                "Return-Path: <{ALICE}>\r\nDelivered-To: {BOB}\r\nReceived: from "
+            )),
             "{stored}"
         );
         assert!(

@@ -2,6 +2,7 @@
 use super::convert::required;
 use super::Services;
 use crate::address::Address;
+use crate::directory;
 use crate::relay::{decide, Verdict};
 use crate::submit::{Accepted, Begun, Envelope, Submission};
 use bridgehead_proto::v1 as pb;
@@ -17,17 +18,30 @@ impl pb::delivery_server::Delivery for Services {
         let req = req.into_inner();
         let parsed = Address::parse(&req.address);
         let facts = match &parsed {
-            Ok(a) => Some(self.store.recipient_facts(a, req.size_hint).await?),
+            Ok(a) => Some(
+                directory::facts(
+                    &self.store,
+                    a,
+                    req.size_hint,
+                    &req.sender,
+                    &req.client_address,
+                )
+                .await?,
+            ),
             Err(_) => None,
         };
+        let none = String::new;
         let (verdict, canonical, reason) = match decide(&parsed, facts.as_ref(), req.authenticated)
         {
-            Verdict::Local { address, .. } => (V::Local, address, String::new()),
-            Verdict::Relay { address } => (V::Relay, address, String::new()),
-            Verdict::UnknownLocal => (V::UnknownLocal, String::new(), String::new()),
-            Verdict::RelayDenied => (V::RelayDenied, String::new(), String::new()),
-            Verdict::OverQuota => (V::OverQuota, String::new(), String::new()),
-            Verdict::BadSyntax(why) => (V::BadSyntax, String::new(), why),
+            Verdict::Local { address, .. }
+            | Verdict::Group { address, .. }
+            | Verdict::Forward { address, .. } => (V::Local, address, none()),
+            Verdict::Relay { address } => (V::Relay, address, none()),
+            Verdict::UnknownLocal => (V::UnknownLocal, none(), none()),
+            Verdict::RelayDenied => (V::RelayDenied, none(), none()),
+            Verdict::OverQuota => (V::OverQuota, none(), none()),
+            Verdict::SenderRefused(group) => (V::SenderRefused, none(), group),
+            Verdict::BadSyntax(why) => (V::BadSyntax, none(), why),
         };
         Ok(Response::new(pb::RecipientReply {
             verdict: verdict as i32,

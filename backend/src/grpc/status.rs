@@ -15,7 +15,9 @@ impl From<StoreError> for Status {
             | StoreError::NoSuchMessage
             | StoreError::UnknownQueueId(_)
             | StoreError::UnknownRoute(_)
-            | StoreError::UnknownConnector(_) => Code::NotFound,
+            | StoreError::UnknownConnector(_)
+            | StoreError::UnknownGroup(_)
+            | StoreError::UnknownContact(_) => Code::NotFound,
             StoreError::DomainExists(_)
             | StoreError::AddressTaken(_)
             | StoreError::ConnectorExists(_) => Code::AlreadyExists,

@@ -70,7 +70,9 @@ impl Store {
         let id = domain_id(&mut tx, name).await?;
         let used: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM accounts WHERE domain_id = $1)
-                  + (SELECT count(*) FROM aliases WHERE domain_id = $1)",
+                  + (SELECT count(*) FROM aliases WHERE domain_id = $1)
+                  + (SELECT count(*) FROM groups WHERE domain_id = $1)
+                  + (SELECT count(*) FROM contacts WHERE domain_id = $1)",
         )
         .bind(id)
         .fetch_one(&mut *tx)
@@ -283,7 +285,7 @@ impl Store {
     }
 }
 
-async fn domain_id(conn: &mut sqlx::PgConnection, name: &str) -> Result<i64> {
+pub(super) async fn domain_id(conn: &mut sqlx::PgConnection, name: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
         .bind(name)
         .fetch_optional(conn)
@@ -293,7 +295,7 @@ async fn domain_id(conn: &mut sqlx::PgConnection, name: &str) -> Result<i64> {
 
 /// Makes sure no account or alias has this name, holding a transaction-scoped advisory lock
 /// on it so that a concurrent claim of the same name waits for this transaction.
-async fn claim_name(conn: &mut sqlx::PgConnection, addr: &Address) -> Result<()> {
+pub(super) async fn claim_name(conn: &mut sqlx::PgConnection, addr: &Address) -> Result<()> {
     let name = addr.to_string();
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('name:' || $1))")
         .bind(&name)
@@ -301,7 +303,9 @@ async fn claim_name(conn: &mut sqlx::PgConnection, addr: &Address) -> Result<()>
         .await?;
     let taken: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM accounts WHERE address = $1)
-             OR EXISTS (SELECT 1 FROM aliases WHERE address = $1)",
+             OR EXISTS (SELECT 1 FROM aliases WHERE address = $1)
+             OR EXISTS (SELECT 1 FROM groups WHERE address = $1)
+             OR EXISTS (SELECT 1 FROM contacts WHERE address = $1)",
     )
     .bind(&name)
     .fetch_one(conn)
@@ -321,40 +325,6 @@ fn require_one(rows: u64, err: impl FnOnce() -> StoreError) -> Result<()> {
 }
 
 impl Store {
-    /// What the relay policy needs to know about a recipient: is its domain ours, and which
-    /// mailbox (if any) does it reach — over quota with `size` more octets or not.
-    pub async fn recipient_facts(&self, addr: &Address, size: u64) -> Result<crate::relay::Facts> {
-        let row = sqlx::query(
-            "WITH target AS (
-               SELECT id FROM accounts WHERE address = $1
-               UNION ALL
-               SELECT account_id FROM aliases WHERE address = $1
-               LIMIT 1)
-             SELECT EXISTS (SELECT 1 FROM domains WHERE name = $2) AS local_domain,
-                    a.id, a.address,
-                    (a.quota_bytes IS NOT NULL AND a.used_bytes + $3 > a.quota_bytes) AS full
-             FROM (SELECT 1) one
-             LEFT JOIN target t ON true
-             LEFT JOIN accounts a ON a.id = t.id",
-        )
-        .bind(addr.to_string())
-        .bind(addr.domain())
-        .bind(size as i64)
-        .fetch_one(&self.pool)
-        .await?;
-        let id: Option<i64> = row.get("id");
-        Ok(crate::relay::Facts {
-            local_domain: row.get("local_domain"),
-            mailbox: id.map(|id| {
-                (
-                    id,
-                    row.get::<String, _>("address"),
-                    row.get::<Option<bool>, _>("full").unwrap_or(false),
-                )
-            }),
-        })
-    }
-
     /// The addresses an account may send as: its own first, then its aliases.
     pub async fn owned_addresses(&self, account: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(

@@ -11,12 +11,14 @@
 mod accounts;
 mod connectors;
 mod delivery;
+mod directory;
 mod maildrop;
 mod queue;
 
 pub use accounts::{AliasInfo, DomainInfo, LoginCheck, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
 pub use delivery::{ContentWriter, Delivered, Outbound};
+pub use directory::{DomainSettings, Entry, GroupInfo};
 pub use maildrop::{MessageEntry, MessageStream};
 pub use queue::{QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement};
 

@@ -208,11 +208,12 @@ impl Driver {
             }
             Action::CheckRecipient {
                 address,
+                sender,
                 authenticated,
                 size,
             } => {
                 let verdict = backends
-                    .check_recipient(&address, authenticated, size)
+                    .check_recipient(&address, &sender, &client, authenticated, size)
                     .await
                     .unwrap_or(RcptVerdict::Unavailable);
                 Some(Event::RecipientChecked(verdict))

@@ -46,6 +46,7 @@ pub(super) fn rcpt(s: &mut Session, to: String, notify: u32, orcpt: String) -> V
         return vec![reply("452 4.5.3 Too many recipients")];
     }
     let size = tx.params.size;
+    let sender = tx.from.clone();
     s.state = State::CheckingRecipient {
         notify,
         orcpt,
@@ -53,6 +54,7 @@ pub(super) fn rcpt(s: &mut Session, to: String, notify: u32, orcpt: String) -> V
     };
     vec![Action::CheckRecipient {
         address: to,
+        sender,
         authenticated: s.auth.is_some(),
         size,
     }]
@@ -85,6 +87,9 @@ pub(super) fn recipient_checked(s: &mut Session, verdict: RcptVerdict) -> Vec<Ac
             return vec![reply(&format!("452 4.2.2 <{asked}>: Mailbox full"))]
         }
         RcptVerdict::BadSyntax(why) => format!("553 5.1.3 <{asked}>: {why}"),
+        RcptVerdict::SenderRefused => {
+            format!("550 5.7.1 <{asked}>: Sender not allowed to send to this group")
+        }
         RcptVerdict::Unavailable => {
             return vec![reply("451 4.3.0 Temporary lookup failure, try again later")]
         }

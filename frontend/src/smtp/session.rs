@@ -41,6 +41,8 @@ pub enum RcptVerdict {
     UnknownLocal,
     RelayDenied,
     OverQuota,
+    /// A group whose sender policy refuses this sender.
+    SenderRefused,
     BadSyntax(String),
     Unavailable,
 }
@@ -112,6 +114,7 @@ pub enum Action {
     },
     CheckRecipient {
         address: String,
+        sender: String,
         authenticated: bool,
         size: u64,
     },

@@ -1,0 +1,133 @@
+//! Directory facts for the relay policy, and group expansion.
+//!
+//! Group expansion follows nested groups with cycle detection, yields one copy per final
+//! recipient (mailboxes by account, outside addresses by address), and stops at a fixed size
+//! so a hostile directory cannot make a message fan out without bound.
+use crate::address::Address;
+use crate::error::Result;
+use crate::relay::{DomainKind, Facts};
+use crate::store::{Entry, Store};
+use std::collections::HashSet;
+
+/// Most final recipients one group may expand to.
+pub const MAX_EXPANSION: usize = 10_000;
+
+/// What one recipient expands to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expansion {
+    pub mailboxes: Vec<(i64, String)>,
+    pub outside: Vec<String>,
+    /// Every address met on the way (members, nested groups, mailboxes).
+    pub seen: HashSet<String>,
+}
+
+/// Gathers what `relay::decide` needs about `addr` for a message from `sender`, sent by a
+/// client at `client`.
+pub async fn facts(
+    store: &Store,
+    addr: &Address,
+    size: u64,
+    sender: &str,
+    client: &str,
+) -> Result<Facts> {
+    let Some(settings) = store.domain_settings(addr.domain()).await? else {
+        return Ok(Facts::outside());
+    };
+    let kind = match settings.kind.as_str() {
+        "shared" => DomainKind::Shared,
+        "relay" => DomainKind::Relay,
+        _ => DomainKind::Authoritative,
+    };
+    let mut facts = Facts {
+        domain: Some(kind),
+        entry: store.lookup(addr, size).await?,
+        ..Facts::outside()
+    };
+    match (&facts.entry, kind) {
+        (Entry::None, DomainKind::Authoritative) => {
+            if let Some(c) = settings
+                .catch_all
+                .as_deref()
+                .and_then(|c| Address::parse(c).ok())
+            {
+                if let Entry::Mailbox(id, mailbox, _) = store.lookup(&c, size).await? {
+                    facts.catch_all = Some((id, mailbox));
+                }
+            }
+        }
+        (Entry::None, DomainKind::Shared) => {
+            facts.from_next_hop = from_next_hop(store, addr.domain(), client).await?;
+        }
+        (Entry::Group { id, policy }, _) if policy == "members" => {
+            let expansion = expand_group(store, *id).await?;
+            facts.sender_is_member = expansion.seen.contains(&sender.to_ascii_lowercase());
+        }
+        _ => {}
+    }
+    Ok(facts)
+}
+
+/// True when `client` is (one of the addresses of) the domain's next hop — or when the domain
+/// has no next hop at all, so that an unknown name is refused rather than sent nowhere.
+async fn from_next_hop(store: &Store, domain: &str, client: &str) -> Result<bool> {
+    let Some(route) = store.route_for(domain).await? else {
+        return Ok(true);
+    };
+    let Ok(client) = client.parse::<std::net::IpAddr>() else {
+        return Ok(false);
+    };
+    let addrs = tokio::net::lookup_host((route.host.as_str(), route.port)).await;
+    Ok(addrs
+        .map(|mut a| a.any(|s| s.ip() == client))
+        .unwrap_or(false))
+}
+
+/// Expands a group to its final recipients.
+pub async fn expand_group(store: &Store, group_id: i64) -> Result<Expansion> {
+    let mut out = Expansion::default();
+    let mut groups = HashSet::from([group_id]);
+    let mut accounts = HashSet::new();
+    let mut pending = store.group_members(group_id).await?;
+    while let Some(member) = pending.pop() {
+        if out.mailboxes.len() + out.outside.len() >= MAX_EXPANSION {
+            tracing::warn!(
+                group_id,
+                "group expansion stopped at {MAX_EXPANSION} recipients"
+            );
+            break;
+        }
+        if !out.seen.insert(member.clone()) {
+            continue;
+        }
+        let Ok(addr) = Address::parse(&member) else {
+            continue;
+        };
+        match store.lookup(&addr, 0).await? {
+            Entry::Mailbox(id, mailbox, _) => {
+                out.seen.insert(mailbox.clone());
+                if accounts.insert(id) {
+                    out.mailboxes.push((id, mailbox));
+                }
+            }
+            Entry::Group { id, .. } => {
+                if groups.insert(id) {
+                    pending.extend(store.group_members(id).await?);
+                }
+            }
+            Entry::Contact { external } => push_outside(&mut out, external),
+            Entry::None => match store.domain_settings(addr.domain()).await? {
+                Some(s) if s.kind == "authoritative" => {
+                    tracing::warn!(group_id, member, "group member does not exist; skipped");
+                }
+                _ => push_outside(&mut out, member),
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn push_outside(out: &mut Expansion, address: String) {
+    if !out.outside.contains(&address) {
+        out.outside.push(address);
+    }
+}

@@ -1,0 +1,237 @@
+//! Directory objects beyond users and aliases: distribution groups, contacts, domain kinds
+//! and catch-alls, and the one lookup that says what an address is.
+//!
+//! Invariant: an address names at most one thing — an account, an alias, a group or a
+//! contact (`accounts::claim_name` checks all four under an advisory lock).
+use super::Store;
+use crate::address::Address;
+use crate::error::{Result, StoreError};
+use sqlx::Row;
+
+/// What a local address is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A mailbox (an account, directly or through an alias): id, address, over quota.
+    Mailbox(i64, String, bool),
+    Group {
+        id: i64,
+        policy: String,
+    },
+    Contact {
+        external: String,
+    },
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainSettings {
+    pub kind: String,
+    pub catch_all: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub address: String,
+    pub policy: String,
+    pub members: Vec<String>,
+}
+
+impl Store {
+    /// The kind and catch-all of a local domain; `None` when the domain is not ours.
+    pub async fn domain_settings(&self, name: &str) -> Result<Option<DomainSettings>> {
+        let row = sqlx::query("SELECT kind, catch_all FROM domains WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| DomainSettings {
+            kind: r.get("kind"),
+            catch_all: r.get("catch_all"),
+        }))
+    }
+
+    pub async fn set_domain_kind(
+        &self,
+        name: &str,
+        kind: &str,
+        catch_all: Option<&str>,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE domains SET kind = $2, catch_all = $3 WHERE name = $1")
+            .bind(name)
+            .bind(kind)
+            .bind(catch_all)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownDomain(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// What `addr` names here, with the quota check for `size` more octets.
+    pub async fn lookup(&self, addr: &Address, size: u64) -> Result<Entry> {
+        let row = sqlx::query(
+            "SELECT 'mailbox' AS what, a.id, a.address AS text,
+                    (a.quota_bytes IS NOT NULL AND a.used_bytes + $2 > a.quota_bytes) AS full
+               FROM accounts a WHERE a.address = $1
+             UNION ALL
+             SELECT 'mailbox', a.id, a.address, (a.quota_bytes IS NOT NULL AND a.used_bytes + $2 > a.quota_bytes)
+               FROM aliases al JOIN accounts a ON a.id = al.account_id WHERE al.address = $1
+             UNION ALL
+             SELECT 'group', g.id, g.policy, false FROM groups g WHERE g.address = $1
+             UNION ALL
+             SELECT 'contact', 0, c.external, false FROM contacts c WHERE c.address = $1
+             LIMIT 1",
+        )
+        .bind(addr.to_string())
+        .bind(size as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(Entry::None) };
+        let text: String = r.get("text");
+        Ok(match r.get::<String, _>("what").as_str() {
+            "mailbox" => Entry::Mailbox(r.get("id"), text, r.get("full")),
+            "group" => Entry::Group {
+                id: r.get("id"),
+                policy: text,
+            },
+            _ => Entry::Contact { external: text },
+        })
+    }
+
+    pub async fn group_members(&self, group_id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT member FROM group_members WHERE group_id = $1 ORDER BY member",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn add_group(&self, addr: &Address, policy: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let domain = super::accounts::domain_id(&mut tx, addr.domain()).await?;
+        super::accounts::claim_name(&mut tx, addr).await?;
+        sqlx::query("INSERT INTO groups (address, domain_id, policy) VALUES ($1, $2, $3)")
+            .bind(addr.to_string())
+            .bind(domain)
+            .bind(policy)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_group_policy(&self, addr: &Address, policy: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE groups SET policy = $2 WHERE address = $1")
+            .bind(addr.to_string())
+            .bind(policy)
+            .execute(&self.pool)
+            .await?;
+        one(done.rows_affected(), || {
+            StoreError::UnknownGroup(addr.to_string())
+        })
+    }
+
+    pub async fn remove_group(&self, addr: &Address) -> Result<()> {
+        let done = sqlx::query("DELETE FROM groups WHERE address = $1")
+            .bind(addr.to_string())
+            .execute(&self.pool)
+            .await?;
+        one(done.rows_affected(), || {
+            StoreError::UnknownGroup(addr.to_string())
+        })
+    }
+
+    pub async fn add_group_member(&self, group: &Address, member: &Address) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO group_members (group_id, member) SELECT id, $2 FROM groups WHERE address = $1
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(group.to_string())
+        .bind(member.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 && self.lookup(group, 0).await? == Entry::None {
+            return Err(StoreError::UnknownGroup(group.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn remove_group_member(&self, group: &Address, member: &Address) -> Result<()> {
+        let done = sqlx::query(
+            "DELETE FROM group_members m USING groups g
+             WHERE m.group_id = g.id AND g.address = $1 AND m.member = $2",
+        )
+        .bind(group.to_string())
+        .bind(member.to_string())
+        .execute(&self.pool)
+        .await?;
+        one(done.rows_affected(), || {
+            StoreError::UnknownGroup(format!("{group} (member {member})"))
+        })
+    }
+
+    pub async fn list_groups(&self, domain: Option<&str>) -> Result<Vec<GroupInfo>> {
+        let rows = sqlx::query(
+            "SELECT g.address, g.policy,
+                    coalesce(array_agg(m.member ORDER BY m.member) FILTER (WHERE m.member IS NOT NULL), '{}') AS members
+             FROM groups g JOIN domains d ON d.id = g.domain_id
+             LEFT JOIN group_members m ON m.group_id = g.id
+             WHERE $1::text IS NULL OR d.name = $1
+             GROUP BY g.id ORDER BY g.address",
+        )
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupInfo {
+                address: r.get("address"),
+                policy: r.get("policy"),
+                members: r.get("members"),
+            })
+            .collect())
+    }
+
+    pub async fn add_contact(&self, addr: &Address, external: &Address) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let domain = super::accounts::domain_id(&mut tx, addr.domain()).await?;
+        super::accounts::claim_name(&mut tx, addr).await?;
+        sqlx::query("INSERT INTO contacts (address, domain_id, external) VALUES ($1, $2, $3)")
+            .bind(addr.to_string())
+            .bind(domain)
+            .bind(external.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_contact(&self, addr: &Address) -> Result<()> {
+        let done = sqlx::query("DELETE FROM contacts WHERE address = $1")
+            .bind(addr.to_string())
+            .execute(&self.pool)
+            .await?;
+        one(done.rows_affected(), || {
+            StoreError::UnknownContact(addr.to_string())
+        })
+    }
+
+    pub async fn list_contacts(&self, domain: Option<&str>) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT c.address, c.external FROM contacts c JOIN domains d ON d.id = c.domain_id
+             WHERE $1::text IS NULL OR d.name = $1 ORDER BY c.address",
+        )
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+fn one(rows: u64, err: impl FnOnce() -> StoreError) -> Result<()> {
+    if rows == 0 {
+        Err(err())
+    } else {
+        Ok(())
+    }
+}
