@@ -41,6 +41,12 @@ enum AdminCommand {
     /// Extra addresses that deliver to a user.
     #[command(subcommand)]
     Alias(AliasCmd),
+    /// Distribution groups.
+    #[command(subcommand)]
+    Group(crate::admin_directory::GroupCmd),
+    /// Contacts: outside addresses with a local directory address.
+    #[command(subcommand)]
+    Contact(crate::admin_directory::ContactCmd),
     /// The outbound queue.
     #[command(subcommand)]
     Queue(crate::admin_queue::QueueCmd),
@@ -61,9 +67,21 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum DomainCmd {
-    Add { name: String },
+    Add {
+        name: String,
+    },
     List,
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
+    /// authoritative (every name is local), shared (unknown names go to the domain's route) or
+    /// relay (all mail goes to the domain's route); --catch-all for authoritative domains.
+    Kind {
+        name: String,
+        kind: String,
+        #[arg(long)]
+        catch_all: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +156,8 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Alias(cmd) => alias(&mut client, cmd).await,
         AdminCommand::Deliver { to, file } => deliver(&mut client, to, file).await,
         AdminCommand::Queue(cmd) => crate::admin_queue::queue(&mut client, cmd).await,
+        AdminCommand::Group(cmd) => crate::admin_directory::group(&mut client, cmd).await,
+        AdminCommand::Contact(cmd) => crate::admin_directory::contact(&mut client, cmd).await,
         AdminCommand::Connector(cmd) => crate::admin_connector::run(&mut client, cmd).await,
         AdminCommand::Route(cmd) => crate::admin_queue::route(&mut client, cmd).await,
     }
@@ -200,8 +220,26 @@ async fn domain(c: &mut Client, cmd: DomainCmd) -> Result<()> {
         }
         DomainCmd::List => {
             for d in c.list_domains(pb::Empty {}).await?.into_inner().domains {
-                println!("{}\t{} users", d.name, d.users);
+                let catch_all = if d.catch_all.is_empty() {
+                    String::new()
+                } else {
+                    format!("\tcatch-all {}", d.catch_all)
+                };
+                println!("{}\t{}\t{} users{catch_all}", d.name, d.kind, d.users);
             }
+        }
+        DomainCmd::Kind {
+            name,
+            kind,
+            catch_all,
+        } => {
+            let req = pb::DomainKindRequest {
+                name: name.clone(),
+                kind: kind.clone(),
+                catch_all: catch_all.unwrap_or_default(),
+            };
+            c.set_domain_kind(req).await?;
+            println!("{name} is {kind}");
         }
         DomainCmd::Remove { name } => {
             c.remove_domain(pb::DomainRequest { name: name.clone() })

@@ -2,6 +2,7 @@
 //! in its own module (`dev`, `admin`) or library (`bridgehead-frontend`, `bridgehead-backend`).
 mod admin;
 mod admin_connector;
+mod admin_directory;
 mod admin_queue;
 mod certs;
 mod config;

@@ -1,6 +1,6 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
-use super::{connectors, Services};
+use super::{connectors, directory_admin, Services};
 use crate::error::StoreError;
 use crate::password;
 use crate::store::{QueuedMessage, Route};
@@ -62,6 +62,8 @@ impl pb::admin_server::Admin for Services {
                 .map(|d| pb::DomainInfo {
                     name: d.name,
                     users: d.users,
+                    kind: d.kind,
+                    catch_all: d.catch_all.unwrap_or_default(),
                 })
                 .collect(),
         }))
@@ -351,6 +353,91 @@ impl pb::admin_server::Admin for Services {
             .remove_connector_rule(&r.connector, &r.match_text)
             .await?;
         empty()
+    }
+
+    async fn set_domain_kind(&self, req: Request<pb::DomainKindRequest>) -> Reply<pb::Empty> {
+        directory_admin::set_domain_kind(self, req.into_inner()).await?;
+        empty()
+    }
+
+    async fn add_group(&self, req: Request<pb::GroupRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let policy = directory_admin::policy(&r.policy)?;
+        self.store.add_group(&address(&r.address)?, policy).await?;
+        empty()
+    }
+
+    async fn set_group_policy(&self, req: Request<pb::GroupRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        let policy = directory_admin::policy(&r.policy)?;
+        self.store
+            .set_group_policy(&address(&r.address)?, policy)
+            .await?;
+        empty()
+    }
+
+    async fn remove_group(&self, req: Request<pb::GroupRequest>) -> Reply<pb::Empty> {
+        self.store
+            .remove_group(&address(&req.into_inner().address)?)
+            .await?;
+        empty()
+    }
+
+    async fn list_groups(&self, req: Request<pb::ListGroupsRequest>) -> Reply<pb::GroupList> {
+        let d = domain_filter(&req.into_inner().domain)?;
+        let groups = self.store.list_groups(d.as_deref()).await?;
+        Ok(Response::new(pb::GroupList {
+            groups: groups
+                .into_iter()
+                .map(|g| pb::GroupInfo {
+                    address: g.address,
+                    policy: g.policy,
+                    members: g.members,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn add_group_member(&self, req: Request<pb::GroupMemberRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        self.store
+            .add_group_member(&address(&r.group)?, &address(&r.member)?)
+            .await?;
+        empty()
+    }
+
+    async fn remove_group_member(&self, req: Request<pb::GroupMemberRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        self.store
+            .remove_group_member(&address(&r.group)?, &address(&r.member)?)
+            .await?;
+        empty()
+    }
+
+    async fn add_contact(&self, req: Request<pb::ContactInfo>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        self.store
+            .add_contact(&address(&r.address)?, &address(&r.external)?)
+            .await?;
+        empty()
+    }
+
+    async fn remove_contact(&self, req: Request<pb::ContactInfo>) -> Reply<pb::Empty> {
+        self.store
+            .remove_contact(&address(&req.into_inner().address)?)
+            .await?;
+        empty()
+    }
+
+    async fn list_contacts(&self, req: Request<pb::ListGroupsRequest>) -> Reply<pb::ContactList> {
+        let d = domain_filter(&req.into_inner().domain)?;
+        let contacts = self.store.list_contacts(d.as_deref()).await?;
+        Ok(Response::new(pb::ContactList {
+            contacts: contacts
+                .into_iter()
+                .map(|(address, external)| pb::ContactInfo { address, external })
+                .collect(),
+        }))
     }
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod connectors;
 mod convert;
 mod delivery;
+mod directory_admin;
 mod maildrop;
 mod status;
 

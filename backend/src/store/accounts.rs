@@ -11,6 +11,8 @@ use sqlx::Row;
 pub struct DomainInfo {
     pub name: String,
     pub users: u64,
+    pub kind: String,
+    pub catch_all: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +52,8 @@ impl Store {
 
     pub async fn list_domains(&self) -> Result<Vec<DomainInfo>> {
         let rows = sqlx::query(
-            "SELECT d.name, (SELECT count(*) FROM accounts a WHERE a.domain_id = d.id) AS users
+            "SELECT d.name, d.kind, d.catch_all,
+                    (SELECT count(*) FROM accounts a WHERE a.domain_id = d.id) AS users
              FROM domains d ORDER BY d.name",
         )
         .fetch_all(&self.pool)
@@ -60,6 +63,8 @@ impl Store {
             .map(|r| DomainInfo {
                 name: r.get("name"),
                 users: r.get::<i64, _>("users") as u64,
+                kind: r.get("kind"),
+                catch_all: r.get("catch_all"),
             })
             .collect())
     }
