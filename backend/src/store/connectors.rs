@@ -53,32 +53,12 @@ const COLUMNS: &str =
 
 impl Store {
     pub async fn add_connector(&self, c: &Connector) -> Result<()> {
-        let done = sqlx::query(
-            "INSERT INTO connectors (name, mode, server, port, tls, verify_cert, auth, username, secret, target,
-                                     undeliverable, leave_on_server, delete_after_days, interval_secs, enabled,
-                                     log_level)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&c.name)
-        .bind(&c.mode)
-        .bind(&c.server)
-        .bind(i32::from(c.port))
-        .bind(&c.tls)
-        .bind(c.verify_cert)
-        .bind(&c.auth)
-        .bind(&c.username)
-        .bind(&c.secret)
-        .bind(&c.target)
-        .bind(&c.undeliverable)
-        .bind(c.leave_on_server)
-        .bind(c.delete_after_days)
-        .bind(c.interval_secs)
-        .bind(c.enabled)
-        .bind(&c.log_level)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        let sql = "INSERT INTO connectors (name, mode, server, port, tls, verify_cert, auth, username, secret,
+                                           target, undeliverable, leave_on_server, delete_after_days,
+                                           interval_secs, enabled, log_level)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                   ON CONFLICT (name) DO NOTHING";
+        if self.write_connector(sql, c).await? == 0 {
             return Err(StoreError::ConnectorExists(c.name.clone()));
         }
         Ok(())
@@ -86,35 +66,39 @@ impl Store {
 
     /// Replaces a connector's settings (its secret only when `c.secret` is not empty).
     pub async fn update_connector(&self, c: &Connector) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE connectors SET mode = $2, server = $3, port = $4, tls = $5, verify_cert = $6, auth = $7,
-                    username = $8, secret = CASE WHEN $9 = '' THEN secret ELSE $9 END, target = $10,
-                    undeliverable = $11, leave_on_server = $12, delete_after_days = $13, interval_secs = $14,
-                    enabled = $15, log_level = $16, next_poll_at = now()
-             WHERE name = $1",
-        )
-        .bind(&c.name)
-        .bind(&c.mode)
-        .bind(&c.server)
-        .bind(i32::from(c.port))
-        .bind(&c.tls)
-        .bind(c.verify_cert)
-        .bind(&c.auth)
-        .bind(&c.username)
-        .bind(&c.secret)
-        .bind(&c.target)
-        .bind(&c.undeliverable)
-        .bind(c.leave_on_server)
-        .bind(c.delete_after_days)
-        .bind(c.interval_secs)
-        .bind(c.enabled)
-        .bind(&c.log_level)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        let sql = "UPDATE connectors SET mode = $2, server = $3, port = $4, tls = $5, verify_cert = $6,
+                          auth = $7, username = $8, secret = CASE WHEN $9 = '' THEN secret ELSE $9 END,
+                          target = $10, undeliverable = $11, leave_on_server = $12, delete_after_days = $13,
+                          interval_secs = $14, enabled = $15, log_level = $16, next_poll_at = now()
+                   WHERE name = $1";
+        if self.write_connector(sql, c).await? == 0 {
             return Err(StoreError::UnknownConnector(c.name.clone()));
         }
         Ok(())
+    }
+
+    /// Runs `sql` with the connector's settings as $1..$16; returns the rows it touched.
+    async fn write_connector(&self, sql: &'static str, c: &Connector) -> Result<u64> {
+        let done = sqlx::query(sql)
+            .bind(&c.name)
+            .bind(&c.mode)
+            .bind(&c.server)
+            .bind(i32::from(c.port))
+            .bind(&c.tls)
+            .bind(c.verify_cert)
+            .bind(&c.auth)
+            .bind(&c.username)
+            .bind(&c.secret)
+            .bind(&c.target)
+            .bind(&c.undeliverable)
+            .bind(c.leave_on_server)
+            .bind(c.delete_after_days)
+            .bind(c.interval_secs)
+            .bind(c.enabled)
+            .bind(&c.log_level)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn remove_connector(&self, name: &str) -> Result<()> {
