@@ -163,9 +163,31 @@ async fn user_mailbox_brought_in_once_and_deleted_on_the_server() {
     // Nothing new: nothing happens.
     poll_now(&c, "chris").await;
     assert_eq!(subjects(&c, "alice@example.com").await.len(), 2);
+    // A distribution group as the target: each local member gets a copy.
+    let staff = bridgehead_backend::address::Address::parse("staff@example.com").unwrap();
+    c.store.add_group(&staff, "anyone").await.unwrap();
+    for m in ["alice@example.com", "bob@example.com"] {
+        let m = bridgehead_backend::address::Address::parse(m).unwrap();
+        c.store.add_group_member(&staff, &m).await.unwrap();
+    }
+    let (ok, out) = admin(
+        &c,
+        &["connector", "edit", "chris", "--to", "staff@example.com"],
+        "",
+    )
+    .await;
+    assert!(ok, "{out}");
+    c.deliver(ISP_USER, &msg("three", "To: chris@isp.example\r\n"))
+        .await;
+    poll_now(&c, "chris").await;
+    assert_eq!(
+        subjects(&c, "alice@example.com").await,
+        vec!["one", "three", "two"]
+    );
+    assert_eq!(subjects(&c, "bob@example.com").await, vec!["three"]);
     let (ok, show) = admin(&c, &["connector", "show", "chris"], "").await;
     assert!(
-        ok && show.contains("fetched:         0 last poll, 2 in all"),
+        ok && show.contains("fetched:         1 last poll, 3 in all"),
         "{show}"
     );
     assert!(!show.contains(ISP_PASS), "the password is never shown");

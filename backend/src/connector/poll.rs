@@ -9,8 +9,9 @@ use super::pop3_client::{Pop3Client, Pop3Error, Security};
 use super::route::route;
 use super::ConnectorConfig;
 use crate::address::Address;
+use crate::directory;
 use crate::error::StoreError;
-use crate::store::{Connector, Store};
+use crate::store::{Connector, Entry, Store};
 use chrono::Utc;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +104,15 @@ async fn deliver(
         let Ok(addr) = Address::parse(candidate) else {
             continue;
         };
-        if let Some((id, mailbox)) = store.resolve_recipient(&addr).await? {
-            let prefix = format!("Delivered-To: {candidate}\r\n").into_bytes();
+        let found = match store.lookup(&addr, 0).await? {
+            Entry::Mailbox(id, mailbox, _) => vec![(id, mailbox)],
+            // A distribution group as the target: its local members (outside members and
+            // contacts are not reached from here).
+            Entry::Group { id, .. } => directory::expand_group(store, id).await?.mailboxes,
+            Entry::Contact { .. } | Entry::None => Vec::new(),
+        };
+        for (id, mailbox) in found {
+            let prefix = format!("Delivered-To: {mailbox}\r\n").into_bytes();
             mailboxes.push((id, mailbox, prefix));
         }
     }
