@@ -139,17 +139,7 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
-    let (url, token) = connection(&args)?;
-    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-        .context("the admin token has characters that are not allowed")?;
-    let channel = Channel::from_shared(url.clone())
-        .with_context(|| format!("bad admin URL {url:?}"))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!("cannot reach the admin API at {url} (is the back-end running?)")
-        })?;
-    let mut client = AdminClient::with_interceptor(channel, Bearer(bearer));
+    let mut client = connect(args.url.clone(), args.token.clone(), args.data_dir.clone()).await?;
     match args.command {
         AdminCommand::Domain(cmd) => domain(&mut client, cmd).await,
         AdminCommand::User(cmd) => user(&mut client, cmd).await,
@@ -164,8 +154,38 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     .map_err(explain)
 }
 
+/// Where the admin API is, as given.
+struct Endpoint {
+    url: Option<String>,
+    token: Option<String>,
+    data_dir: Option<PathBuf>,
+}
+
+/// Connects to the admin API: from flags or environment, else a dev cluster's data directory.
+pub async fn connect(
+    url: Option<String>,
+    token: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<Client> {
+    let (url, token) = connection(&Endpoint {
+        url,
+        token,
+        data_dir,
+    })?;
+    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+        .context("the admin token has characters that are not allowed")?;
+    let channel = Channel::from_shared(url.clone())
+        .with_context(|| format!("bad admin URL {url:?}"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!("cannot reach the admin API at {url} (is the back-end running?)")
+        })?;
+    Ok(AdminClient::with_interceptor(channel, Bearer(bearer)))
+}
+
 /// The URL and token to use, from flags, environment or a dev data directory.
-fn connection(args: &AdminArgs) -> Result<(String, String)> {
+fn connection(args: &Endpoint) -> Result<(String, String)> {
     let from_dir = match &args.data_dir {
         Some(dir) if args.url.is_none() || args.token.is_none() => {
             let path = dir.join("endpoints.json");

@@ -4,6 +4,7 @@ mod admin;
 mod admin_connector;
 mod admin_directory;
 mod admin_queue;
+mod bench;
 mod certs;
 mod config;
 mod dev;
@@ -40,11 +41,14 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Run a whole cluster on this machine, with a private PostgreSQL.
     Dev(dev::DevArgs),
+    /// Load generator for SMTP and POP3 servers (Bridgehead or any other).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Admin(_)) {
+    if !matches!(cli.command, Command::Admin(_) | Command::Bench(_)) {
         init_logging(&cli.log_format);
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
             Command::Backend(args) => config::run_backend(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
         }
     });
     match result {
