@@ -58,6 +58,11 @@ pub struct FrontendArgs {
     /// SMTP: seconds to wait for the next block of DATA (at least 180).
     #[arg(long, env = "BRIDGEHEAD_SMTP_DATA_TIMEOUT_SECS")]
     pub smtp_data_timeout_secs: Option<u64>,
+    /// Networks of load balancers that send a PROXY protocol header (v1 or v2) first,
+    /// comma-separated CIDRs, e.g. 10.0.0.0/8. Only they may; their header gives the client.
+    #[arg(long, env = "BRIDGEHEAD_PROXY_PROTOCOL_FROM", value_delimiter = ',')]
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<String>,
     /// Most connections at once from one client address.
     #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -177,6 +182,11 @@ impl FrontendArgs {
                 .max_message_size
                 .or(file.max_message_size)
                 .unwrap_or(d.max_message_size),
+            proxy_protocol_from: if self.proxy_protocol_from.is_empty() {
+                file.proxy_protocol_from
+            } else {
+                self.proxy_protocol_from
+            },
             max_recipients: self
                 .max_recipients
                 .or(file.max_recipients)

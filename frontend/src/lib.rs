@@ -8,6 +8,7 @@ pub mod backend_client;
 pub mod limits;
 pub mod lines;
 pub mod pop3;
+pub mod proxy;
 pub mod sasl;
 pub mod server;
 pub mod smtp;

@@ -5,8 +5,9 @@
 //! protocol (`-ERR [SYS/TEMP]`, `421 4.7.0`) and closed at once rather than left waiting.
 //! The front-end keeps nothing that must survive it.
 use crate::backend_client::{BackendError, Backends};
-use crate::limits::{AddressLimiter, Slot};
+use crate::limits::AddressLimiter;
 use crate::pop3::{self, Pop3Context, Pop3Settings};
+use crate::proxy::{self, Networks};
 use crate::smtp::connection::SmtpSettings;
 use crate::smtp::session::Listener;
 use crate::smtp::{self, SmtpContext};
@@ -45,6 +46,9 @@ pub struct FrontendConfig {
     pub max_recipients: usize,
     pub smtp_command_timeout: Duration,
     pub smtp_data_timeout: Duration,
+    /// Networks whose connections start with a PROXY protocol header (v1 or v2), e.g. the
+    /// load balancers. Connections from them must send one; others must not.
+    pub proxy_protocol_from: Vec<String>,
 }
 
 impl Default for FrontendConfig {
@@ -70,6 +74,7 @@ impl Default for FrontendConfig {
             max_recipients: 100,
             smtp_command_timeout: Duration::from_secs(300),
             smtp_data_timeout: Duration::from_secs(180),
+            proxy_protocol_from: Vec::new(),
         }
     }
 }
@@ -84,6 +89,8 @@ pub enum FrontendError {
     NeedsTls(&'static str),
     #[error("back-ends: {0}")]
     Backends(#[from] BackendError),
+    #[error("--proxy-protocol-from: {0}")]
+    Networks(String),
 }
 
 /// The protocol a listener speaks.
@@ -125,6 +132,7 @@ struct Shared {
     smtp: Arc<SmtpContext>,
     tls: Option<TlsAcceptor>,
     limiter: Arc<AddressLimiter>,
+    proxied: Networks,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -171,6 +179,8 @@ impl FrontendHandle {
                 config.max_connections,
                 config.max_connections_per_ip,
             )),
+            proxied: Networks::parse(&config.proxy_protocol_from)
+                .map_err(FrontendError::Networks)?,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -243,21 +253,30 @@ async fn accept_loop(listener: TcpListener, service: Service, shared: Arc<Shared
             }
         };
         let _ = tcp.set_nodelay(true);
-        let slot = shared.limiter.acquire(peer.ip());
         let s = shared.clone();
         shared
             .tracker
-            .spawn(async move { connection(tcp, peer, service, slot, s).await });
+            .spawn(async move { connection(tcp, peer, service, s).await });
     }
 }
 
 async fn connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
+    mut tcp: TcpStream,
+    mut peer: SocketAddr,
     service: Service,
-    slot: Option<Slot>,
     shared: Arc<Shared>,
 ) {
+    if shared.proxied.contains(peer.ip()) {
+        match read_proxy_header(&mut tcp).await {
+            Ok(Some(source)) => peer = source,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "connection from a PROXY network without a valid header");
+                return;
+            }
+        }
+    }
+    let slot = shared.limiter.acquire(peer.ip());
     let Some(conn) = open(tcp, service, shared.tls.as_ref()).await else {
         return;
     };
@@ -277,6 +296,34 @@ async fn connection(
             .await
         }
         Service::Smtp(kind) => smtp::serve(conn, peer, kind, shared.smtp.clone(), shutdown).await,
+    }
+}
+
+/// Reads the PROXY protocol header a load balancer sends first (without reading past it):
+/// the real client's address, or `None` for the balancer's own checks.
+async fn read_proxy_header(tcp: &mut TcpStream) -> Result<Option<SocketAddr>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 536];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut buf))
+            .await
+            .map_err(|_| "no PROXY header within 10 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed before the PROXY header".into());
+        }
+        match proxy::parse(&buf[..n]) {
+            Ok(Some(h)) => {
+                tcp.read_exact(&mut buf[..h.len])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(h.source);
+            }
+            Ok(None) if n == buf.len() => return Err("PROXY header too long".into()),
+            Ok(None) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 

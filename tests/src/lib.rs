@@ -69,6 +69,8 @@ pub struct Options {
     pub extra_backends: Vec<String>,
     pub max_message_size: u64,
     pub max_connections_per_ip: usize,
+    /// Networks trusted to send a PROXY protocol header.
+    pub proxy_protocol_from: Vec<String>,
     /// Outbound transport of the back-end (off by default; fast polling and retries).
     pub transport: TransportConfig,
     /// POP3 connector workers of the back-end (off by default; fast polling).
@@ -85,6 +87,7 @@ impl Default for Options {
             extra_backends: Vec::new(),
             max_message_size: 50 * 1024 * 1024,
             max_connections_per_ip: 100,
+            proxy_protocol_from: Vec::new(),
             // Off unless a test turns it on: queued mail stays put for inspection.
             transport: TransportConfig {
                 workers: 0,
@@ -163,6 +166,7 @@ impl Cluster {
             hostname: "mx.test.example".to_string(),
             max_message_size: opts.max_message_size,
             max_connections_per_ip: opts.max_connections_per_ip,
+            proxy_protocol_from: opts.proxy_protocol_from.clone(),
             backends,
             tls_cert: Some(cert.clone()),
             tls_key: Some(key),
@@ -336,13 +340,13 @@ impl RawClient {
         }
     }
 
-    /// True when the server has closed the connection (EOF within 20 s).
+    /// True when the server has closed the connection (EOF, or a reset when it closed with
+    /// unread input, within 20 s).
     pub async fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(
-            tokio::time::timeout(Duration::from_secs(20), self.reader.read_to_end(&mut rest)).await,
-            Ok(Ok(_))
-        )
+        tokio::time::timeout(Duration::from_secs(20), self.reader.read_to_end(&mut rest))
+            .await
+            .is_ok()
     }
 }
 

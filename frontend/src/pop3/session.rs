@@ -171,6 +171,10 @@ impl Session {
             State::LoggingIn | State::Updating | State::Closed => return Vec::new(),
             State::Authorization { .. } | State::Transaction(_) => {}
         }
+        if line.starts_with(b"PROXY ") {
+            // Only trusted balancers may say who the client is; they are read before this.
+            return self.close_with("PROXY protocol header from an untrusted address");
+        }
         match parse_command(line) {
             Ok(Command::Capa) => vec![self.capabilities()],
             Ok(Command::Quit) if !self.holds_lease() => {

@@ -239,6 +239,10 @@ impl Session {
             State::Ready => {}
             _ => return Vec::new(),
         }
+        if line.starts_with(b"PROXY ") {
+            // Only trusted balancers may say who the client is; they are read before this.
+            return self.close("554 5.7.0 PROXY protocol header from an untrusted address");
+        }
         let command = match parse_command(line) {
             Ok(c) => c,
             Err(ParseError::Unknown) => return self.bad("500 5.5.2 Command unrecognized"),
