@@ -13,6 +13,7 @@ use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
@@ -28,6 +29,9 @@ pub struct FrontendArgs {
     #[arg(long = "backend", env = "BRIDGEHEAD_BACKENDS", value_delimiter = ',')]
     #[serde(default)]
     pub backends: Vec<String>,
+    /// HTTP endpoint for /metrics, /healthz and /readyz, e.g. 0.0.0.0:9100.
+    #[arg(long, env = "BRIDGEHEAD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// POP3 listener (STLS offered when a certificate is configured), e.g. 0.0.0.0:110.
     #[arg(long, env = "BRIDGEHEAD_POP3_LISTEN")]
     pub pop3_listen: Option<SocketAddr>,
@@ -93,6 +97,9 @@ pub struct BackendArgs {
     #[arg(long, env = "BRIDGEHEAD_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// HTTP endpoint for /metrics, /healthz and /readyz, e.g. 0.0.0.0:9101.
+    #[arg(long, env = "BRIDGEHEAD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// gRPC listener, e.g. 0.0.0.0:7000.
     #[arg(long, env = "BRIDGEHEAD_GRPC_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -334,7 +341,20 @@ impl BackendArgs {
 }
 
 pub async fn run_frontend(args: FrontendArgs) -> Result<()> {
+    let file: FrontendArgs = read_toml(args.config.as_deref())?;
+    let metrics = args.metrics_listen.or(file.metrics_listen);
     let handle = FrontendHandle::start(args.resolve()?).await?;
+    if let Some(addr) = metrics {
+        let token = handle.shutdown_token();
+        let ready = token.clone();
+        crate::http::serve(
+            addr,
+            vec![handle.registry.clone()],
+            Arc::new(move || !ready.is_cancelled()),
+            token,
+        )
+        .await?;
+    }
     crate::shutdown_signal().await;
     tracing::info!("front-end stopping");
     handle.stop().await;
@@ -342,9 +362,23 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<()> {
 }
 
 pub async fn run_backend(args: BackendArgs) -> Result<()> {
+    let file: BackendArgs = read_toml(args.config.as_deref())?;
+    let metrics = args.metrics_listen.or(file.metrics_listen);
     let handle = BackendHandle::start(args.resolve()?).await?;
+    let http_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(addr) = metrics {
+        let ready = http_stop.clone();
+        crate::http::serve(
+            addr,
+            vec![handle.registry.clone()],
+            Arc::new(move || !ready.is_cancelled()),
+            http_stop.clone(),
+        )
+        .await?;
+    }
     crate::shutdown_signal().await;
     tracing::info!("back-end stopping");
+    http_stop.cancel();
     handle.stop().await?;
     Ok(())
 }

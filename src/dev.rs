@@ -50,6 +50,9 @@ pub struct DevArgs {
     /// Back-end gRPC (and admin API) port; 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_GRPC_PORT", default_value_t = 7070)]
     grpc_port: u16,
+    /// HTTP port for /metrics, /healthz and /readyz of the whole cluster; 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_METRICS_PORT", default_value_t = 9100)]
+    metrics_port: u16,
     /// Allow passwords over POP3 without TLS (off: clients must use STLS or POP3S).
     #[arg(long, env = "BRIDGEHEAD_ALLOW_PLAINTEXT_AUTH")]
     allow_plaintext_auth: bool,
@@ -97,7 +100,16 @@ pub async fn run(args: DevArgs) -> Result<()> {
         ..FrontendConfig::default()
     })
     .await?;
+    let ready = frontend.shutdown_token();
+    let metrics = crate::http::serve(
+        SocketAddr::new(args.host, args.metrics_port),
+        vec![frontend.registry.clone(), backend.registry.clone()],
+        std::sync::Arc::new(move || !ready.is_cancelled()),
+        frontend.shutdown_token(),
+    )
+    .await?;
     let endpoints = serde_json::json!({
+        "metrics": metrics.to_string(),
         "pop3": frontend.pop3.map(|a| a.to_string()),
         "pop3s": frontend.pop3s.map(|a| a.to_string()),
         "smtp": frontend.smtp.map(|a| a.to_string()),
@@ -192,6 +204,10 @@ fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
     );
     println!("  submissions {} (implicit TLS + AUTH)", s("submissions"));
     println!("  grpc      {}   (back-end and admin API)", s("grpc"));
+    println!(
+        "  metrics   http://{}/metrics  (and /healthz, /readyz)",
+        s("metrics")
+    );
     println!(
         "  demo user {}  password {}",
         s("demo_user"),

@@ -8,6 +8,7 @@ mod bench;
 mod certs;
 mod config;
 mod dev;
+mod http;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod dsn;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod password;
 pub mod pgrunner;
 pub mod relay;

@@ -22,6 +22,8 @@ pub struct BackendConfig {
 /// A running back-end.
 pub struct BackendHandle {
     pub addr: SocketAddr,
+    /// The back-end's metrics, for the `/metrics` endpoint.
+    pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
     pub store: Store,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -51,9 +53,12 @@ impl BackendHandle {
             .local_addr()
             .map_err(|e| BackendError::Listen(config.listen, e))?;
         let shutdown = CancellationToken::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry));
         let settings = ServiceSettings {
             admin_token: config.admin_token,
             transport: config.transport.clone(),
+            metrics: metrics.clone(),
             max_message_size: config.max_message_size,
             auth: config.auth,
         };
@@ -63,16 +68,22 @@ impl BackendHandle {
             settings,
             shutdown.clone(),
         ));
-        let mut workers =
-            crate::transport::spawn(store.clone(), config.transport, shutdown.clone());
+        let mut workers = crate::transport::spawn(
+            store.clone(),
+            config.transport,
+            metrics.clone(),
+            shutdown.clone(),
+        );
         workers.extend(crate::connector::spawn(
             store.clone(),
             config.connector,
+            metrics.clone(),
             shutdown.clone(),
         ));
         tracing::info!(%addr, "back-end serving gRPC");
         Ok(BackendHandle {
             addr,
+            registry: std::sync::Arc::new(registry),
             store,
             shutdown,
             task,

@@ -4,6 +4,7 @@
 //! configured back-end; an idempotent call that finds a back-end down (UNAVAILABLE) is tried
 //! on the next one, so a dead back-end costs a session nothing. Every call carries all of its
 //! state, so no back-end is tied to a session.
+use crate::metrics::Metrics;
 use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
 use bridgehead_proto::v1::auth_client::AuthClient;
@@ -11,7 +12,9 @@ use bridgehead_proto::v1::delivery_client::DeliveryClient;
 use bridgehead_proto::v1::maildrop_client::MaildropClient;
 use bridgehead_proto::CHUNK_SIZE;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -80,6 +83,7 @@ impl From<Status> for BackendError {
 pub struct Backends {
     channels: Vec<Channel>,
     next: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 /// A message arriving from a back-end, chunk by chunk.
@@ -95,7 +99,11 @@ impl MessageChunks {
 impl Backends {
     /// Prepares connections to `urls` (e.g. `http://10.0.0.5:7000`); they connect on first use
     /// and reconnect by themselves.
-    pub fn new(urls: &[String], call_timeout: Duration) -> Result<Backends, BackendError> {
+    pub fn new(
+        urls: &[String],
+        call_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Backends, BackendError> {
         if urls.is_empty() {
             return Err(BackendError::BadAddress(
                 String::new(),
@@ -125,24 +133,35 @@ impl Backends {
         Ok(Backends {
             channels,
             next: AtomicUsize::new(0),
+            metrics,
         })
     }
 
+    /// The front-end's metrics (shared with the protocol drivers).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Runs an idempotent call, moving to the next back-end while one is unreachable.
-    async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, BackendError>
+    async fn idempotent<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, BackendError>
     where
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
+        let began = Instant::now();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = Status::unavailable("no back-end configured");
         for i in 0..self.channels.len() {
             let channel = self.channels[(start + i) % self.channels.len()].clone();
             match call(channel).await {
                 Err(s) if s.code() == Code::Unavailable => last = s,
-                other => return other.map_err(BackendError::from),
+                other => {
+                    self.metrics.call(method, other.is_ok(), began.elapsed());
+                    return other.map_err(BackendError::from);
+                }
             }
         }
+        self.metrics.call(method, false, began.elapsed());
         Err(last.into())
     }
 
@@ -164,7 +183,7 @@ impl Backends {
             session_token: lease.token.clone(),
             lease_seconds: lease.seconds,
         };
-        let reply = self.idempotent(|ch| {
+        let reply = self.idempotent("open", |ch| {
             let req = req.clone();
             async move { MaildropClient::new(ch).open(req).await }
         });
@@ -190,7 +209,7 @@ impl Backends {
 
     pub async fn renew(&self, lease: &Lease) -> Result<(), BackendError> {
         let req = lease_ref(lease);
-        self.idempotent(|ch| {
+        self.idempotent("renew", |ch| {
             let req = req.clone();
             async move { MaildropClient::new(ch).renew(req).await }
         })
@@ -210,7 +229,7 @@ impl Backends {
             top_lines: top,
         };
         let stream = self
-            .idempotent(|ch| {
+            .idempotent("fetch", |ch| {
                 let req = req.clone();
                 async move { MaildropClient::new(ch).fetch(req).await }
             })
@@ -225,7 +244,7 @@ impl Backends {
             deleted_uids: uids,
         };
         let reply = self
-            .idempotent(|ch| {
+            .idempotent("commit", |ch| {
                 let req = req.clone();
                 async move { MaildropClient::new(ch).commit(req).await }
             })
@@ -235,7 +254,7 @@ impl Backends {
 
     pub async fn release(&self, lease: &Lease) -> Result<(), BackendError> {
         let req = lease_ref(lease);
-        self.idempotent(|ch| {
+        self.idempotent("release", |ch| {
             let req = req.clone();
             async move { MaildropClient::new(ch).release(req).await }
         })
@@ -262,7 +281,7 @@ impl Backends {
             }),
         };
         let reply = self
-            .idempotent(|ch| {
+            .idempotent("authenticate", |ch| {
                 let req = req.clone();
                 async move { AuthClient::new(ch).authenticate(req).await }
             })
@@ -298,7 +317,7 @@ impl Backends {
             client_address: client.to_string(),
         };
         let reply = self
-            .idempotent(|ch| {
+            .idempotent("check_recipient", |ch| {
                 let req = req.clone();
                 async move { DeliveryClient::new(ch).check_recipient(req).await }
             })
@@ -325,7 +344,7 @@ impl Backends {
     ) -> Result<String, BackendError> {
         let envelope = wire_envelope(env, origin);
         let reply = self
-            .idempotent(|ch| {
+            .idempotent("submit", |ch| {
                 let parts = submit_parts(envelope.clone(), content);
                 async move { DeliveryClient::new(ch).submit(futures_iter(parts)).await }
             })

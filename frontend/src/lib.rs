@@ -7,6 +7,7 @@
 pub mod backend_client;
 pub mod limits;
 pub mod lines;
+pub mod metrics;
 pub mod pop3;
 pub mod proxy;
 pub mod sasl;

@@ -6,12 +6,14 @@
 //! The front-end keeps nothing that must survive it.
 use crate::backend_client::{BackendError, Backends};
 use crate::limits::AddressLimiter;
+use crate::metrics::{Metrics, OpenConnection, Protocol};
 use crate::pop3::{self, Pop3Context, Pop3Settings};
 use crate::proxy::{self, Networks};
 use crate::smtp::connection::SmtpSettings;
 use crate::smtp::session::Listener;
 use crate::smtp::{self, SmtpContext};
 use crate::tls::{self, Conn, TlsError};
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,6 +108,16 @@ impl Service {
         matches!(self, Service::Pop3s | Service::Smtp(Listener::Submissions))
     }
 
+    fn name(self) -> &'static str {
+        match self {
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
+            Service::Smtp(Listener::Mx) => "smtp",
+            Service::Smtp(Listener::Submission) => "submission",
+            Service::Smtp(Listener::Submissions) => "submissions",
+        }
+    }
+
     fn busy_reply(self) -> &'static [u8] {
         match self {
             Service::Pop3 | Service::Pop3s => {
@@ -123,6 +135,8 @@ pub struct FrontendHandle {
     pub smtp: Option<SocketAddr>,
     pub submission: Option<SocketAddr>,
     pub submissions: Option<SocketAddr>,
+    /// The front-end's metrics, for the `/metrics` endpoint.
+    pub registry: Arc<Registry>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -133,6 +147,7 @@ struct Shared {
     tls: Option<TlsAcceptor>,
     limiter: Arc<AddressLimiter>,
     proxied: Networks,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -149,7 +164,13 @@ impl FrontendHandle {
         if tls.is_none() && config.submissions_listen.is_some() {
             return Err(FrontendError::NeedsTls("SMTP submissions (implicit TLS)"));
         }
-        let backends = Arc::new(Backends::new(&config.backends, config.backend_timeout)?);
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::new(&mut registry));
+        let backends = Arc::new(Backends::new(
+            &config.backends,
+            config.backend_timeout,
+            metrics.clone(),
+        )?);
         let shared = Arc::new(Shared {
             pop3: Arc::new(Pop3Context {
                 backends: backends.clone(),
@@ -179,6 +200,7 @@ impl FrontendHandle {
                 config.max_connections,
                 config.max_connections_per_ip,
             )),
+            metrics: metrics.clone(),
             proxied: Networks::parse(&config.proxy_protocol_from)
                 .map_err(FrontendError::Networks)?,
             shutdown: CancellationToken::new(),
@@ -190,6 +212,7 @@ impl FrontendHandle {
             smtp: None,
             submission: None,
             submissions: None,
+            registry: Arc::new(registry),
             shutdown: shared.shutdown.clone(),
             tracker: shared.tracker.clone(),
         };
@@ -227,6 +250,16 @@ impl FrontendHandle {
                 .spawn(accept_loop(listener, service, shared.clone()));
         }
         Ok(handle)
+    }
+
+    /// Ready while not shutting down (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        !self.shutdown.is_cancelled()
+    }
+
+    /// A token that is cancelled when the front-end starts to shut down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Stops accepting, lets sessions say goodbye, and waits for every task.
@@ -277,10 +310,18 @@ async fn connection(
         }
     }
     let slot = shared.limiter.acquire(peer.ip());
+    let _open = OpenConnection::new(&shared.metrics, service.name());
     let Some(conn) = open(tcp, service, shared.tls.as_ref()).await else {
         return;
     };
     let Some(_slot) = slot else {
+        shared
+            .metrics
+            .refused
+            .get_or_create(&Protocol {
+                protocol: service.name(),
+            })
+            .inc();
         return refuse_busy(conn, service).await;
     };
     let shutdown = shared.shutdown.clone();

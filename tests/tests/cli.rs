@@ -234,7 +234,24 @@ fn dev_cluster_end_to_end() {
         Command::new(BIN)
             .args(["dev", "--data-dir"])
             .arg(&data)
-            .args(["--pop3-port", "0", "--pop3s-port", "0", "--grpc-port", "0"])
+            .args([
+                "--pop3-port",
+                "0",
+                "--pop3s-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--metrics-port",
+                "0",
+            ])
+            .args([
+                "--smtp-port",
+                "0",
+                "--submission-port",
+                "0",
+                "--submissions-port",
+                "0",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -254,9 +271,13 @@ fn dev_cluster_end_to_end() {
     let e: serde_json::Value =
         serde_json::from_str(&wait_for_file(&endpoints_path, Duration::from_secs(120))).unwrap();
     for key in [
+        "smtp",
+        "submission",
+        "submissions",
         "pop3",
         "pop3s",
         "grpc",
+        "metrics",
         "admin_token",
         "demo_user",
         "demo_password",
@@ -292,6 +313,31 @@ fn dev_cluster_end_to_end() {
     let (host, port) = pop3.rsplit_once(':').unwrap();
     let got = python(POPLIB_STLS, &[host, port, &user, &pass]);
     assert_eq!(got.as_bytes(), message);
+
+    // The operations endpoint: metrics of both tiers, health and readiness.
+    let base = format!("http://{}", e["metrics"].as_str().unwrap());
+    let (ok, metrics, err) = curl(&[&format!("{base}/metrics")]);
+    assert!(ok, "{err}");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("bridgehead_frontend_logins_total{protocol=\"pop3\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bridgehead_frontend_messages_retrieved_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bridgehead_backend_queue_depth"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bridgehead_frontend_backend_call_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.trim_end().ends_with("# EOF"));
+    let (ok, ready, _) = curl(&[&format!("{base}/readyz")]);
+    assert!(ok && ready == b"ready\n");
     stop_dev(child);
 
     // Second run: same data, same credentials, the message is still there.

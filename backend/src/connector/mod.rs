@@ -44,13 +44,20 @@ impl Default for ConnectorConfig {
 pub fn spawn(
     store: Store,
     config: ConnectorConfig,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let config = Arc::new(config);
     (0..config.workers)
         .map(|n| {
             let name = format!("{}/{}/pop3-{}", config.hostname, std::process::id(), n);
-            tokio::spawn(run(name, store.clone(), config.clone(), shutdown.clone()))
+            tokio::spawn(run(
+                name,
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ))
         })
         .collect()
 }
@@ -59,12 +66,13 @@ async fn run(
     name: String,
     store: Store,
     config: Arc<ConnectorConfig>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: CancellationToken,
 ) {
     let claim = config.claim.as_secs().clamp(1, u64::from(u32::MAX)) as u32;
     while !shutdown.is_cancelled() {
         match store.claim_connector(&name, claim).await {
-            Ok(Some(c)) => poll::poll(&store, &config, &name, &c).await,
+            Ok(Some(c)) => poll::poll(&store, &config, &metrics, &name, &c).await,
             Ok(None) => {}
             Err(e) => tracing::warn!(worker = %name, error = %e, "cannot claim a POP3 connector"),
         }

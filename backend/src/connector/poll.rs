@@ -11,6 +11,7 @@ use super::ConnectorConfig;
 use crate::address::Address;
 use crate::directory;
 use crate::error::StoreError;
+use crate::metrics::Metrics;
 use crate::store::{Connector, Entry, Store};
 use chrono::Utc;
 
@@ -24,7 +25,13 @@ enum PollError {
     NoUndeliverable(String),
 }
 
-pub async fn poll(store: &Store, config: &ConnectorConfig, worker: &str, c: &Connector) {
+pub async fn poll(
+    store: &Store,
+    config: &ConnectorConfig,
+    metrics: &Metrics,
+    worker: &str,
+    c: &Connector,
+) {
     let verbose = c.log_level == "debug";
     let mut fetched = 0;
     let result = run(store, config, c, &mut fetched, verbose).await;
@@ -32,6 +39,12 @@ pub async fn poll(store: &Store, config: &ConnectorConfig, worker: &str, c: &Con
         Ok(listing) => (None, Some(listing.as_slice())),
         Err(e) => (Some(e.to_string()), None),
     };
+    let result = if error.is_some() { "error" } else { "ok" };
+    metrics
+        .connector_polls
+        .get_or_create(&crate::metrics::Result { result })
+        .inc();
+    metrics.connector_fetched.inc_by(fetched.max(0) as u64);
     match &error {
         Some(e) => {
             tracing::warn!(connector = %c.name, fetched, error = %e, "POP3 connector poll failed")

@@ -73,7 +73,14 @@ impl pb::delivery_server::Delivery for Services {
                     };
                     submission.write(&d).await?;
                 }
-                submission.finish().await?
+                let accepted = submission.finish().await?;
+                let m = &self.settings.metrics;
+                m.messages_stored.inc();
+                m.local_deliveries
+                    .inc_by(u64::from(accepted.local_deliveries));
+                m.queued_recipients
+                    .inc_by(u64::from(accepted.queued_recipients));
+                accepted
             }
             Begun::Duplicate(accepted) => {
                 while parts.message().await?.is_some() {}

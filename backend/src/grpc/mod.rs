@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub struct ServiceSettings {
     pub admin_token: String,
     pub transport: crate::transport::TransportConfig,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub max_message_size: u64,
     pub auth: AuthPolicy,
 }
@@ -54,7 +55,12 @@ pub async fn serve(
     health.set_serving::<AuthServer<Services>>().await;
     health.set_serving::<MaildropServer<Services>>().await;
     health.set_serving::<DeliveryServer<Services>>().await;
-    tokio::spawn(watch_database(health, store, shutdown.clone()));
+    tokio::spawn(watch_database(
+        health,
+        store,
+        services.settings.metrics.clone(),
+        shutdown.clone(),
+    ));
     let token = services.settings.admin_token.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
@@ -76,6 +82,7 @@ pub async fn serve(
 async fn watch_database(
     health: tonic_health::server::HealthReporter,
     store: Store,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut serving = true;
@@ -89,6 +96,10 @@ async fn watch_database(
         }
         let up = store.ping().await;
         if up {
+            if let Ok((depth, oldest)) = store.queue_stats().await {
+                metrics.queue_depth.set(depth);
+                metrics.queue_oldest_seconds.set(oldest);
+            }
             if let Err(e) = store.prune_submissions().await {
                 tracing::warn!(error = %e, "pruning old submission tokens failed");
             }

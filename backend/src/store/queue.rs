@@ -383,3 +383,15 @@ fn require_some(rows: u64, queue_id: Option<&str>) -> Result<u64> {
         (n, _) => Ok(n),
     }
 }
+
+impl Store {
+    /// Messages in the queue and the age in seconds of the oldest (for metrics).
+    pub async fn queue_stats(&self) -> Result<(i64, i64)> {
+        let (n, age): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbound_queue",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((n, age.unwrap_or(0.0) as i64))
+    }
+}

@@ -132,6 +132,7 @@ pub async fn bounce(
 pub fn spawn(
     store: Store,
     config: TransportConfig,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     shutdown: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     if config.workers == 0 {
@@ -142,7 +143,13 @@ pub fn spawn(
     (0..config.workers)
         .map(|n| {
             let name = format!("{}/{}/{}", config.hostname, std::process::id(), n);
-            let w = worker::Worker::new(name, store.clone(), router.clone(), config.clone());
+            let w = worker::Worker::new(
+                name,
+                store.clone(),
+                router.clone(),
+                config.clone(),
+                metrics.clone(),
+            );
             tokio::spawn(w.run(shutdown.clone()))
         })
         .collect()

@@ -28,7 +28,7 @@ pub async fn settle(
     mut results: Vec<RecipientResult>,
     content: &[u8],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<bool> {
     let expires =
         m.created_at + chrono::Duration::from_std(config.lifetime).unwrap_or(chrono::Duration::MAX);
     if now >= expires {
@@ -64,7 +64,8 @@ pub async fn settle(
         (false, true) => postmaster(store, config).await?,
     };
     let Some(recipient) = recipient else {
-        return store.settle_queue_entry(m.id, worker, &settlement).await;
+        store.settle_queue_entry(m.id, worker, &settlement).await?;
+        return Ok(false);
     };
     let report = dsn::build(&Report {
         reporting_mta: &config.hostname,
@@ -102,7 +103,7 @@ pub async fn settle(
         }
     }
     tracing::info!(queue_id = %m.queue_id, to = %recipient, recipients = to_report.len(), "delivery status notification stored");
-    Ok(())
+    Ok(true)
 }
 
 /// The recipients this attempt reports on.

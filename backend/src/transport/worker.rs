@@ -19,6 +19,7 @@ pub struct Worker {
     store: Store,
     router: Arc<Router>,
     config: Arc<TransportConfig>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Open connections of one batch, by host:port.
@@ -30,12 +31,14 @@ impl Worker {
         store: Store,
         router: Arc<Router>,
         config: Arc<TransportConfig>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Worker {
         Worker {
             name,
             store,
             router,
             config,
+            metrics,
         }
     }
 
@@ -100,7 +103,14 @@ impl Worker {
             pending = results.iter().filter(|r| r.status == "pending").count(),
             "delivery attempt"
         );
-        report::settle(
+        self.metrics.delivery_attempts.inc();
+        for r in &results {
+            self.metrics
+                .recipient_results
+                .get_or_create(&crate::metrics::Result { result: r.status })
+                .inc();
+        }
+        let reported = report::settle(
             &self.store,
             &self.config,
             &self.name,
@@ -109,7 +119,11 @@ impl Worker {
             &content,
             Utc::now(),
         )
-        .await
+        .await?;
+        if reported {
+            self.metrics.reports.inc();
+        }
+        Ok(())
     }
 
     /// Tries the targets in order until one gives definite answers.

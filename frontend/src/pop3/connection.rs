@@ -8,6 +8,7 @@ use super::dotstuff::DotStuffer;
 use super::parse::{Frame, Framer};
 use super::session::{Action, Event, Listed, LoginResult, Session, SessionConfig};
 use crate::backend_client::{BackendError, Backends, Lease, OpenOutcome};
+use crate::metrics::Protocol;
 use crate::tls::Conn;
 use std::collections::VecDeque;
 use std::io;
@@ -18,6 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+const POP3: Protocol = Protocol { protocol: "pop3" };
 
 /// Write out gathered replies once they pass this size.
 const FLUSH_AT: usize = 64 * 1024;
@@ -219,6 +222,12 @@ impl Driver {
             }) => {
                 tracing::info!(peer = %self.peer, user, messages = messages.len(), "POP3 login");
                 lease.account_id = account_id;
+                self.ctx
+                    .backends
+                    .metrics()
+                    .logins
+                    .get_or_create(&POP3)
+                    .inc();
                 self.lease = Some(lease);
                 LoginResult::Opened(
                     messages
@@ -232,6 +241,12 @@ impl Driver {
             }
             Ok(OpenOutcome::AuthFailed { delay }) => {
                 tracing::info!(peer = %self.peer, user, "POP3 login failed");
+                self.ctx
+                    .backends
+                    .metrics()
+                    .auth_failures
+                    .get_or_create(&POP3)
+                    .inc();
                 tokio::time::sleep(delay).await;
                 LoginResult::AuthFailed
             }
@@ -262,7 +277,9 @@ impl Driver {
         };
         self.out.extend_from_slice(header.as_bytes());
         let mut stuffer = DotStuffer::default();
+        let mut sent = 0u64;
         while let Some(chunk) = next {
+            sent += chunk.len() as u64;
             stuffer.push(&chunk, &mut self.out);
             if self.out.len() >= FLUSH_AT {
                 self.flush().await?;
@@ -273,6 +290,11 @@ impl Driver {
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
         stuffer.finish(&mut self.out);
+        if top.is_none() {
+            let m = self.ctx.backends.metrics();
+            m.messages_retrieved.inc();
+            m.bytes_retrieved.inc_by(sent);
+        }
         Ok(None)
     }
 

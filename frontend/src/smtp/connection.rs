@@ -9,6 +9,7 @@ use super::data::DataReceiver;
 use super::session::{Action, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult};
 use crate::backend_client::{BackendError, Backends, Origin};
 use crate::lines::{Frame, Framer};
+use crate::metrics::Protocol;
 use crate::smtp::session::AuthResult;
 use crate::tls::Conn;
 use std::collections::VecDeque;
@@ -203,7 +204,11 @@ impl Driver {
                         AuthResult::Unavailable
                     }
                 };
-                tracing::info!(peer = %self.peer, user, ok = matches!(result, AuthResult::Ok { .. }), "SMTP AUTH");
+                let ok = matches!(result, AuthResult::Ok { .. });
+                tracing::info!(peer = %self.peer, user, ok, "SMTP AUTH");
+                let m = backends.metrics();
+                let counter = if ok { &m.logins } else { &m.auth_failures };
+                counter.get_or_create(&Protocol { protocol: "smtp" }).inc();
                 Some(Event::Authenticated(result))
             }
             Action::CheckRecipient {
@@ -231,6 +236,13 @@ impl Driver {
                     token: uuid::Uuid::new_v4().to_string(),
                 };
                 let result = backends.submit(&envelope, &origin, &self.spool).await;
+                if result.is_ok() {
+                    backends.metrics().messages_accepted.inc();
+                    backends
+                        .metrics()
+                        .bytes_accepted
+                        .inc_by(self.spool.len() as u64);
+                }
                 self.spool = Vec::new();
                 Some(Event::Submitted(submit_result(result, &self.peer)))
             }

@@ -1,0 +1,136 @@
+//! The front-end's Prometheus metrics: connections, sessions, authentication failures,
+//! messages and bytes accepted and sent, and back-end call latency. Encoded by the binary's
+//! HTTP endpoint (`/metrics`).
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Protocol {
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Call {
+    pub method: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub connections: Family<Protocol, Counter>,
+    pub open: Family<Protocol, Gauge>,
+    pub refused: Family<Protocol, Counter>,
+    pub logins: Family<Protocol, Counter>,
+    pub auth_failures: Family<Protocol, Counter>,
+    pub messages_accepted: Counter,
+    pub bytes_accepted: Counter,
+    pub messages_retrieved: Counter,
+    pub bytes_retrieved: Counter,
+    pub backend_calls: Family<Call, Histogram>,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    /// The metrics, registered in `registry` under `bridgehead_frontend_*`.
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            connections: Family::default(),
+            open: Family::default(),
+            refused: Family::default(),
+            logins: Family::default(),
+            auth_failures: Family::default(),
+            messages_accepted: Counter::default(),
+            bytes_accepted: Counter::default(),
+            messages_retrieved: Counter::default(),
+            bytes_retrieved: Counter::default(),
+            backend_calls: Family::new_with_constructor(latency),
+        };
+        let r = registry.sub_registry_with_prefix("bridgehead_frontend");
+        r.register(
+            "connections",
+            "Client connections accepted",
+            m.connections.clone(),
+        );
+        r.register(
+            "open_connections",
+            "Client connections open now",
+            m.open.clone(),
+        );
+        r.register(
+            "refused_connections",
+            "Connections refused by a limit",
+            m.refused.clone(),
+        );
+        r.register("logins", "Successful logins", m.logins.clone());
+        r.register("auth_failures", "Failed logins", m.auth_failures.clone());
+        r.register(
+            "messages_accepted",
+            "Messages accepted over SMTP (after commit)",
+            m.messages_accepted.clone(),
+        );
+        r.register(
+            "bytes_accepted",
+            "Octets of messages accepted over SMTP",
+            m.bytes_accepted.clone(),
+        );
+        r.register(
+            "messages_retrieved",
+            "Messages sent by POP3 RETR",
+            m.messages_retrieved.clone(),
+        );
+        r.register(
+            "bytes_retrieved",
+            "Octets sent by POP3 RETR",
+            m.bytes_retrieved.clone(),
+        );
+        r.register(
+            "backend_call_seconds",
+            "Back-end gRPC call latency",
+            m.backend_calls.clone(),
+        );
+        m
+    }
+
+    pub fn call(&self, method: &'static str, ok: bool, took: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.backend_calls
+            .get_or_create(&Call { method, outcome })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Counts a connection open for as long as it lives.
+pub struct OpenConnection<'a> {
+    metrics: &'a Metrics,
+    protocol: &'static str,
+}
+
+impl<'a> OpenConnection<'a> {
+    pub fn new(metrics: &'a Metrics, protocol: &'static str) -> Self {
+        metrics
+            .connections
+            .get_or_create(&Protocol { protocol })
+            .inc();
+        metrics.open.get_or_create(&Protocol { protocol }).inc();
+        OpenConnection { metrics, protocol }
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .open
+            .get_or_create(&Protocol {
+                protocol: self.protocol,
+            })
+            .dec();
+    }
+}
