@@ -51,7 +51,7 @@ pub struct DevArgs {
     #[arg(long, env = "BRIDGEHEAD_GRPC_PORT", default_value_t = 7070)]
     grpc_port: u16,
     /// HTTP port for /metrics, /healthz and /readyz of the whole cluster; 0 picks a free port.
-    #[arg(long, env = "BRIDGEHEAD_METRICS_PORT", default_value_t = 9100)]
+    #[arg(long, env = "BRIDGEHEAD_METRICS_PORT", default_value_t = 9180)]
     metrics_port: u16,
     /// Allow passwords over POP3 without TLS (off: clients must use STLS or POP3S).
     #[arg(long, env = "BRIDGEHEAD_ALLOW_PLAINTEXT_AUTH")]
