@@ -67,6 +67,9 @@ pub struct FrontendArgs {
     #[arg(long, env = "BRIDGEHEAD_PROXY_PROTOCOL_FROM", value_delimiter = ',')]
     #[serde(default)]
     pub proxy_protocol_from: Vec<String>,
+    /// Seconds a call to a back-end may take before it is given up.
+    #[arg(long, env = "BRIDGEHEAD_BACKEND_TIMEOUT_SECS")]
+    pub backend_timeout_secs: Option<u64>,
     /// Most connections at once from one client address.
     #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -189,6 +192,11 @@ impl FrontendArgs {
                 .max_message_size
                 .or(file.max_message_size)
                 .unwrap_or(d.max_message_size),
+            backend_timeout: self
+                .backend_timeout_secs
+                .or(file.backend_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.backend_timeout),
             proxy_protocol_from: if self.proxy_protocol_from.is_empty() {
                 file.proxy_protocol_from
             } else {

@@ -1,0 +1,177 @@
+//! Crash and fault test: under a steady SMTP load with two recipients per message, SIGKILL a
+//! back-end, then the front-end, then restart PostgreSQL. Afterwards every message that got a
+//! `250` is in every recipient's mailbox exactly once, and no message is there twice.
+//!
+//! Real processes (the `bridgehead` binary), a private PostgreSQL, Python smtplib as the
+//! client. The short version runs in CI; `BRIDGEHEAD_CRASH_ROUNDS=20` repeats it.
+use bridgehead_backend::address::Address;
+use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::{password, store, Store};
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
+const RCPTS: [&str; 2] = ["r1@crash.test", "r2@crash.test"];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn kill9(&mut self) {
+        self.0.kill().unwrap(); // SIGKILL
+        self.0.wait().unwrap();
+    }
+}
+
+fn backend(url: &str, port: u16) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args(["backend", "--listen", &format!("127.0.0.1:{port}"), "--database-url", url])
+            .args(["--transport-workers", "0", "--connector-workers", "0", "--db-connections", "8"])
+            .env_remove("BRIDGEHEAD_ADMIN_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn frontend(backends: &[u16], smtp: u16) -> Proc {
+    let list: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    Proc(
+        Command::new(BIN)
+            .args(["frontend", "--backend", &list.join(","), "--smtp-listen", &format!("127.0.0.1:{smtp}")])
+            .args(["--hostname", "mx.crash.test", "--backend-timeout-secs", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "port {port} did not open");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Message-IDs in a mailbox, with how often each is there.
+async fn ids_in(store: &Store, address: &str) -> HashMap<String, usize> {
+    let (account, _) = store.resolve_recipient(&Address::parse(address).unwrap()).await.unwrap().unwrap();
+    assert!(store.acquire_lease(account, "checker", 60).await.unwrap());
+    let mut out = HashMap::new();
+    for m in store.listing(account).await.unwrap() {
+        let mut s = store.fetch(account, "checker", m.uid, Some(0)).await.unwrap();
+        let mut head = Vec::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
+            head.extend(chunk.unwrap());
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: <"))
+            .map(|l| l.trim_end_matches('>').to_string())
+            .unwrap_or_default();
+        *out.entry(id).or_default() += 1;
+    }
+    store.release_lease(account, "checker").await.unwrap();
+    out
+}
+
+fn round(seconds: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let pg_port = free_port();
+    let mut pg = PgServer::start(dir.path(), pg_port).expect("PostgreSQL");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = pg.url("crash");
+    rt.block_on(async {
+        store::ensure_database(&pg.url("postgres"), "crash").await.unwrap();
+        let s = Store::open(&url, 2).await.unwrap();
+        s.add_domain("crash.test").await.unwrap();
+        for r in RCPTS {
+            s.add_user(&Address::parse(r).unwrap(), &password::hash("pw").unwrap(), None).await.unwrap();
+        }
+        s.close().await;
+    });
+    let (pa, pb, smtp) = (free_port(), free_port(), free_port());
+    let mut a = backend(&url, pa);
+    let _b = backend(&url, pb);
+    wait_port(pa);
+    wait_port(pb);
+    let mut f = frontend(&[pa, pb], smtp);
+    wait_port(smtp);
+
+    let out = dir.path().join("load.json");
+    let load = {
+        let out = out.clone();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_load.py");
+        std::thread::spawn(move || {
+            let status = Command::new("python3")
+                .arg(script)
+                .args(["127.0.0.1", &smtp.to_string(), &seconds.to_string(), "4", RCPTS[0], RCPTS[1]])
+                .arg(&out)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        })
+    };
+    let step = Duration::from_secs_f64(seconds / 8.0);
+    sleep(step);
+    a.kill9(); // a back-end dies mid-load
+    sleep(step);
+    let _a = backend(&url, pa);
+    sleep(step);
+    f.kill9(); // the front-end dies mid-load
+    sleep(step / 2);
+    let _f = frontend(&[pa, pb], smtp);
+    sleep(step);
+    pg.stop(); // PostgreSQL goes away…
+    sleep(step);
+    let _pg = PgServer::start(dir.path(), pg_port).expect("PostgreSQL again"); // …and comes back
+    load.join().unwrap();
+
+    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let accepted = result["accepted"].as_array().unwrap();
+    assert!(accepted.len() > 10, "the load got through at times: {result}");
+    rt.block_on(async {
+        let s = Store::open(&url, 2).await.unwrap();
+        for r in RCPTS {
+            let ids = ids_in(&s, r).await;
+            for (id, n) in &ids {
+                assert_eq!(*n, 1, "{id} is in {r} {n} times");
+            }
+            for a in accepted {
+                let (id, took) = (a[0].as_str().unwrap(), a[1].as_array().unwrap());
+                if took.iter().any(|t| t == r) {
+                    assert_eq!(ids.get(id), Some(&1), "{id} got a 250 but is not in {r}");
+                }
+            }
+        }
+        s.close().await;
+    });
+    eprintln!("round: {} accepted, errors {}", accepted.len(), result["errors"]);
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_or_doubled_when_nodes_die() {
+    let rounds: usize = std::env::var("BRIDGEHEAD_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let seconds: f64 = std::env::var("BRIDGEHEAD_CRASH_SECONDS").ok().and_then(|r| r.parse().ok()).unwrap_or(8.0);
+    for _ in 0..rounds {
+        round(seconds);
+    }
+}
