@@ -23,6 +23,9 @@ pub struct AdminArgs {
     /// Admin token.
     #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate (PEM) of the back-end, for an https admin URL.
+    #[arg(long, env = "BRIDGEHEAD_ADMIN_CA")]
+    ca: Option<PathBuf>,
     /// Data directory of a `bridgehead dev` cluster (reads its endpoints.json).
     #[arg(long, env = "BRIDGEHEAD_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -139,7 +142,13 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
-    let mut client = connect(args.url.clone(), args.token.clone(), args.data_dir.clone()).await?;
+    let mut client = connect(
+        args.url.clone(),
+        args.token.clone(),
+        args.ca.clone(),
+        args.data_dir.clone(),
+    )
+    .await?;
     match args.command {
         AdminCommand::Domain(cmd) => domain(&mut client, cmd).await,
         AdminCommand::User(cmd) => user(&mut client, cmd).await,
@@ -158,6 +167,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
 struct Endpoint {
     url: Option<String>,
     token: Option<String>,
+    ca: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 }
 
@@ -165,30 +175,40 @@ struct Endpoint {
 pub async fn connect(
     url: Option<String>,
     token: Option<String>,
+    ca: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 ) -> Result<Client> {
-    let (url, token) = connection(&Endpoint {
+    let (url, token, ca) = connection(&Endpoint {
         url,
         token,
+        ca,
         data_dir,
     })?;
     let bearer = MetadataValue::try_from(format!("Bearer {token}"))
         .context("the admin token has characters that are not allowed")?;
-    let channel = Channel::from_shared(url.clone())
-        .with_context(|| format!("bad admin URL {url:?}"))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!("cannot reach the admin API at {url} (is the back-end running?)")
-        })?;
+    let mut endpoint =
+        Channel::from_shared(url.clone()).with_context(|| format!("bad admin URL {url:?}"))?;
+    if let Some(ca) = ca {
+        let pem = std::fs::read(&ca)
+            .with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        endpoint = endpoint
+            .tls_config(tls)
+            .context("TLS settings for the admin API")?;
+    }
+    let channel = endpoint.connect().await.with_context(|| {
+        format!("cannot reach the admin API at {url} (is the back-end running?)")
+    })?;
     Ok(AdminClient::with_interceptor(channel, Bearer(bearer)))
 }
 
 /// The URL and token to use, from flags, environment or a dev data directory.
-fn connection(args: &Endpoint) -> Result<(String, String)> {
-    let from_dir = match &args.data_dir {
-        Some(dir) if args.url.is_none() || args.token.is_none() => {
-            let path = dir.join("endpoints.json");
+fn connection(args: &Endpoint) -> Result<(String, String, Option<PathBuf>)> {
+    let mut dir = (None, None, None);
+    if let Some(d) = &args.data_dir {
+        if args.url.is_none() || args.token.is_none() {
+            let path = d.join("endpoints.json");
             let text = std::fs::read_to_string(&path).with_context(|| {
                 format!(
                     "reading {} (is this a `bridgehead dev` data directory?)",
@@ -198,26 +218,28 @@ fn connection(args: &Endpoint) -> Result<(String, String)> {
             let v: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             let get = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-            Some((
-                get("grpc").map(|g| format!("http://{g}")),
+            let ca = get("grpc_ca").map(PathBuf::from);
+            let scheme = if ca.is_some() { "https" } else { "http" };
+            dir = (
+                get("grpc").map(|g| format!("{scheme}://{g}")),
                 get("admin_token"),
-            ))
+                ca,
+            );
         }
-        _ => None,
-    };
-    let (dir_url, dir_token) = from_dir.unwrap_or((None, None));
-    let url = args.url.clone().or(dir_url).ok_or_else(|| {
+    }
+    let ca = args.ca.clone().or(dir.2);
+    let url = args.url.clone().or(dir.0).ok_or_else(|| {
         anyhow!("no admin API given: use --url, BRIDGEHEAD_ADMIN_URL or --data-dir")
     })?;
-    let url = if url.contains("://") {
-        url
-    } else {
-        format!("http://{url}")
+    let url = match (url.contains("://"), ca.is_some()) {
+        (true, _) => url,
+        (false, true) => format!("https://{url}"),
+        (false, false) => format!("http://{url}"),
     };
-    let token = args.token.clone().or(dir_token).ok_or_else(|| {
+    let token = args.token.clone().or(dir.1).ok_or_else(|| {
         anyhow!("no admin token given: use --token, BRIDGEHEAD_ADMIN_TOKEN or --data-dir")
     })?;
-    Ok((url, token))
+    Ok((url, token, ca))
 }
 
 /// Turns a gRPC status into a message for the operator.

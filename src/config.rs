@@ -6,8 +6,10 @@
 use anyhow::{bail, Context, Result};
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
+use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{BackendConfig, BackendHandle};
+use bridgehead_frontend::backend_client::ClientTlsFiles;
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use clap::Args;
 use serde::Deserialize;
@@ -67,6 +69,14 @@ pub struct FrontendArgs {
     #[arg(long, env = "BRIDGEHEAD_PROXY_PROTOCOL_FROM", value_delimiter = ',')]
     #[serde(default)]
     pub proxy_protocol_from: Vec<String>,
+    /// Mutual TLS with the back-ends: the CA that signed their certificates; with
+    /// --backend-cert and --backend-key (this front-end's client certificate).
+    #[arg(long, env = "BRIDGEHEAD_BACKEND_CA")]
+    pub backend_ca: Option<PathBuf>,
+    #[arg(long, env = "BRIDGEHEAD_BACKEND_CERT")]
+    pub backend_cert: Option<PathBuf>,
+    #[arg(long, env = "BRIDGEHEAD_BACKEND_KEY")]
+    pub backend_key: Option<PathBuf>,
     /// Seconds a call to a back-end may take before it is given up.
     #[arg(long, env = "BRIDGEHEAD_BACKEND_TIMEOUT_SECS")]
     pub backend_timeout_secs: Option<u64>,
@@ -100,6 +110,15 @@ pub struct BackendArgs {
     #[arg(long, env = "BRIDGEHEAD_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Mutual TLS with front-ends: this back-end's certificate (PEM); with --tls-key and
+    /// --client-ca. The admin API is then served over TLS too.
+    #[arg(long = "tls-cert", env = "BRIDGEHEAD_GRPC_TLS_CERT")]
+    pub grpc_tls_cert: Option<PathBuf>,
+    #[arg(long = "tls-key", env = "BRIDGEHEAD_GRPC_TLS_KEY")]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// The CA whose client certificates front-ends present.
+    #[arg(long, env = "BRIDGEHEAD_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
     /// HTTP endpoint for /metrics, /healthz and /readyz, e.g. 0.0.0.0:9101.
     #[arg(long, env = "BRIDGEHEAD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -178,7 +197,17 @@ impl FrontendArgs {
         if backends.is_empty() {
             bail!("no back-end given: use --backend HOST:PORT (or BRIDGEHEAD_BACKENDS)");
         }
+        let backend_tls = match (
+            self.backend_ca.or(file.backend_ca),
+            self.backend_cert.or(file.backend_cert),
+            self.backend_key.or(file.backend_key),
+        ) {
+            (Some(ca), Some(cert), Some(key)) => Some(ClientTlsFiles { ca, cert, key }),
+            (None, None, None) => None,
+            _ => bail!("mutual TLS needs all of --backend-ca, --backend-cert and --backend-key"),
+        };
         let config = FrontendConfig {
+            backend_tls,
             pop3_listen: self.pop3_listen.or(file.pop3_listen),
             pop3s_listen: self.pop3s_listen.or(file.pop3s_listen),
             smtp_listen: self.smtp_listen.or(file.smtp_listen),
@@ -260,6 +289,9 @@ impl BackendArgs {
     pub fn resolve(self) -> Result<BackendConfig> {
         let file: BackendArgs = read_toml(self.config.as_deref())?;
         let transport = self.transport(&file);
+        let tls_cert = self.grpc_tls_cert.clone().or(file.grpc_tls_cert.clone());
+        let tls_key = self.grpc_tls_key.clone().or(file.grpc_tls_key.clone());
+        let client_ca = self.client_ca.clone().or(file.client_ca.clone());
         let token_file = self.admin_token_file.or(file.admin_token_file);
         let admin_token = match (self.admin_token.or(file.admin_token), token_file) {
             (Some(t), _) => t,
@@ -303,6 +335,15 @@ impl BackendArgs {
                 hostname: transport.hostname.clone(),
                 postmaster: transport.postmaster.clone(),
                 ..ConnectorConfig::default()
+            },
+            tls: match (tls_cert, tls_key, client_ca) {
+                (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None, None) => None,
+                _ => bail!("mutual TLS needs all of --tls-cert, --tls-key and --client-ca"),
             },
             transport,
         })

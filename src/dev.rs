@@ -10,9 +10,11 @@ use anyhow::{Context, Result};
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
+use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
+use bridgehead_frontend::backend_client::ClientTlsFiles;
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +70,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let (mut pg, database_url) = database(&args, &dir).await?;
     let admin_token = secret(&dir.join("admin-token"))?;
     let (cert, key) = ensure_dev_certificate(&dir.join("tls"))?;
+    let pki = bridgehead_backend::pki::ensure(&dir.join("pki"), &[args.host.to_string()])?;
     let backend = BackendHandle::start(BackendConfig {
         listen: SocketAddr::new(args.host, args.grpc_port),
         database_url,
@@ -83,6 +86,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
             hostname: crate::config::system_hostname(),
             ..ConnectorConfig::default()
         },
+        tls: Some(TlsFiles {
+            cert: pki.backend_cert.clone(),
+            key: pki.backend_key.clone(),
+            client_ca: pki.ca.clone(),
+        }),
     })
     .await?;
     let demo_password = ensure_demo(&backend.store, &dir).await?;
@@ -94,6 +102,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
         submissions_listen: Some(SocketAddr::new(args.host, args.submissions_port)),
         hostname: crate::config::system_hostname(),
         backends: vec![backend.addr.to_string()],
+        backend_tls: Some(ClientTlsFiles {
+            ca: pki.ca.clone(),
+            cert: pki.frontend_cert.clone(),
+            key: pki.frontend_key.clone(),
+        }),
         tls_cert: Some(cert),
         tls_key: Some(key),
         allow_plaintext_auth: args.allow_plaintext_auth,
@@ -116,6 +129,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         "submission": frontend.submission.map(|a| a.to_string()),
         "submissions": frontend.submissions.map(|a| a.to_string()),
         "grpc": backend.addr.to_string(),
+        "grpc_ca": pki.ca.display().to_string(),
         "admin_token": admin_token,
         "demo_user": DEMO_USER,
         "demo_password": demo_password,
@@ -203,7 +217,11 @@ fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
         s("submission")
     );
     println!("  submissions {} (implicit TLS + AUTH)", s("submissions"));
-    println!("  grpc      {}   (back-end and admin API)", s("grpc"));
+    println!(
+        "  grpc      {}   (back-end and admin API; mutual TLS, CA {})",
+        s("grpc"),
+        s("grpc_ca")
+    );
     println!(
         "  metrics   http://{}/metrics  (and /healthz, /readyz)",
         s("metrics")

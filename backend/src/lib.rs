@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod password;
 pub mod pgrunner;
+pub mod pki;
 pub mod relay;
 pub mod server;
 pub mod store;

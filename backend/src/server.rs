@@ -17,6 +17,8 @@ pub struct BackendConfig {
     pub auth: AuthPolicy,
     pub transport: crate::transport::TransportConfig,
     pub connector: crate::connector::ConnectorConfig,
+    /// Mutual TLS with front-ends (and TLS for the admin API).
+    pub tls: Option<crate::grpc::TlsFiles>,
 }
 
 /// A running back-end.
@@ -57,6 +59,7 @@ impl BackendHandle {
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry));
         let settings = ServiceSettings {
             admin_token: config.admin_token,
+            tls: config.tls.clone(),
             transport: config.transport.clone(),
             metrics: metrics.clone(),
             max_message_size: config.max_message_size,

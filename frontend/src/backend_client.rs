@@ -11,12 +11,33 @@ use bridgehead_proto::v1::auth_client::AuthClient;
 use bridgehead_proto::v1::delivery_client::DeliveryClient;
 use bridgehead_proto::v1::maildrop_client::MaildropClient;
 use bridgehead_proto::CHUNK_SIZE;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
+
+/// Certificates for mutual TLS with the back-ends.
+#[derive(Debug, Clone)]
+pub struct ClientTlsFiles {
+    /// The CA that signed the back-ends' certificates.
+    pub ca: PathBuf,
+    /// This front-end's client certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn client_tls(f: &ClientTlsFiles) -> Result<ClientTlsConfig, BackendError> {
+    let read = |p: &PathBuf| {
+        std::fs::read(p)
+            .map_err(|e| BackendError::BadAddress(p.display().to_string(), e.to_string()))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&f.ca)?))
+        .identity(Identity::from_pem(read(&f.cert)?, read(&f.key)?)))
+}
 
 /// One message of a maildrop listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +124,7 @@ impl Backends {
         urls: &[String],
         call_timeout: Duration,
         metrics: Arc<Metrics>,
+        tls: Option<&ClientTlsFiles>,
     ) -> Result<Backends, BackendError> {
         if urls.is_empty() {
             return Err(BackendError::BadAddress(
@@ -110,26 +132,35 @@ impl Backends {
                 "no back-end configured".into(),
             ));
         }
+        let tls_config = tls.map(client_tls).transpose()?;
         let channels = urls
             .iter()
             .map(|u| {
+                let scheme = if tls_config.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 let url = if u.contains("://") {
                     u.clone()
                 } else {
-                    format!("http://{u}")
+                    format!("{scheme}://{u}")
                 };
-                Endpoint::from_shared(url.clone())
-                    .map(|e| {
-                        e.connect_timeout(Duration::from_secs(2))
-                            .timeout(call_timeout)
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(30))
-                            .keep_alive_while_idle(true)
-                            .connect_lazy()
-                    })
-                    .map_err(|e| BackendError::BadAddress(u.clone(), e.to_string()))
+                let bad =
+                    |e: tonic::transport::Error| BackendError::BadAddress(u.clone(), e.to_string());
+                let mut endpoint = Endpoint::from_shared(url.clone()).map_err(bad)?;
+                if let Some(c) = &tls_config {
+                    endpoint = endpoint.tls_config(c.clone()).map_err(bad)?;
+                }
+                Ok(endpoint
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(call_timeout)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_while_idle(true)
+                    .connect_lazy())
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, BackendError>>()?;
         Ok(Backends {
             channels,
             next: AtomicUsize::new(0),

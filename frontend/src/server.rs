@@ -4,7 +4,7 @@
 //! of them. A connection past the total limit or the per-address limit is told so in its
 //! protocol (`-ERR [SYS/TEMP]`, `421 4.7.0`) and closed at once rather than left waiting.
 //! The front-end keeps nothing that must survive it.
-use crate::backend_client::{BackendError, Backends};
+use crate::backend_client::{BackendError, Backends, ClientTlsFiles};
 use crate::limits::AddressLimiter;
 use crate::metrics::{Metrics, OpenConnection, Protocol};
 use crate::pop3::{self, Pop3Context, Pop3Settings};
@@ -51,6 +51,8 @@ pub struct FrontendConfig {
     /// Networks whose connections start with a PROXY protocol header (v1 or v2), e.g. the
     /// load balancers. Connections from them must send one; others must not.
     pub proxy_protocol_from: Vec<String>,
+    /// Mutual TLS with the back-ends; `None`: plaintext gRPC (a trusted network only).
+    pub backend_tls: Option<ClientTlsFiles>,
 }
 
 impl Default for FrontendConfig {
@@ -77,6 +79,7 @@ impl Default for FrontendConfig {
             smtp_command_timeout: Duration::from_secs(300),
             smtp_data_timeout: Duration::from_secs(180),
             proxy_protocol_from: Vec::new(),
+            backend_tls: None,
         }
     }
 }
@@ -170,6 +173,7 @@ impl FrontendHandle {
             &config.backends,
             config.backend_timeout,
             metrics.clone(),
+            config.backend_tls.as_ref(),
         )?);
         let shared = Arc::new(Shared {
             pop3: Arc::new(Pop3Context {

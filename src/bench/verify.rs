@@ -7,7 +7,8 @@ use std::path::PathBuf;
 pub async fn counts(data_dir: &Option<PathBuf>) -> Result<HashMap<String, i64>> {
     let url = std::env::var("BRIDGEHEAD_ADMIN_URL").ok();
     let token = std::env::var("BRIDGEHEAD_ADMIN_TOKEN").ok();
-    let mut client = crate::admin::connect(url, token, data_dir.clone()).await?;
+    let ca = std::env::var("BRIDGEHEAD_ADMIN_CA").ok().map(PathBuf::from);
+    let mut client = crate::admin::connect(url, token, ca, data_dir.clone()).await?;
     let users = client
         .list_users(pb::ListUsersRequest {
             domain: String::new(),

@@ -7,9 +7,12 @@
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
+use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::pki::{self, ClusterPki};
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle, Store};
+use bridgehead_frontend::backend_client::ClientTlsFiles;
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,8 @@ pub struct Options {
     pub max_connections_per_ip: usize,
     /// Networks trusted to send a PROXY protocol header.
     pub proxy_protocol_from: Vec<String>,
+    /// Mutual TLS between the front-end and the back-end.
+    pub mtls: bool,
     /// Outbound transport of the back-end (off by default; fast polling and retries).
     pub transport: TransportConfig,
     /// POP3 connector workers of the back-end (off by default; fast polling).
@@ -88,6 +93,7 @@ impl Default for Options {
             max_message_size: 50 * 1024 * 1024,
             max_connections_per_ip: 100,
             proxy_protocol_from: Vec::new(),
+            mtls: false,
             // Off unless a test turns it on: queued mail stays put for inspection.
             transport: TransportConfig {
                 workers: 0,
@@ -122,11 +128,18 @@ pub struct Cluster {
     pub database_url: String,
     pub store: Store,
     pub cert: PathBuf,
+    /// The private PKI, with `Options::mtls`.
+    pub pki: Option<ClusterPki>,
     opts: Options,
     _dir: tempfile::TempDir,
 }
 
-fn backend_config(database_url: &str, listen: SocketAddr, opts: &Options) -> BackendConfig {
+fn backend_config(
+    database_url: &str,
+    listen: SocketAddr,
+    opts: &Options,
+    pki: Option<&ClusterPki>,
+) -> BackendConfig {
     BackendConfig {
         listen,
         database_url: database_url.to_string(),
@@ -139,6 +152,11 @@ fn backend_config(database_url: &str, listen: SocketAddr, opts: &Options) -> Bac
         },
         transport: opts.transport.clone(),
         connector: opts.connector.clone(),
+        tls: pki.map(|p| TlsFiles {
+            cert: p.backend_cert.clone(),
+            key: p.backend_key.clone(),
+            client_ca: p.ca.clone(),
+        }),
     }
 }
 
@@ -151,8 +169,11 @@ impl Cluster {
         let database_url = fresh_database().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key) = write_certificate(dir.path());
+        let pki = opts
+            .mtls
+            .then(|| pki::ensure(&dir.path().join("pki"), &[]).expect("test PKI"));
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let backend = BackendHandle::start(backend_config(&database_url, any, &opts))
+        let backend = BackendHandle::start(backend_config(&database_url, any, &opts, pki.as_ref()))
             .await
             .expect("start back-end");
         let mut backends = vec![backend.addr.to_string()];
@@ -167,6 +188,11 @@ impl Cluster {
             max_message_size: opts.max_message_size,
             max_connections_per_ip: opts.max_connections_per_ip,
             proxy_protocol_from: opts.proxy_protocol_from.clone(),
+            backend_tls: pki.as_ref().map(|p| ClientTlsFiles {
+                ca: p.ca.clone(),
+                cert: p.frontend_cert.clone(),
+                key: p.frontend_key.clone(),
+            }),
             backends,
             tls_cert: Some(cert.clone()),
             tls_key: Some(key),
@@ -189,6 +215,7 @@ impl Cluster {
             frontend: Some(frontend),
             database_url,
             cert,
+            pki,
             opts,
             _dir: dir,
         }
@@ -211,6 +238,7 @@ impl Cluster {
             &self.database_url,
             self.backend_addr,
             &self.opts,
+            self.pki.as_ref(),
         ))
         .await
         .expect("restart back-end on the same port");

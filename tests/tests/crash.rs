@@ -17,7 +17,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
 const RCPTS: [&str; 2] = ["r1@crash.test", "r2@crash.test"];
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc(Child);
@@ -39,8 +43,21 @@ impl Proc {
 fn backend(url: &str, port: u16) -> Proc {
     Proc(
         Command::new(BIN)
-            .args(["backend", "--listen", &format!("127.0.0.1:{port}"), "--database-url", url])
-            .args(["--transport-workers", "0", "--connector-workers", "0", "--db-connections", "8"])
+            .args([
+                "backend",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                url,
+            ])
+            .args([
+                "--transport-workers",
+                "0",
+                "--connector-workers",
+                "0",
+                "--db-connections",
+                "8",
+            ])
             .env_remove("BRIDGEHEAD_ADMIN_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -53,7 +70,13 @@ fn frontend(backends: &[u16], smtp: u16) -> Proc {
     let list: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     Proc(
         Command::new(BIN)
-            .args(["frontend", "--backend", &list.join(","), "--smtp-listen", &format!("127.0.0.1:{smtp}")])
+            .args([
+                "frontend",
+                "--backend",
+                &list.join(","),
+                "--smtp-listen",
+                &format!("127.0.0.1:{smtp}"),
+            ])
             .args(["--hostname", "mx.crash.test", "--backend-timeout-secs", "5"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -65,18 +88,28 @@ fn frontend(backends: &[u16], smtp: u16) -> Proc {
 fn wait_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "port {port} did not open");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} did not open"
+        );
         sleep(Duration::from_millis(20));
     }
 }
 
 /// Message-IDs in a mailbox, with how often each is there.
 async fn ids_in(store: &Store, address: &str) -> HashMap<String, usize> {
-    let (account, _) = store.resolve_recipient(&Address::parse(address).unwrap()).await.unwrap().unwrap();
+    let (account, _) = store
+        .resolve_recipient(&Address::parse(address).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.acquire_lease(account, "checker", 60).await.unwrap());
     let mut out = HashMap::new();
     for m in store.listing(account).await.unwrap() {
-        let mut s = store.fetch(account, "checker", m.uid, Some(0)).await.unwrap();
+        let mut s = store
+            .fetch(account, "checker", m.uid, Some(0))
+            .await
+            .unwrap();
         let mut head = Vec::new();
         while let Some(chunk) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
             head.extend(chunk.unwrap());
@@ -100,11 +133,19 @@ fn round(seconds: f64) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = pg.url("crash");
     rt.block_on(async {
-        store::ensure_database(&pg.url("postgres"), "crash").await.unwrap();
+        store::ensure_database(&pg.url("postgres"), "crash")
+            .await
+            .unwrap();
         let s = Store::open(&url, 2).await.unwrap();
         s.add_domain("crash.test").await.unwrap();
         for r in RCPTS {
-            s.add_user(&Address::parse(r).unwrap(), &password::hash("pw").unwrap(), None).await.unwrap();
+            s.add_user(
+                &Address::parse(r).unwrap(),
+                &password::hash("pw").unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
         }
         s.close().await;
     });
@@ -119,11 +160,19 @@ fn round(seconds: f64) {
     let out = dir.path().join("load.json");
     let load = {
         let out = out.clone();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_load.py");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_load.py");
         std::thread::spawn(move || {
             let status = Command::new("python3")
                 .arg(script)
-                .args(["127.0.0.1", &smtp.to_string(), &seconds.to_string(), "4", RCPTS[0], RCPTS[1]])
+                .args([
+                    "127.0.0.1",
+                    &smtp.to_string(),
+                    &seconds.to_string(),
+                    "4",
+                    RCPTS[0],
+                    RCPTS[1],
+                ])
                 .arg(&out)
                 .status()
                 .unwrap();
@@ -147,7 +196,10 @@ fn round(seconds: f64) {
 
     let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let accepted = result["accepted"].as_array().unwrap();
-    assert!(accepted.len() > 10, "the load got through at times: {result}");
+    assert!(
+        accepted.len() > 10,
+        "the load got through at times: {result}"
+    );
     rt.block_on(async {
         let s = Store::open(&url, 2).await.unwrap();
         for r in RCPTS {
@@ -164,13 +216,23 @@ fn round(seconds: f64) {
         }
         s.close().await;
     });
-    eprintln!("round: {} accepted, errors {}", accepted.len(), result["errors"]);
+    eprintln!(
+        "round: {} accepted, errors {}",
+        accepted.len(),
+        result["errors"]
+    );
 }
 
 #[test]
 fn nothing_acknowledged_is_lost_or_doubled_when_nodes_die() {
-    let rounds: usize = std::env::var("BRIDGEHEAD_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
-    let seconds: f64 = std::env::var("BRIDGEHEAD_CRASH_SECONDS").ok().and_then(|r| r.parse().ok()).unwrap_or(8.0);
+    let rounds: usize = std::env::var("BRIDGEHEAD_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let seconds: f64 = std::env::var("BRIDGEHEAD_CRASH_SECONDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(8.0);
     for _ in 0..rounds {
         round(seconds);
     }

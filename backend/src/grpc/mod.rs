@@ -18,15 +18,19 @@ use bridgehead_proto::v1::admin_server::AdminServer;
 use bridgehead_proto::v1::auth_server::AuthServer;
 use bridgehead_proto::v1::delivery_server::DeliveryServer;
 use bridgehead_proto::v1::maildrop_server::MaildropServer;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// What the services need besides the store.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     pub admin_token: String,
+    /// Mutual TLS between the tiers (and TLS for the admin API); `None`: plaintext gRPC.
+    pub tls: Option<TlsFiles>,
     pub transport: crate::transport::TransportConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_message_size: u64,
@@ -62,19 +66,68 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let token = services.settings.admin_token.clone();
+    let mtls = services.settings.tls.is_some();
+    let front_end_only = move |req: tonic::Request<()>| require_front_end(mtls, req);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(files) = &services.settings.tls {
+        builder = builder.tls_config(server_tls(files)?)?;
+    }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
-        .add_service(AuthServer::new(services.clone()))
-        .add_service(MaildropServer::new(services.clone()))
-        .add_service(DeliveryServer::new(services.clone()))
+        .add_service(AuthServer::with_interceptor(
+            services.clone(),
+            front_end_only,
+        ))
+        .add_service(MaildropServer::with_interceptor(
+            services.clone(),
+            front_end_only,
+        ))
+        .add_service(DeliveryServer::with_interceptor(
+            services.clone(),
+            front_end_only,
+        ))
         .add_service(AdminServer::with_interceptor(services, move |req| {
             admin::check_token(&token, req)
         }))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
+}
+
+/// Certificate files for mutual TLS between the tiers.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signs front-end client certificates.
+    pub client_ca: PathBuf,
+}
+
+/// TLS for the gRPC port: our certificate, and front-end client certificates checked against
+/// the CA. A client certificate is optional at the handshake (the admin CLI has none: its
+/// token is its credential) but required by the mailbox services (`require_front_end`).
+fn server_tls(f: &TlsFiles) -> Result<ServerTlsConfig, tonic::transport::Error> {
+    let read = |p: &PathBuf| std::fs::read(p).unwrap_or_default();
+    let identity = Identity::from_pem(read(&f.cert), read(&f.key));
+    Ok(ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(read(&f.client_ca)))
+        .client_auth_optional(true))
+}
+
+/// Interceptor: with mutual TLS, the caller must have shown a front-end certificate.
+fn require_front_end(
+    mtls: bool,
+    req: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    if mtls && req.peer_certs().is_none_or(|c| c.is_empty()) {
+        return Err(tonic::Status::unauthenticated(
+            "this API is for Bridgehead front-ends: present a front-end client certificate",
+        ));
+    }
+    Ok(req)
 }
 
 /// Reports NOT_SERVING on the health service while PostgreSQL does not answer, and
