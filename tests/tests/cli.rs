@@ -230,6 +230,8 @@ c.quit()
 fn dev_cluster_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Everything the cluster logs, at debug level, to check that no secret is in it.
+    let log = dir.path().join("dev.log");
     let start_dev = || {
         Command::new(BIN)
             .args(["dev", "--data-dir"])
@@ -252,8 +254,15 @@ fn dev_cluster_end_to_end() {
                 "--submissions-port",
                 "0",
             ])
+            .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
             .spawn()
             .expect("start bridgehead dev")
     };
@@ -350,7 +359,45 @@ fn dev_cluster_end_to_end() {
     let (ok, body, err) = curl(&["-k", "--user", &userpw, &url]);
     assert!(ok, "{err}");
     assert_eq!(body, message.to_vec());
+    // SMTP AUTH too, and a failed login, so that both kinds of credentials went by.
+    let submission = e2["submissions"].as_str().unwrap().to_string();
+    let smtp_url = format!("smtps://{submission}/dev.example");
+    let mail = dir.path().join("m.eml");
+    std::fs::write(&mail, b"Subject: logged?\r\n\r\nx\r\n").unwrap();
+    let (ok, _, err) = curl(&[
+        "-k",
+        "--user",
+        &userpw,
+        "--mail-from",
+        &user,
+        "--mail-rcpt",
+        &user,
+        "--upload-file",
+        mail.to_str().unwrap(),
+        &smtp_url,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, _) = curl(&[
+        "-k",
+        "--user",
+        &format!("{user}:not-the-password-xyz"),
+        &url,
+    ]);
+    assert!(!ok);
     stop_dev(child);
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("POP3 login"), "the log has the sessions");
+    let pg_password = std::fs::read_to_string(data.join("postgres/pg-password")).unwrap();
+    let token = e["admin_token"].as_str().unwrap();
+    for secret in [
+        pass.as_str(),
+        token,
+        pg_password.trim(),
+        "not-the-password-xyz",
+    ] {
+        assert!(!logged.contains(secret), "a secret is in the log");
+    }
 }
 
 extern "C" {
