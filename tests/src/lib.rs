@@ -76,6 +76,7 @@ pub struct Options {
     pub proxy_protocol_from: Vec<String>,
     /// Mutual TLS between the front-end and the back-end.
     pub mtls: bool,
+    pub smtp_command_timeout: Duration,
     /// Outbound transport of the back-end (off by default; fast polling and retries).
     pub transport: TransportConfig,
     /// POP3 connector workers of the back-end (off by default; fast polling).
@@ -94,6 +95,7 @@ impl Default for Options {
             max_connections_per_ip: 100,
             proxy_protocol_from: Vec::new(),
             mtls: false,
+            smtp_command_timeout: Duration::from_secs(300),
             // Off unless a test turns it on: queued mail stays put for inspection.
             transport: TransportConfig {
                 workers: 0,
@@ -188,6 +190,7 @@ impl Cluster {
             max_message_size: opts.max_message_size,
             max_connections_per_ip: opts.max_connections_per_ip,
             proxy_protocol_from: opts.proxy_protocol_from.clone(),
+            smtp_command_timeout: opts.smtp_command_timeout,
             backend_tls: pki.as_ref().map(|p| ClientTlsFiles {
                 ca: p.ca.clone(),
                 cert: p.frontend_cert.clone(),
@@ -331,6 +334,11 @@ impl RawClient {
 
     pub async fn send(&mut self, data: &[u8]) {
         self.reader.get_mut().write_all(data).await.expect("send");
+    }
+
+    /// Sends `data`; false when the server has closed the connection.
+    pub async fn try_send(&mut self, data: &[u8]) -> bool {
+        self.reader.get_mut().write_all(data).await.is_ok()
     }
 
     /// Sends `data` in pieces of `piece` bytes, each written separately.

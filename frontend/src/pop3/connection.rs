@@ -92,13 +92,18 @@ impl Driver {
         let renew_every =
             Duration::from_secs(u64::from(self.ctx.settings.lease_seconds / 3).max(1));
         let mut next_renew = Instant::now() + renew_every;
+        // The idle clock restarts only when a whole command has arrived: a client that trickles
+        // a byte now and then (slowloris) still times out.
+        let mut last_command = Instant::now();
         loop {
-            self.process_input().await?;
+            if self.process_input().await? {
+                last_command = Instant::now();
+            }
             self.flush().await?;
             if self.session.is_closed() {
                 return self.close().await;
             }
-            let deadline = Instant::now() + idle;
+            let deadline = last_command + idle;
             loop {
                 let conn = self.conn.as_mut().expect("connection present");
                 self.buf.reserve(1024);
@@ -127,13 +132,15 @@ impl Driver {
         }
     }
 
-    /// Feeds every complete line in the buffer to the session.
-    async fn process_input(&mut self) -> io::Result<()> {
+    /// Feeds every complete line in the buffer to the session; true when there was one.
+    async fn process_input(&mut self) -> io::Result<bool> {
+        let mut progress = false;
         let mut buf = std::mem::take(&mut self.buf);
         while !self.session.is_closed() {
             match self.framer.next(&buf, self.session.max_line()) {
                 Frame::Incomplete => break,
                 Frame::Line { line, consumed } => {
+                    progress = true;
                     self.apply(Event::Line(&buf[line])).await?;
                     buf.drain(..consumed);
                 }
@@ -153,7 +160,7 @@ impl Driver {
             }
         }
         self.buf = buf;
-        Ok(())
+        Ok(progress)
     }
 
     /// Hands one event to the session and carries out the actions, feeding back results.
@@ -315,9 +322,15 @@ impl Driver {
         if self.out.is_empty() {
             return Ok(());
         }
+        // A client that stops reading cannot hold the session forever.
         let conn = self.conn.as_mut().expect("connection present");
-        conn.write_all(&self.out).await?;
-        conn.flush().await?;
+        let write = async {
+            conn.write_all(&self.out).await?;
+            conn.flush().await
+        };
+        tokio::time::timeout(self.ctx.settings.idle_timeout, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))??;
         self.out.clear();
         if self.out.capacity() > FLUSH_AT * 2 {
             self.out.shrink_to(4096);

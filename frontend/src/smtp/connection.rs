@@ -21,6 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+/// The longest a whole DATA section may take, however steadily it trickles in.
+const DATA_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
     pub hostname: String,
@@ -94,23 +97,39 @@ struct Driver {
 impl Driver {
     async fn run(&mut self, tls: Option<String>, shutdown: &CancellationToken) -> io::Result<()> {
         self.apply(Event::Connected { tls }).await?;
+        // Commands: the clock restarts only when a whole line has arrived (a client trickling
+        // bytes still times out). DATA: each block must come within the data timeout, and the
+        // whole of it within DATA_LIMIT.
+        let mut last_command = tokio::time::Instant::now();
+        let mut data_started = None;
         loop {
-            self.process_input().await?;
+            if self.process_input().await? {
+                last_command = tokio::time::Instant::now();
+            }
             self.flush().await?;
             if self.session.is_closed() {
                 let conn = self.conn.as_mut().expect("connection present");
                 let _ = conn.shutdown().await;
                 return Ok(());
             }
-            let timeout = if self.data.is_some() {
-                self.ctx.settings.data_timeout
-            } else {
-                self.ctx.settings.command_timeout
+            let now = tokio::time::Instant::now();
+            let deadline = match (&self.data, data_started) {
+                (Some(_), None) => {
+                    data_started = Some(now);
+                    now + self.ctx.settings.data_timeout
+                }
+                (Some(_), Some(started)) => {
+                    (now + self.ctx.settings.data_timeout).min(started + DATA_LIMIT)
+                }
+                (None, _) => {
+                    data_started = None;
+                    last_command + self.ctx.settings.command_timeout
+                }
             };
             let conn = self.conn.as_mut().expect("connection present");
             self.buf.reserve(4096);
             tokio::select! {
-                read = tokio::time::timeout(timeout, conn.read_buf(&mut self.buf)) => match read {
+                read = tokio::time::timeout_at(deadline, conn.read_buf(&mut self.buf)) => match read {
                     Ok(Ok(0)) | Ok(Err(_)) => {
                         self.apply(Event::Disconnected).await?;
                         return Ok(());
@@ -123,8 +142,10 @@ impl Driver {
         }
     }
 
-    /// Feeds everything buffered: DATA to the receiver, complete lines to the session.
-    async fn process_input(&mut self) -> io::Result<()> {
+    /// Feeds everything buffered: DATA to the receiver, complete lines to the session. True
+    /// when a command line (or the end of DATA) was processed.
+    async fn process_input(&mut self) -> io::Result<bool> {
+        let mut progress = false;
         let mut buf = std::mem::take(&mut self.buf);
         while !self.session.is_closed() {
             if let Some(receiver) = self.data.as_mut() {
@@ -137,6 +158,7 @@ impl Driver {
                         buf.drain(..used);
                         let outcome = receiver.outcome();
                         self.data = None;
+                        progress = true;
                         self.apply(Event::DataReceived(outcome)).await?;
                         continue;
                     }
@@ -145,6 +167,7 @@ impl Driver {
             match self.framer.next(&buf, self.session.max_line()) {
                 Frame::Incomplete => break,
                 Frame::Line { consumed, .. } => {
+                    progress = true;
                     self.apply(Event::Line(&buf[..consumed])).await?;
                     buf.drain(..consumed);
                 }
@@ -161,7 +184,7 @@ impl Driver {
             }
         }
         self.buf = buf;
-        Ok(())
+        Ok(progress)
     }
 
     async fn apply(&mut self, event: Event<'_>) -> io::Result<()> {
@@ -254,9 +277,15 @@ impl Driver {
         if self.out.is_empty() {
             return Ok(());
         }
+        // A client that stops reading cannot hold the session forever.
         let conn = self.conn.as_mut().expect("connection present");
-        conn.write_all(self.out.as_bytes()).await?;
-        conn.flush().await?;
+        let write = async {
+            conn.write_all(self.out.as_bytes()).await?;
+            conn.flush().await
+        };
+        tokio::time::timeout(self.ctx.settings.command_timeout, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))??;
         self.out.clear();
         Ok(())
     }
