@@ -237,3 +237,114 @@ fn nothing_acknowledged_is_lost_or_doubled_when_nodes_die() {
         round(seconds);
     }
 }
+
+fn frontend_pop3(backends: &[u16], pop3: u16) -> Proc {
+    let list: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    Proc(
+        Command::new(BIN)
+            .args([
+                "frontend",
+                "--backend",
+                &list.join(","),
+                "--pop3-listen",
+                &format!("127.0.0.1:{pop3}"),
+            ])
+            .args([
+                "--allow-plaintext-auth",
+                "--lease-secs",
+                "10",
+                "--backend-timeout-secs",
+                "5",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// POP3 under a dying back-end: a session cut before QUIT deletes nothing; a QUIT that
+/// answered +OK deleted everything marked.
+#[test]
+fn pop3_deletes_only_what_quit_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = PgServer::start_ephemeral(&dir.path().join("pg")).expect("PostgreSQL");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = pg.url("pop3crash");
+    let accounts: Vec<String> = (0..16).map(|n| format!("u{n}@crash.test")).collect();
+    rt.block_on(async {
+        store::ensure_database(&pg.url("postgres"), "pop3crash")
+            .await
+            .unwrap();
+        let s = Store::open(&url, 2).await.unwrap();
+        s.add_domain("crash.test").await.unwrap();
+        let hash = password::hash("pw").unwrap();
+        for a in &accounts {
+            let addr = Address::parse(a).unwrap();
+            s.add_user(&addr, &hash, None).await.unwrap();
+            let (id, mailbox) = s.resolve_recipient(&addr).await.unwrap().unwrap();
+            for n in 0..5 {
+                let mut w = s.begin_content(1 << 20).await.unwrap();
+                w.write(format!("Subject: {n}\r\n\r\nbody\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                w.deliver(&[(id, mailbox.clone(), Vec::new())], None)
+                    .await
+                    .unwrap();
+            }
+        }
+        s.close().await;
+    });
+    let (pa, pb, pop3) = (free_port(), free_port(), free_port());
+    let mut a = backend(&url, pa);
+    let _b = backend(&url, pb);
+    wait_port(pa);
+    wait_port(pb);
+    let _f = frontend_pop3(&[pa, pb], pop3);
+    wait_port(pop3);
+    let out = dir.path().join("pop3.json");
+    let load = {
+        let (out, accounts) = (out.clone(), accounts.clone());
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pop3_load.py");
+        std::thread::spawn(move || {
+            let status = Command::new("python3")
+                .arg(script)
+                .args(["127.0.0.1", &pop3.to_string(), "pw"])
+                .arg(&out)
+                .args(&accounts)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        })
+    };
+    sleep(Duration::from_millis(400));
+    a.kill9(); // a back-end dies while sessions mark and quit
+    load.join().unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    rt.block_on(async {
+        let s = Store::open(&url, 2).await.unwrap();
+        let mut confirmed = 0;
+        for acc in &accounts {
+            let (id, _) = s
+                .resolve_recipient(&Address::parse(acc).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            let left = s.listing(id).await.unwrap().len();
+            let r = &results[acc.as_str()];
+            if r["quit_ok"] == true {
+                confirmed += 1;
+                assert_eq!(
+                    left, 0,
+                    "{acc}: QUIT said +OK, so everything marked is gone"
+                );
+            }
+            if r["sent_quit"] == false {
+                assert_eq!(left, 5, "{acc}: no QUIT, nothing deleted");
+            }
+        }
+        assert!(confirmed > 0, "some sessions completed: {results}");
+        s.close().await;
+    });
+}
