@@ -13,6 +13,9 @@ pub enum ConnectorCmd {
         name: String,
         #[command(flatten)]
         settings: Settings,
+        /// Add it switched off (e.g. to add routing rules first); `edit --enable` starts it.
+        #[arg(long)]
+        disabled: bool,
     },
     List,
     /// Settings and status: last poll, messages fetched, last error.
@@ -150,14 +153,18 @@ pub async fn run(c: &mut Client, cmd: ConnectorCmd) -> Result<()> {
         name: n.to_string(),
     };
     match cmd {
-        ConnectorCmd::Add { name, settings } => {
+        ConnectorCmd::Add {
+            name,
+            settings,
+            disabled,
+        } => {
             let mut info = pb::ConnectorInfo {
                 name: name.clone(),
                 tls: "implicit".into(),
                 auth: "user".into(),
                 verify_cert: true,
                 interval_secs: 300,
-                enabled: true,
+                enabled: !disabled,
                 log_level: "info".into(),
                 ..Default::default()
             };

@@ -221,7 +221,7 @@ async fn global_mailbox_routes_by_to_cc_rules_and_sends_bcc_to_postmaster() {
         &c,
         "company",
         c.pop3s,
-        &["--global", "example.com"],
+        &["--global", "example.com", "--disabled"],
         ISP_PASS,
     )
     .await;
@@ -238,6 +238,8 @@ async fn global_mailbox_routes_by_to_cc_rules_and_sends_bcc_to_postmaster() {
         "",
     )
     .await;
+    assert!(ok, "{out}");
+    let (ok, out) = admin(&c, &["connector", "edit", "company", "--enable"], "").await;
     assert!(ok, "{out}");
     let after = poll_now(&c, "company").await;
     assert_eq!(after.status.last_error, None);
