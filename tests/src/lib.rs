@@ -530,3 +530,45 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every message in the mailbox of `address`, oldest first, as POP3 would send it — whole, or
+/// with `top` only the header and that many body lines. Reads under a lease of its own.
+pub async fn read_mailbox(store: &Store, address: &str, top: Option<u32>) -> Vec<Vec<u8>> {
+    let addr = Address::parse(address).expect("valid address");
+    let (account, _) = store
+        .resolve_recipient(&addr)
+        .await
+        .expect("lookup")
+        .expect("mailbox exists");
+    let token = format!("reader-{}", std::process::id());
+    assert!(
+        store
+            .acquire_lease(account, &token, 60)
+            .await
+            .expect("lease"),
+        "mailbox is locked"
+    );
+    let mut out = Vec::new();
+    for m in store.listing(account).await.expect("listing") {
+        let mut s = store
+            .fetch(account, &token, m.uid, top)
+            .await
+            .expect("fetch");
+        let mut msg = Vec::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
+            msg.extend(chunk.expect("chunk"));
+        }
+        out.push(msg);
+    }
+    store.release_lease(account, &token).await.expect("release");
+    out
+}
+
+/// The value of the first header field `name` in a message, if any.
+pub fn header(message: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let prefix = format!("{name}: ");
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}

@@ -2,7 +2,7 @@
 //! front-end plays the ISP (a separate domain in the same cluster, reached over the network
 //! like any outside server). User and global mailboxes, routing rules, Bcc, leave-on-server,
 //! a connection cut mid-download, a back-end restart, and a wrong password.
-use bridgehead_tests::{blocking, eventually, Cluster, Options, ADMIN_TOKEN};
+use bridgehead_tests::{blocking, eventually, header, read_mailbox, Cluster, Options, ADMIN_TOKEN};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -106,33 +106,11 @@ fn msg(subject: &str, headers: &str) -> Vec<u8> {
 }
 
 async fn subjects(c: &Cluster, user: &str) -> Vec<String> {
-    let (account, _) = c
-        .store
-        .resolve_recipient(&bridgehead_backend::address::Address::parse(user).unwrap())
+    let mut out: Vec<String> = read_mailbox(&c.store, user, Some(0))
         .await
-        .unwrap()
-        .unwrap();
-    let mut out = Vec::new();
-    assert!(c.store.acquire_lease(account, "reader", 30).await.unwrap());
-    for m in c.store.listing(account).await.unwrap() {
-        let mut s = c
-            .store
-            .fetch(account, "reader", m.uid, Some(0))
-            .await
-            .unwrap();
-        let mut head = Vec::new();
-        while let Some(chunk) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
-            head.extend(chunk.unwrap());
-        }
-        let text = String::from_utf8_lossy(&head).to_string();
-        let subject = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap_or("")
-            .to_string();
-        out.push(subject);
-    }
-    c.store.release_lease(account, "reader").await.unwrap();
+        .iter()
+        .map(|m| header(m, "Subject").unwrap_or_default())
+        .collect();
     out.sort();
     out
 }

@@ -7,6 +7,7 @@
 use bridgehead_backend::address::Address;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::{password, store, Store};
+use bridgehead_tests::{header, read_mailbox};
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -98,31 +99,12 @@ fn wait_port(port: u16) {
 
 /// Message-IDs in a mailbox, with how often each is there.
 async fn ids_in(store: &Store, address: &str) -> HashMap<String, usize> {
-    let (account, _) = store
-        .resolve_recipient(&Address::parse(address).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(store.acquire_lease(account, "checker", 60).await.unwrap());
     let mut out = HashMap::new();
-    for m in store.listing(account).await.unwrap() {
-        let mut s = store
-            .fetch(account, "checker", m.uid, Some(0))
-            .await
-            .unwrap();
-        let mut head = Vec::new();
-        while let Some(chunk) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
-            head.extend(chunk.unwrap());
-        }
-        let text = String::from_utf8_lossy(&head).to_string();
-        let id = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Message-ID: <"))
-            .map(|l| l.trim_end_matches('>').to_string())
-            .unwrap_or_default();
-        *out.entry(id).or_default() += 1;
+    for m in read_mailbox(store, address, Some(0)).await {
+        let id = header(&m, "Message-ID").unwrap_or_default();
+        *out.entry(id.trim_matches(['<', '>']).to_string())
+            .or_default() += 1;
     }
-    store.release_lease(account, "checker").await.unwrap();
     out
 }
 

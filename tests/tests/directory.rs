@@ -2,9 +2,10 @@
 //! mail system (the seed's Windows POP3 service beside Exchange). Shared address space both
 //! ways, a non-existent shared user ending in exactly one NDR and no loop, a relay domain,
 //! nested and cyclic groups, a contact, group sender policies, and Delivered-To.
-use bridgehead_backend::address::Address;
 use bridgehead_backend::store::Route;
-use bridgehead_tests::{blocking, eventually, python, Cluster, Options, Sink, ADMIN_TOKEN};
+use bridgehead_tests::{
+    blocking, eventually, python, read_mailbox, Cluster, Options, Sink, ADMIN_TOKEN,
+};
 use std::net::SocketAddr;
 use std::process::Command;
 
@@ -213,24 +214,8 @@ async fn groups_contacts_policies_and_delivered_to() {
     assert_eq!(r["rcpt"][0], 550, "the MX port is not authenticated");
 
     // Each final delivery names its mailbox.
-    let (account, _) = c
-        .store
-        .resolve_recipient(&Address::parse("a2@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(c.store.acquire_lease(account, "reader", 30).await.unwrap());
-    let uid = c.store.listing(account).await.unwrap()[0].uid;
-    let mut s = c
-        .store
-        .fetch(account, "reader", uid, Some(0))
-        .await
-        .unwrap();
-    let first = std::future::poll_fn(|cx| s.as_mut().poll_next(cx))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&first)
+    let first = &read_mailbox(&c.store, "a2@example.com", Some(0)).await[0];
+    assert!(String::from_utf8_lossy(first)
         .starts_with("Return-Path: <someone@outside.example>\r\nDelivered-To: a2@example.com\r\n"));
     c.stop().await;
 }

@@ -1,7 +1,7 @@
 //! The PROXY protocol on the front-end's listeners: v1 and v2 from trusted networks set the
 //! client address (as logs, limits and Received headers see it); an untrusted PROXY header is
 //! refused; and HAProxy in front of SMTP passes the real client through.
-use bridgehead_tests::{blocking, python, Cluster, Options, RawClient};
+use bridgehead_tests::{blocking, header, python, read_mailbox, Cluster, Options, RawClient};
 use std::process::{Child, Command, Stdio};
 
 const ALICE: &str = "alice@example.com";
@@ -22,29 +22,11 @@ async fn cluster(trusted: bool) -> Cluster {
 }
 
 async fn received_from(c: &Cluster) -> String {
-    let uids = c.uids(ALICE).await;
-    let (account, _) = c
-        .store
-        .resolve_recipient(&bridgehead_backend::address::Address::parse(ALICE).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(c.store.acquire_lease(account, "reader", 30).await.unwrap());
-    let mut s = c
-        .store
-        .fetch(account, "reader", *uids.last().unwrap(), Some(0))
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    while let Some(chunk) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
-        head.extend(chunk.unwrap());
-    }
-    c.store.release_lease(account, "reader").await.unwrap();
-    let text = String::from_utf8_lossy(&head).to_string();
-    text.lines()
-        .find(|l| l.starts_with("Received: from "))
-        .unwrap_or("")
-        .to_string()
+    let messages = read_mailbox(&c.store, ALICE, Some(0)).await;
+    format!(
+        "Received: {}",
+        header(messages.last().unwrap(), "Received").unwrap_or_default()
+    )
 }
 
 async fn send_after(c: &Cluster, header: &[u8]) {

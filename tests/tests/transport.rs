@@ -3,7 +3,9 @@
 //! time compressed by configuration, and every report parsed with Python's `email` package.
 use bridgehead_backend::store::Route;
 use bridgehead_backend::submit::{Begun, Envelope, Submission};
-use bridgehead_tests::{blocking, eventually, python, Cluster, Options, Sink, ADMIN_TOKEN};
+use bridgehead_tests::{
+    blocking, eventually, python, read_mailbox, Cluster, Options, Sink, ADMIN_TOKEN,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -92,38 +94,7 @@ async fn parse_dsn(stored: Vec<u8>) -> serde_json::Value {
 
 /// The messages in a mailbox, straight from the store (prefix + content).
 async fn mailbox(c: &Cluster, address: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let (account, _) = c
-        .store
-        .resolve_recipient(&bridgehead_backend::address::Address::parse(address).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(c
-        .store
-        .acquire_lease(account, "test-reader", 30)
-        .await
-        .unwrap());
-    for m in c.store.listing(account).await.unwrap() {
-        let mut s = c
-            .store
-            .fetch(account, "test-reader", m.uid, None)
-            .await
-            .unwrap();
-        let mut msg = Vec::new();
-        while let Some(chunk) = futures_next(&mut s).await {
-            msg.extend(chunk);
-        }
-        out.push(msg);
-    }
-    c.store.release_lease(account, "test-reader").await.unwrap();
-    out
-}
-
-async fn futures_next(s: &mut bridgehead_backend::store::MessageStream) -> Option<Vec<u8>> {
-    std::future::poll_fn(|cx| s.as_mut().poll_next(cx))
-        .await
-        .map(|r| r.unwrap())
+    read_mailbox(&c.store, address, None).await
 }
 
 async fn queue_empty(c: &Cluster) {
