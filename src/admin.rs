@@ -23,6 +23,9 @@ pub struct AdminArgs {
     /// Admin token.
     #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the admin token.
+    #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// CA certificate (PEM) of the back-end, for an https admin URL.
     #[arg(long, env = "BRIDGEHEAD_ADMIN_CA")]
     ca: Option<PathBuf>,
@@ -142,9 +145,19 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading the admin token from {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
     let mut client = connect(
         args.url.clone(),
-        args.token.clone(),
+        token,
         args.ca.clone(),
         args.data_dir.clone(),
     )

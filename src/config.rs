@@ -128,6 +128,9 @@ pub struct BackendArgs {
     /// PostgreSQL URL, e.g. postgres://user:pass@db/bridgehead.
     #[arg(long, env = "BRIDGEHEAD_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// File holding the PostgreSQL URL (for secrets).
+    #[arg(long, env = "BRIDGEHEAD_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// Token the admin API requires (prefer --admin-token-file or the environment).
     #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -304,10 +307,21 @@ impl BackendArgs {
         if admin_token.is_empty() {
             tracing::warn!("no admin token configured: the admin API is disabled");
         }
-        let database_url = self
-            .database_url
-            .or(file.database_url)
-            .context("no database given: use --database-url (or BRIDGEHEAD_DATABASE_URL)")?;
+        let url_file = self
+            .database_url_file
+            .clone()
+            .or(file.database_url_file.clone());
+        let database_url = match (
+            self.database_url.clone().or(file.database_url.clone()),
+            url_file,
+        ) {
+            (Some(url), _) => url,
+            (None, Some(f)) => std::fs::read_to_string(&f)
+                .with_context(|| format!("reading the database URL from {}", f.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => bail!("no database given: use --database-url or --database-url-file"),
+        };
         let delay = self.auth_delay_ms.or(file.auth_delay_ms);
         Ok(BackendConfig {
             listen: self

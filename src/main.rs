@@ -42,6 +42,14 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Run a whole cluster on this machine, with a private PostgreSQL.
     Dev(dev::DevArgs),
+    /// Make a private CA and certificates for mutual TLS between front-ends and back-ends.
+    Pki {
+        /// Directory for ca.pem, backend.pem, backend-key.pem, frontend.pem, frontend-key.pem.
+        dir: std::path::PathBuf,
+        /// Extra names (DNS or IP) for the back-end certificate, e.g. the back-ends' service name.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
     /// Load generator for SMTP and POP3 servers (Bridgehead or any other).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -49,7 +57,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Admin(_) | Command::Bench(_)) {
+    if !matches!(
+        cli.command,
+        Command::Admin(_) | Command::Bench(_) | Command::Pki { .. }
+    ) {
         init_logging(&cli.log_format);
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -66,6 +77,18 @@ fn main() -> ExitCode {
             Command::Admin(args) => admin::run(args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Pki { dir, names } => {
+                let pki = bridgehead_backend::pki::ensure(&dir, &names)?;
+                println!(
+                    "CA {}\nback-end {} {}\nfront-end {} {}",
+                    pki.ca.display(),
+                    pki.backend_cert.display(),
+                    pki.backend_key.display(),
+                    pki.frontend_cert.display(),
+                    pki.frontend_key.display()
+                );
+                Ok(())
+            }
         }
     });
     match result {

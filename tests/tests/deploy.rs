@@ -1,0 +1,77 @@
+//! The deployment files parse and validate: the Compose file with docker-compose (no engine
+//! needed for `config`), the Kubernetes kustomization rendered with kubectl and checked against
+//! the Kubernetes schemas with kubernetes-validate. `.ci/run` installs the three tools.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn run(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed for this test ({e}); .ci/run installs it"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn compose_file_is_valid() {
+    let (ok, out) = run(
+        "docker-compose",
+        &["-f", "deploy/docker-compose.yml", "config"],
+    );
+    assert!(ok, "{out}");
+    for service in [
+        "postgres:",
+        "backend1:",
+        "backend2:",
+        "frontend1:",
+        "frontend2:",
+        "haproxy:",
+        "init:",
+    ] {
+        assert!(out.contains(service), "{service} in {out}");
+    }
+    assert!(out.contains("BRIDGEHEAD_PROXY_PROTOCOL_FROM"));
+    let haproxy = std::fs::read_to_string(root().join("deploy/haproxy.cfg")).unwrap();
+    assert_eq!(
+        haproxy.matches("send-proxy-v2").count(),
+        10,
+        "every front-end port gets PROXY v2"
+    );
+}
+
+#[test]
+fn kubernetes_base_validates_and_overlay_renders() {
+    let (ok, base) = run("kubectl", &["kustomize", "deploy/k8s/base"]);
+    assert!(ok, "{base}");
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = dir.path().join("base.yaml");
+    std::fs::write(&rendered, &base).unwrap();
+    let (ok, out) = run(
+        "kubernetes-validate",
+        &["--strict", rendered.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(" passed ").count(), 11, "{out}");
+    for needle in [
+        "readOnlyRootFilesystem: true",
+        "runAsNonRoot: true",
+        "kind: NetworkPolicy",
+        "kind: PodDisruptionBudget",
+    ] {
+        assert!(base.contains(needle), "{needle}");
+    }
+    let (ok, overlay) = run("kubectl", &["kustomize", "deploy/k8s/overlays/example"]);
+    assert!(ok, "{overlay}");
+    assert!(overlay.contains("image: registry.example.org/bridgehead:0.1.0"));
+    assert!(overlay.contains("kind: Cluster") && overlay.contains("namespace: mail"));
+}
