@@ -77,6 +77,9 @@ pub struct FrontendArgs {
     pub backend_cert: Option<PathBuf>,
     #[arg(long, env = "BRIDGEHEAD_BACKEND_KEY")]
     pub backend_key: Option<PathBuf>,
+    /// On SIGTERM, seconds busy sessions may take to finish before the front-end exits.
+    #[arg(long, env = "BRIDGEHEAD_DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
     /// Seconds a call to a back-end may take before it is given up.
     #[arg(long, env = "BRIDGEHEAD_BACKEND_TIMEOUT_SECS")]
     pub backend_timeout_secs: Option<u64>,
@@ -224,6 +227,11 @@ impl FrontendArgs {
                 .max_message_size
                 .or(file.max_message_size)
                 .unwrap_or(d.max_message_size),
+            drain_timeout: self
+                .drain_secs
+                .or(file.drain_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.drain_timeout),
             backend_timeout: self
                 .backend_timeout_secs
                 .or(file.backend_timeout_secs)

@@ -53,6 +53,8 @@ pub struct FrontendConfig {
     pub proxy_protocol_from: Vec<String>,
     /// Mutual TLS with the back-ends; `None`: plaintext gRPC (a trusted network only).
     pub backend_tls: Option<ClientTlsFiles>,
+    /// On shutdown, how long sessions busy with a command (say, DATA) may take to finish.
+    pub drain_timeout: Duration,
 }
 
 impl Default for FrontendConfig {
@@ -80,6 +82,7 @@ impl Default for FrontendConfig {
             smtp_data_timeout: Duration::from_secs(180),
             proxy_protocol_from: Vec::new(),
             backend_tls: None,
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -142,6 +145,7 @@ pub struct FrontendHandle {
     pub registry: Arc<Registry>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    drain: Duration,
 }
 
 struct Shared {
@@ -217,6 +221,7 @@ impl FrontendHandle {
             submission: None,
             submissions: None,
             registry: Arc::new(registry),
+            drain: config.drain_timeout,
             shutdown: shared.shutdown.clone(),
             tracker: shared.tracker.clone(),
         };
@@ -270,7 +275,12 @@ impl FrontendHandle {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.tracker.close();
-        self.tracker.wait().await;
+        if tokio::time::timeout(self.drain, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(drain = ?self.drain, "sessions still open after the drain deadline; leaving them");
+        }
     }
 }
 

@@ -191,6 +191,7 @@ impl Cluster {
             max_connections_per_ip: opts.max_connections_per_ip,
             proxy_protocol_from: opts.proxy_protocol_from.clone(),
             smtp_command_timeout: opts.smtp_command_timeout,
+            drain_timeout: Duration::from_secs(1),
             backend_tls: pki.as_ref().map(|p| ClientTlsFiles {
                 ca: p.ca.clone(),
                 cert: p.frontend_cert.clone(),

@@ -106,3 +106,45 @@ async fn a_50_mib_line_is_refused_without_keeping_it() {
     assert_eq!(s.line().await, "250 2.0.0 Ok\r\n");
     c.stop().await;
 }
+
+/// SIGTERM-like stop: idle sessions are told at once, readiness turns false first, and a
+/// session stuck in DATA cannot keep the front-end from exiting past the drain deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_clients_and_respects_the_drain_deadline() {
+    let mut c = cluster().await;
+    let mut idle_pop3 = RawClient::connect(c.pop3).await;
+    idle_pop3.line().await;
+    let mut idle_smtp = RawClient::connect(c.smtp).await;
+    idle_smtp.line().await;
+    let mut busy = RawClient::connect(c.smtp).await;
+    busy.line().await;
+    busy.send(
+        b"HELO c\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
+    )
+    .await;
+    for _ in 0..4 {
+        busy.line().await;
+    }
+    busy.send(b"Subject: half a message\r\n").await;
+    let frontend = c.frontend.take().unwrap();
+    assert!(frontend.is_ready());
+    let token = frontend.shutdown_token();
+    let start = Instant::now();
+    let stopping = tokio::spawn(frontend.stop());
+    assert_eq!(
+        idle_smtp.line().await,
+        "421 4.3.2 Service shutting down, try again later\r\n"
+    );
+    assert_eq!(
+        idle_pop3.line().await,
+        "-ERR [SYS/TEMP] Server shutting down, please reconnect\r\n"
+    );
+    assert!(token.is_cancelled(), "not ready any more");
+    stopping.await.unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    c.stop().await;
+}
