@@ -61,6 +61,19 @@ impl Conn {
 }
 
 impl Conn {
+    /// Writes and flushes `data`, giving up after `limit`: a client that stops reading cannot
+    /// hold a session (or make it buffer) forever.
+    pub async fn send_within(&mut self, data: &[u8], limit: std::time::Duration) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let write = async {
+            self.write_all(data).await?;
+            self.flush().await
+        };
+        tokio::time::timeout(limit, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))?
+    }
+
     /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" on a TLS connection, for trace headers.
     pub fn tls_description(&self) -> Option<String> {
         let Conn::Tls(s) = self else { return None };

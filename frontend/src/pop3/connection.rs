@@ -322,15 +322,9 @@ impl Driver {
         if self.out.is_empty() {
             return Ok(());
         }
-        // A client that stops reading cannot hold the session forever.
         let conn = self.conn.as_mut().expect("connection present");
-        let write = async {
-            conn.write_all(&self.out).await?;
-            conn.flush().await
-        };
-        tokio::time::timeout(self.ctx.settings.idle_timeout, write)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))??;
+        conn.send_within(&self.out, self.ctx.settings.idle_timeout)
+            .await?;
         self.out.clear();
         if self.out.capacity() > FLUSH_AT * 2 {
             self.out.shrink_to(4096);

@@ -277,15 +277,9 @@ impl Driver {
         if self.out.is_empty() {
             return Ok(());
         }
-        // A client that stops reading cannot hold the session forever.
         let conn = self.conn.as_mut().expect("connection present");
-        let write = async {
-            conn.write_all(self.out.as_bytes()).await?;
-            conn.flush().await
-        };
-        tokio::time::timeout(self.ctx.settings.command_timeout, write)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client does not read"))??;
+        conn.send_within(self.out.as_bytes(), self.ctx.settings.command_timeout)
+            .await?;
         self.out.clear();
         Ok(())
     }
