@@ -67,7 +67,8 @@ fn backend(url: &str, port: u16) -> Proc {
     )
 }
 
-fn frontend(backends: &[u16], smtp: u16) -> Proc {
+/// A front-end process over `backends`, with `args` naming its listener and settings.
+fn frontend(backends: &[u16], args: &[String]) -> Proc {
     let list: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     Proc(
         Command::new(BIN)
@@ -75,15 +76,20 @@ fn frontend(backends: &[u16], smtp: u16) -> Proc {
                 "frontend",
                 "--backend",
                 &list.join(","),
-                "--smtp-listen",
-                &format!("127.0.0.1:{smtp}"),
+                "--backend-timeout-secs",
+                "5",
             ])
-            .args(["--hostname", "mx.crash.test", "--backend-timeout-secs", "5"])
+            .args(["--hostname", "mx.crash.test"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     )
+}
+
+fn smtp_on(port: u16) -> Vec<String> {
+    vec!["--smtp-listen".into(), format!("127.0.0.1:{port}")]
 }
 
 fn wait_port(port: u16) {
@@ -136,7 +142,7 @@ fn round(seconds: f64) {
     let _b = backend(&url, pb);
     wait_port(pa);
     wait_port(pb);
-    let mut f = frontend(&[pa, pb], smtp);
+    let mut f = frontend(&[pa, pb], &smtp_on(smtp));
     wait_port(smtp);
 
     let out = dir.path().join("load.json");
@@ -169,7 +175,7 @@ fn round(seconds: f64) {
     sleep(step);
     f.kill9(); // the front-end dies mid-load
     sleep(step / 2);
-    let _f = frontend(&[pa, pb], smtp);
+    let _f = frontend(&[pa, pb], &smtp_on(smtp));
     sleep(step);
     pg.stop(); // PostgreSQL goes away…
     sleep(step);
@@ -220,31 +226,6 @@ fn nothing_acknowledged_is_lost_or_doubled_when_nodes_die() {
     }
 }
 
-fn frontend_pop3(backends: &[u16], pop3: u16) -> Proc {
-    let list: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    Proc(
-        Command::new(BIN)
-            .args([
-                "frontend",
-                "--backend",
-                &list.join(","),
-                "--pop3-listen",
-                &format!("127.0.0.1:{pop3}"),
-            ])
-            .args([
-                "--allow-plaintext-auth",
-                "--lease-secs",
-                "10",
-                "--backend-timeout-secs",
-                "5",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// POP3 under a dying back-end: a session cut before QUIT deletes nothing; a QUIT that
 /// answered +OK deleted everything marked.
 #[test]
@@ -282,7 +263,12 @@ fn pop3_deletes_only_what_quit_confirmed() {
     let _b = backend(&url, pb);
     wait_port(pa);
     wait_port(pb);
-    let _f = frontend_pop3(&[pa, pb], pop3);
+    let pop3_args = [
+        format!("--pop3-listen=127.0.0.1:{pop3}"),
+        "--allow-plaintext-auth".into(),
+        "--lease-secs=10".into(),
+    ];
+    let _f = frontend(&[pa, pb], &pop3_args);
     wait_port(pop3);
     let out = dir.path().join("pop3.json");
     let load = {
