@@ -1,5 +1,7 @@
 //! The SMTP framer, command parser, session and DATA receiver on arbitrary input, as the
-//! driver runs them: no panic, and DATA ends only at CRLF.CRLF.
+//! driver runs them. Invariants: no panic; DATA ends only at CRLF.CRLF; every reply line is a
+//! three-digit code, a space or hyphen, and CRLF (RFC 5321 §4.2); a message is handed on only
+//! after its end of data, with 1..=max_recipients recipients.
 #![no_main]
 use bridgehead_frontend::lines::{Frame, Framer};
 use bridgehead_frontend::smtp::data::DataReceiver;
@@ -7,6 +9,22 @@ use bridgehead_frontend::smtp::session::{
     Action, AuthResult, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
 use libfuzzer_sys::fuzz_target;
+
+fn check_reply(reply: &str) {
+    assert!(reply.ends_with("\r\n"), "{reply:?}");
+    for line in reply.split_terminator("\r\n") {
+        let b = line.as_bytes();
+        assert!(
+            b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit),
+            "{reply:?}"
+        );
+        assert!(
+            matches!(b.get(3), None | Some(b' ') | Some(b'-')),
+            "{reply:?}"
+        );
+        assert!(!line.contains(['\r', '\n']), "{reply:?}");
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let listener = match data.first().map(|b| b % 3) {
@@ -28,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let mut receiver: Option<DataReceiver> = None;
     let mut spool = Vec::new();
     let mut pending = s.handle(Event::Connected { tls: None });
+    let mut data_ended = false;
     loop {
         while let Some(a) = pending.pop() {
             let follow = match a {
@@ -42,14 +61,23 @@ fuzz_target!(|data: &[u8]| {
                     receiver = Some(DataReceiver::new(max_size));
                     None
                 }
-                Action::Submit(_) => Some(Event::Submitted(SubmitResult::Queued("Q".into()))),
+                Action::Submit(envelope) => {
+                    assert!(data_ended, "message handed on before its end of data");
+                    assert!((1..=5).contains(&envelope.recipients.len()));
+                    Some(Event::Submitted(SubmitResult::Queued("Q".into())))
+                }
                 Action::StartTls => Some(Event::TlsStarted { tls: "TLS".into() }),
-                Action::Send(_) | Action::Close => None,
+                Action::Send(reply) => {
+                    check_reply(&reply);
+                    None
+                }
+                Action::Close => None,
             };
             if let Some(e) = follow {
                 pending.extend(s.handle(e));
             }
         }
+        data_ended = false;
         if s.is_closed() || buf.is_empty() {
             break;
         }
@@ -66,6 +94,7 @@ fuzz_target!(|data: &[u8]| {
                     receiver = None;
                     spool.clear();
                     pending = s.handle(Event::DataReceived(outcome));
+                    data_ended = true;
                     continue;
                 }
             }
