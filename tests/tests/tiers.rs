@@ -109,3 +109,64 @@ async fn only_front_ends_reach_the_mailbox_api() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("wrong or missing admin token"));
     c.stop().await;
 }
+
+/// The back-end's PostgreSQL connection can require TLS and verify the server: against a server
+/// that refuses unencrypted connections, a `sslmode=verify-full` URL with the right CA opens the
+/// store, plain connections and a wrong CA are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_verified_tls() {
+    use bridgehead_backend::pgrunner::PgServer;
+    use bridgehead_backend::{pki, store::Store};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (mut server, ca, wrong_ca) = blocking(move || {
+        let mut first = PgServer::start(&root.join("pg"), 0).unwrap();
+        first.stop();
+        let data = first.data_dir().to_path_buf();
+        let meta = std::fs::metadata(&data).unwrap();
+        let good = pki::ensure(&root.join("pki"), &[]).unwrap();
+        let wrong = pki::ensure(&root.join("other"), &[]).unwrap();
+        for (from, to) in [
+            (&good.backend_cert, "server.crt"),
+            (&good.backend_key, "server.key"),
+        ] {
+            let to = data.join(to);
+            std::fs::copy(from, &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&to, Some(meta.uid()), Some(meta.gid())).unwrap();
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        let server = PgServer::start(&root.join("pg"), 0).unwrap();
+        (server, good.ca, wrong.ca)
+    })
+    .await;
+    let url = server.url("postgres");
+
+    let plain = Store::open(&format!("{url}?sslmode=disable"), 1).await;
+    assert!(plain.is_err(), "the server accepted an unencrypted login");
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let store = Store::open(&verified, 2)
+        .await
+        .expect("TLS with the right CA");
+    assert!(store.ping().await);
+    store.close().await;
+    let wrong = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        wrong_ca.display()
+    );
+    assert!(
+        Store::open(&wrong, 1).await.is_err(),
+        "a server certificate from another CA was accepted"
+    );
+    blocking(move || server.stop()).await;
+}
