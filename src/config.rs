@@ -180,6 +180,9 @@ pub struct BackendArgs {
     /// Delay after the first failed login from an address, in ms; it doubles per failure.
     #[arg(long, env = "BRIDGEHEAD_AUTH_DELAY_MS")]
     pub auth_delay_ms: Option<u64>,
+    /// Failed logins from one client address within 15 minutes that lock it out (0: never).
+    #[arg(long, env = "BRIDGEHEAD_AUTH_LOCKOUT_AFTER")]
+    pub auth_lockout_after: Option<u32>,
 }
 
 fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: Option<&Path>) -> Result<T> {
@@ -347,6 +350,10 @@ impl BackendArgs {
                 base_delay: delay
                     .map(Duration::from_millis)
                     .unwrap_or(AuthPolicy::default().base_delay),
+                lockout_after: self
+                    .auth_lockout_after
+                    .or(file.auth_lockout_after)
+                    .unwrap_or(AuthPolicy::default().lockout_after),
                 ..AuthPolicy::default()
             },
             connector: ConnectorConfig {

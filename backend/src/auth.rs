@@ -3,7 +3,10 @@
 //! Invariants: the answer for an unknown user and for a wrong password is the same and takes
 //! the same time (argon2 runs against a dummy hash); failures are counted per client address
 //! and per user name in PostgreSQL, so every front-end applies the same growing delay (the
-//! larger of the two); a success clears both.
+//! larger of the two); a success clears both. A client address with `lockout_after` failures
+//! within the window is locked out: its logins fail, even with the right password, until the
+//! window has passed since its last failure. Accounts get only the growing delay, never a
+//! lockout, so nobody can lock a user out by guessing at their name.
 use crate::address::Address;
 use crate::error::Result;
 use crate::password;
@@ -16,8 +19,10 @@ pub struct AuthPolicy {
     /// Delay after the first failure; it doubles with each further failure.
     pub base_delay: Duration,
     pub max_delay: Duration,
-    /// Failures older than this are forgotten.
+    /// Failures older than this are forgotten; a lockout lasts this long after the last one.
     pub window: Duration,
+    /// Failures from one client address within the window that lock it out (0: never).
+    pub lockout_after: u32,
 }
 
 impl Default for AuthPolicy {
@@ -26,6 +31,7 @@ impl Default for AuthPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(15),
             window: Duration::from_secs(15 * 60),
+            lockout_after: 20,
         }
     }
 }
@@ -59,12 +65,19 @@ pub async fn login(
     // tells nothing about existence), shared by every front-end through PostgreSQL.
     let user_key = canonical.unwrap_or_else(|_| username.to_ascii_lowercase());
     let keys = [format!("ip:{client}"), format!("user:{user_key}")];
+    let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
+    let locked = policy.lockout_after > 0
+        && store.recent_auth_failures(&keys[0], window).await? >= policy.lockout_after;
     let hash = found.as_ref().map(|f| f.password_hash.clone());
     let pw = password.to_string();
     let ok = tokio::task::spawn_blocking(move || password::verify(&pw, hash.as_deref()))
         .await
         .unwrap_or(false);
     match found {
+        // Locked out: a right password neither logs in nor extends the lockout.
+        Some(_) if ok && locked => Ok(LoginOutcome::Failed {
+            delay: policy.delay_after(policy.lockout_after),
+        }),
         Some(f) if ok => {
             store.clear_auth_failures(&keys).await?;
             Ok(LoginOutcome::Ok {
@@ -73,7 +86,6 @@ pub async fn login(
             })
         }
         _ => {
-            let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
             let failures = store.record_auth_failures(&keys, window).await?;
             Ok(LoginOutcome::Failed {
                 delay: policy.delay_after(failures),

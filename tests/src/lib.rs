@@ -66,6 +66,9 @@ pub async fn fresh_database() -> String {
 pub struct Options {
     pub allow_plaintext_auth: bool,
     pub auth_delay: Duration,
+    /// The login-failure window and the lockout threshold (see `AuthPolicy`).
+    pub auth_window: Duration,
+    pub auth_lockout_after: u32,
     pub idle_timeout: Duration,
     pub lease_seconds: u32,
     /// Extra back-end addresses the front-end is told about (e.g. dead ones).
@@ -88,6 +91,8 @@ impl Default for Options {
         Options {
             allow_plaintext_auth: false,
             auth_delay: Duration::from_millis(20),
+            auth_window: AuthPolicy::default().window,
+            auth_lockout_after: AuthPolicy::default().lockout_after,
             idle_timeout: Duration::from_secs(600),
             lease_seconds: 60,
             extra_backends: Vec::new(),
@@ -150,6 +155,8 @@ fn backend_config(
         max_message_size: 50 * 1024 * 1024,
         auth: AuthPolicy {
             base_delay: opts.auth_delay,
+            window: opts.auth_window,
+            lockout_after: opts.auth_lockout_after,
             ..AuthPolicy::default()
         },
         transport: opts.transport.clone(),

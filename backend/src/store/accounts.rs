@@ -276,6 +276,19 @@ impl Store {
         Ok(n.unwrap_or(0).max(0) as u32)
     }
 
+    /// Failed logins counted under `key` within the last `window_secs`.
+    pub async fn recent_auth_failures(&self, key: &str, window_secs: u32) -> Result<u32> {
+        let n: Option<i32> = sqlx::query_scalar(
+            "SELECT failures FROM auth_failures
+              WHERE key = $1 AND last_failure >= now() - make_interval(secs => $2)",
+        )
+        .bind(key)
+        .bind(f64::from(window_secs))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(0).max(0) as u32)
+    }
+
     pub async fn clear_auth_failures(&self, keys: &[String]) -> Result<()> {
         sqlx::query("DELETE FROM auth_failures WHERE key = ANY($1)")
             .bind(keys)
