@@ -462,7 +462,9 @@ impl Sink {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+            .expect(
+                "python3 with aiosmtpd (apt-get install python3-aiosmtpd, or pip install aiosmtpd)",
+            );
         let mut first = String::new();
         let stdout = child.stdout.take().expect("stdout");
         std::io::BufReader::new(stdout)
