@@ -66,19 +66,22 @@ pub async fn login(
     let user_key = canonical.unwrap_or_else(|_| username.to_ascii_lowercase());
     let keys = [format!("ip:{client}"), format!("user:{user_key}")];
     let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
-    let locked = policy.lockout_after > 0
-        && store.recent_auth_failures(&keys[0], window).await? >= policy.lockout_after;
     let hash = found.as_ref().map(|f| f.password_hash.clone());
     let pw = password.to_string();
     let ok = tokio::task::spawn_blocking(move || password::verify(&pw, hash.as_deref()))
         .await
         .unwrap_or(false);
     match found {
-        // Locked out: a right password neither logs in nor extends the lockout.
-        Some(_) if ok && locked => Ok(LoginOutcome::Failed {
-            delay: policy.delay_after(policy.lockout_after),
-        }),
         Some(f) if ok => {
+            // Only a right password needs the lockout looked up: a wrong one fails anyway.
+            // Locked out, it neither logs in nor extends the lockout.
+            if policy.lockout_after > 0
+                && store.recent_auth_failures(&keys[0], window).await? >= policy.lockout_after
+            {
+                return Ok(LoginOutcome::Failed {
+                    delay: policy.delay_after(policy.lockout_after),
+                });
+            }
             store.clear_auth_failures(&keys).await?;
             Ok(LoginOutcome::Ok {
                 account_id: f.account_id,
