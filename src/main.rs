@@ -9,6 +9,7 @@ mod certs;
 mod config;
 mod dev;
 mod http;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -57,12 +58,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(
-        cli.command,
-        Command::Admin(_) | Command::Bench(_) | Command::Pki { .. }
-    ) {
-        init_logging(&cli.log_format);
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -70,27 +65,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Frontend(args) => config::run_frontend(*args).await,
-            Command::Backend(args) => config::run_backend(args).await,
-            Command::Admin(args) => admin::run(args).await,
-            Command::Dev(args) => dev::run(args).await,
-            Command::Bench(cmd) => bench::run(cmd).await,
-            Command::Pki { dir, names } => {
-                let pki = bridgehead_backend::pki::ensure(&dir, &names)?;
-                println!(
-                    "CA {}\nback-end {} {}\nfront-end {} {}",
-                    pki.ca.display(),
-                    pki.backend_cert.display(),
-                    pki.backend_key.display(),
-                    pki.frontend_cert.display(),
-                    pki.frontend_key.display()
-                );
-                Ok(())
+    let service = match cli.command {
+        Command::Frontend(_) => Some("bridgehead-frontend"),
+        Command::Backend(_) => Some("bridgehead-backend"),
+        Command::Dev(_) => Some("bridgehead-dev"),
+        Command::Admin(_) | Command::Bench(_) | Command::Pki { .. } => None,
+    };
+    let telemetry = match service {
+        Some(name) => {
+            let _entered = runtime.enter();
+            match telemetry::init(&cli.log_format, name) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("bridgehead: {e:#}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
-    });
+        None => None,
+    };
+    let result = runtime.block_on(run(cli.command));
+    if let Some(t) = telemetry {
+        t.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -100,16 +97,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Frontend(args) => config::run_frontend(*args).await,
+        Command::Backend(args) => config::run_backend(args).await,
+        Command::Admin(args) => admin::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Pki { dir, names } => {
+            let pki = bridgehead_backend::pki::ensure(&dir, &names)?;
+            println!(
+                "CA {}\nback-end {} {}\nfront-end {} {}",
+                pki.ca.display(),
+                pki.backend_cert.display(),
+                pki.backend_key.display(),
+                pki.frontend_cert.display(),
+                pki.frontend_key.display()
+            );
+            Ok(())
+        }
     }
 }
 

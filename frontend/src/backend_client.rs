@@ -3,7 +3,9 @@
 //! One job: call a back-end and hand back domain values. Calls go round-robin over every
 //! configured back-end; an idempotent call that finds a back-end down (UNAVAILABLE) is tried
 //! on the next one, so a dead back-end costs a session nothing. Every call carries all of its
-//! state, so no back-end is tied to a session.
+//! state, so no back-end is tied to a session. Each call is a client span whose trace
+//! context travels in the request metadata (W3C `traceparent`), so the back-end's span for it
+//! joins the same trace.
 use crate::metrics::Metrics;
 use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
@@ -16,8 +18,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
+use tracing::Instrument;
+
+/// A channel whose requests carry the caller's trace context.
+type Traced =
+    InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>>;
+
+/// Writes the current span's trace context into the request's gRPC metadata.
+fn inject_trace(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+    impl opentelemetry::propagation::Injector for Metadata<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes());
+            if let (Ok(k), Ok(v)) = (key, value.parse()) {
+                self.0.insert(k, v);
+            }
+        }
+    }
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut Metadata(req.metadata_mut()))
+    });
+    Ok(req)
+}
 
 /// Certificates for mutual TLS with the back-ends.
 #[derive(Debug, Clone)]
@@ -176,15 +203,17 @@ impl Backends {
     /// Runs an idempotent call, moving to the next back-end while one is unreachable.
     async fn idempotent<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, BackendError>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Traced) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
         let began = Instant::now();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = Status::unavailable("no back-end configured");
+        let span = tracing::info_span!("rpc", otel.name = method, otel.kind = "client");
         for i in 0..self.channels.len() {
             let channel = self.channels[(start + i) % self.channels.len()].clone();
-            match call(channel).await {
+            let traced = InterceptedService::new(channel, inject_trace as _);
+            match call(traced).instrument(span.clone()).await {
                 Err(s) if s.code() == Code::Unavailable => last = s,
                 other => {
                     self.metrics.call(method, other.is_ok(), began.elapsed());

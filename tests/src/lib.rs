@@ -23,6 +23,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+pub mod otlp;
+pub mod procs;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 struct SharedPg {
@@ -259,35 +262,12 @@ impl Cluster {
 
     /// Creates the domain of `address` (if needed) and the user.
     pub async fn add_user(&self, address: &str, pass: &str) {
-        let addr = Address::parse(address).expect("valid address");
-        let _ = self.store.add_domain(addr.domain()).await;
-        let hash = password::hash(pass).expect("hash");
-        self.store
-            .add_user(&addr, &hash, None)
-            .await
-            .expect("add user");
+        add_user(&self.store, address, pass).await
     }
 
     /// Delivers `message` to `address`, returns its UID.
     pub async fn deliver(&self, address: &str, message: &[u8]) -> i64 {
-        let addr = Address::parse(address).expect("valid address");
-        let (id, mailbox) = self
-            .store
-            .resolve_recipient(&addr)
-            .await
-            .expect("lookup")
-            .expect("recipient exists");
-        let mut w = self
-            .store
-            .begin_content(50 * 1024 * 1024)
-            .await
-            .expect("begin");
-        w.write(message).await.expect("write");
-        let d = w
-            .deliver(&[(id, mailbox, Vec::new())], None)
-            .await
-            .expect("deliver");
-        d[0].uid
+        deliver(&self.store, address, message).await
     }
 
     /// UIDs in the mailbox of `address`, straight from the store.
@@ -522,6 +502,31 @@ impl Drop for Sink {
     }
 }
 
+/// Creates the domain of `address` (if needed) and the user, in `store`.
+pub async fn add_user(store: &Store, address: &str, pass: &str) {
+    let addr = Address::parse(address).expect("valid address");
+    let _ = store.add_domain(addr.domain()).await;
+    let hash = password::hash(pass).expect("hash");
+    store.add_user(&addr, &hash, None).await.expect("add user");
+}
+
+/// Delivers `message` to `address` straight into `store`; returns its UID.
+pub async fn deliver(store: &Store, address: &str, message: &[u8]) -> i64 {
+    let addr = Address::parse(address).expect("valid address");
+    let (id, mailbox) = store
+        .resolve_recipient(&addr)
+        .await
+        .expect("lookup")
+        .expect("recipient exists");
+    let mut w = store.begin_content(50 * 1024 * 1024).await.expect("begin");
+    w.write(message).await.expect("write");
+    let d = w
+        .deliver(&[(id, mailbox, Vec::new())], None)
+        .await
+        .expect("deliver");
+    d[0].uid
+}
+
 /// Polls `check` every 50 ms until it returns `Some` (or 30 s pass).
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -539,6 +544,18 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Message-IDs (without angle brackets) in the mailbox of `address`, with how often each is
+/// there.
+pub async fn message_ids(store: &Store, address: &str) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    for m in read_mailbox(store, address, Some(0)).await {
+        let id = header(&m, "Message-ID").unwrap_or_default();
+        *out.entry(id.trim_matches(['<', '>']).to_string())
+            .or_default() += 1;
+    }
+    out
 }
 
 /// Every message in the mailbox of `address`, oldest first, as POP3 would send it — whole, or

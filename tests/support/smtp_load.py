@@ -1,7 +1,7 @@
 """SMTP load for crash tests: threads send messages with unique Message-IDs to two recipients
 for a while, reconnecting after any error, and record which messages got a 250.
 
-Usage: smtp_load.py HOST PORT SECONDS THREADS RCPT1 RCPT2 OUTFILE
+Usage: smtp_load.py HOST PORT SECONDS THREADS RCPT1 RCPT2 OUTFILE [ID-PREFIX]
 OUTFILE gets {"accepted": [[id, [recipients that took it]]], "errors": {kind: count}}.
 """
 import json
@@ -12,6 +12,7 @@ import time
 
 host, port, seconds, threads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 rcpts, out = [sys.argv[5], sys.argv[6]], sys.argv[7]
+prefix = sys.argv[8] if len(sys.argv) > 8 else ""
 accepted, errors, lock = [], {}, threading.Lock()
 deadline = time.time() + seconds
 
@@ -31,7 +32,7 @@ def worker(w):
                 if time.time() >= deadline:
                     break
                 i += 1
-                mid = "%d-%d@load.example" % (w, i)
+                mid = "%s%d-%d@load.example" % (prefix, w, i)
                 msg = "From: <load@outside.example>\r\nMessage-ID: <%s>\r\nSubject: %s\r\n\r\nbody\r\n" % (mid, mid)
                 try:
                     refused = s.sendmail("load@outside.example", rcpts, msg)

@@ -7,111 +7,28 @@
 use bridgehead_backend::address::Address;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::{password, store, Store};
-use bridgehead_tests::{header, read_mailbox};
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use bridgehead_tests::message_ids;
+use bridgehead_tests::procs::{free_port, wait_port, Node, Proc};
+use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
 const RCPTS: [&str; 2] = ["r1@crash.test", "r2@crash.test"];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn kill9(&mut self) {
-        self.0.kill().unwrap(); // SIGKILL
-        self.0.wait().unwrap();
-    }
-}
-
 fn backend(url: &str, port: u16) -> Proc {
-    Proc(
-        Command::new(BIN)
-            .args([
-                "backend",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                url,
-            ])
-            .args([
-                "--transport-workers",
-                "0",
-                "--connector-workers",
-                "0",
-                "--db-connections",
-                "8",
-            ])
-            .env_remove("BRIDGEHEAD_ADMIN_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    Node::backend(BIN, url, port).spawn()
 }
 
 /// A front-end process over `backends`, with `args` naming its listener and settings.
 fn frontend(backends: &[u16], args: &[String]) -> Proc {
-    let list: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    Proc(
-        Command::new(BIN)
-            .args([
-                "frontend",
-                "--backend",
-                &list.join(","),
-                "--backend-timeout-secs",
-                "5",
-            ])
-            .args(["--hostname", "mx.crash.test"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    args.iter()
+        .fold(Node::frontend(BIN, backends), |n, a| n.arg(a.clone()))
+        .spawn()
 }
 
 fn smtp_on(port: u16) -> Vec<String> {
     vec!["--smtp-listen".into(), format!("127.0.0.1:{port}")]
-}
-
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "port {port} did not open"
-        );
-        sleep(Duration::from_millis(20));
-    }
-}
-
-/// Message-IDs in a mailbox, with how often each is there.
-async fn ids_in(store: &Store, address: &str) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for m in read_mailbox(store, address, Some(0)).await {
-        let id = header(&m, "Message-ID").unwrap_or_default();
-        *out.entry(id.trim_matches(['<', '>']).to_string())
-            .or_default() += 1;
-    }
-    out
 }
 
 fn round(seconds: f64) {
@@ -191,7 +108,7 @@ fn round(seconds: f64) {
     rt.block_on(async {
         let s = Store::open(&url, 2).await.unwrap();
         for r in RCPTS {
-            let ids = ids_in(&s, r).await;
+            let ids = message_ids(&s, r).await;
             for (id, n) in &ids {
                 assert_eq!(*n, 1, "{id} is in {r} {n} times");
             }

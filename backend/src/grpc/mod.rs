@@ -10,6 +10,7 @@ mod convert;
 mod delivery;
 mod directory_admin;
 mod maildrop;
+mod span;
 mod status;
 
 use crate::auth::AuthPolicy;
@@ -77,6 +78,7 @@ pub async fn serve(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(span::RpcSpanLayer)
         .add_service(health_service)
         .add_service(AuthServer::with_interceptor(
             services.clone(),

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tracing::{info_span, Instrument};
 
 const POP3: Protocol = Protocol { protocol: "pop3" };
 
@@ -190,19 +191,32 @@ impl Driver {
                 return Ok(Some(Event::TlsStarted));
             }
             Action::Login { user, password } => {
-                return Ok(Some(Event::Login(self.login(&user, &password).await)))
+                let span = info_span!("pop3", otel.name = "pop3 login", client = %self.peer);
+                let result = self.login(&user, &password).instrument(span).await;
+                return Ok(Some(Event::Login(result)));
             }
-            Action::Stream { uid, top, header } => return self.stream(uid, top, header).await,
+            Action::Stream { uid, top, header } => {
+                let name = if top.is_some() {
+                    "pop3 TOP"
+                } else {
+                    "pop3 RETR"
+                };
+                let span = info_span!("pop3", otel.name = name, client = %self.peer, uid);
+                return self.stream(uid, top, header).instrument(span).await;
+            }
             Action::Commit { deleted } => {
                 let lease = self.lease.take().expect("commit only with a lease");
-                let result = self.ctx.backends.commit(&lease, deleted).await.map_err(|e| {
+                let span = info_span!("pop3", otel.name = "pop3 QUIT", client = %self.peer);
+                let commit = self.ctx.backends.commit(&lease, deleted).instrument(span);
+                let result = commit.await.map_err(|e| {
                     tracing::warn!(peer = %self.peer, error = %e, "QUIT could not delete messages");
                 });
                 return Ok(Some(Event::Committed(result)));
             }
             Action::Release => {
                 if let Some(lease) = self.lease.take() {
-                    let _ = self.ctx.backends.release(&lease).await;
+                    let span = info_span!("pop3", otel.name = "pop3 release", client = %self.peer);
+                    let _ = self.ctx.backends.release(&lease).instrument(span).await;
                 }
             }
             Action::Close => {}

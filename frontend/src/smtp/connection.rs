@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tracing::{info_span, Instrument};
 
 /// The longest a whole DATA section may take, however steadily it trickles in.
 const DATA_LIMIT: Duration = Duration::from_secs(30 * 60);
@@ -74,6 +75,7 @@ pub async fn serve(
         tls_restarted: false,
         peer,
         ctx: ctx.clone(),
+        transaction: None,
     };
     if let Err(e) = driver.run(tls, &shutdown).await {
         tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
@@ -92,6 +94,9 @@ struct Driver {
     tls_restarted: bool,
     peer: SocketAddr,
     ctx: Arc<SmtpContext>,
+    /// The span of the open mail transaction: its RCPT checks and its submission are one
+    /// trace.
+    transaction: Option<tracing::Span>,
 }
 
 impl Driver {
@@ -189,10 +194,18 @@ impl Driver {
 
     async fn apply(&mut self, event: Event<'_>) -> io::Result<()> {
         let mut actions: VecDeque<Action> = self.session.handle(event).into();
+        if self.session.in_transaction() && self.transaction.is_none() {
+            let span = info_span!("smtp", otel.name = "smtp transaction", client = %self.peer);
+            self.transaction = Some(span);
+        }
+        let span = self.transaction.clone().unwrap_or_else(tracing::Span::none);
         while let Some(action) = actions.pop_front() {
-            if let Some(result) = self.execute(action).await? {
+            if let Some(result) = self.execute(action).instrument(span.clone()).await? {
                 actions.extend(self.session.handle(result));
             }
+        }
+        if !self.session.in_transaction() {
+            self.transaction = None; // ends the transaction's span
         }
         Ok(())
     }
@@ -220,7 +233,9 @@ impl Driver {
                 Some(Event::TlsStarted { tls })
             }
             Action::Authenticate { user, password } => {
-                let result = match backends.authenticate(&user, &password, &client).await {
+                let span = info_span!("smtp", otel.name = "smtp AUTH", client = %self.peer);
+                let auth = backends.authenticate(&user, &password, &client);
+                let result = match auth.instrument(span).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(peer = %self.peer, error = %e, "SMTP AUTH: back-end unavailable");

@@ -189,6 +189,11 @@ impl Session {
         }
     }
 
+    /// Whether a mail transaction is open (MAIL accepted, not yet ended or reset).
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
