@@ -83,6 +83,9 @@ pub struct FrontendArgs {
     /// Seconds a call to a back-end may take before it is given up.
     #[arg(long, env = "BRIDGEHEAD_BACKEND_TIMEOUT_SECS")]
     pub backend_timeout_secs: Option<u64>,
+    /// Seconds between lookups of back-end names (a headless Service lists every pod).
+    #[arg(long, env = "BRIDGEHEAD_BACKEND_REFRESH_SECS")]
+    pub backend_refresh_secs: Option<u64>,
     /// Most connections at once from one client address.
     #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -240,6 +243,11 @@ impl FrontendArgs {
                 .or(file.backend_timeout_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(d.backend_timeout),
+            backend_refresh: self
+                .backend_refresh_secs
+                .or(file.backend_refresh_secs)
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(d.backend_refresh),
             proxy_protocol_from: if self.proxy_protocol_from.is_empty() {
                 file.proxy_protocol_from
             } else {

@@ -6,6 +6,7 @@
 //! state, so no back-end is tied to a session. Each call is a client span whose trace
 //! context travels in the request metadata (W3C `traceparent`), so the back-end's span for it
 //! joins the same trace.
+use crate::discovery::{self, BackendEntry, Target};
 use crate::metrics::Metrics;
 use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
@@ -15,9 +16,10 @@ use bridgehead_proto::v1::maildrop_client::MaildropClient;
 use bridgehead_proto::CHUNK_SIZE;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
@@ -129,9 +131,19 @@ impl From<Status> for BackendError {
 /// The back-ends a front-end talks to.
 #[derive(Debug)]
 pub struct Backends {
-    channels: Vec<Channel>,
+    entries: Vec<BackendEntry>,
+    pool: RwLock<Arc<Pool>>,
     next: AtomicUsize,
     metrics: Arc<Metrics>,
+    tls: Option<ClientTlsConfig>,
+    call_timeout: Duration,
+}
+
+/// The current call targets and a lazily connecting channel to each.
+#[derive(Debug, Default)]
+struct Pool {
+    targets: Vec<Target>,
+    channels: Vec<Channel>,
 }
 
 /// A message arriving from a back-end, chunk by chunk.
@@ -145,8 +157,9 @@ impl MessageChunks {
 }
 
 impl Backends {
-    /// Prepares connections to `urls` (e.g. `http://10.0.0.5:7000`); they connect on first use
-    /// and reconnect by themselves.
+    /// Prepares connections to `urls` (`host:port`, optionally `http(s)://`); they connect
+    /// on first use and reconnect by themselves. Names are dialled as they are until
+    /// `discover` resolves them.
     pub fn new(
         urls: &[String],
         call_timeout: Duration,
@@ -159,40 +172,111 @@ impl Backends {
                 "no back-end configured".into(),
             ));
         }
-        let tls_config = tls.map(client_tls).transpose()?;
-        let channels = urls
+        let entries = urls
             .iter()
-            .map(|u| {
-                let scheme = if tls_config.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                let url = if u.contains("://") {
-                    u.clone()
-                } else {
-                    format!("{scheme}://{u}")
-                };
-                let bad =
-                    |e: tonic::transport::Error| BackendError::BadAddress(u.clone(), e.to_string());
-                let mut endpoint = Endpoint::from_shared(url.clone()).map_err(bad)?;
-                if let Some(c) = &tls_config {
-                    endpoint = endpoint.tls_config(c.clone()).map_err(bad)?;
-                }
-                Ok(endpoint
-                    .connect_timeout(Duration::from_secs(2))
-                    .timeout(call_timeout)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_while_idle(true)
-                    .connect_lazy())
-            })
-            .collect::<Result<_, BackendError>>()?;
-        Ok(Backends {
-            channels,
+            .map(|u| BackendEntry::parse(u).map_err(|e| BackendError::BadAddress(u.clone(), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let backends = Backends {
+            pool: RwLock::new(Arc::default()),
             next: AtomicUsize::new(0),
             metrics,
-        })
+            tls: tls.map(client_tls).transpose()?,
+            call_timeout,
+            entries,
+        };
+        backends.install(discovery::initial(&backends.entries))?;
+        Ok(backends)
+    }
+
+    /// A channel for one target: by address when resolved, checking the certificate
+    /// against the configured name.
+    fn channel(&self, t: &Target) -> Result<Channel, BackendError> {
+        let e = &t.entry;
+        let default_scheme = if self.tls.is_some() { "https" } else { "http" };
+        let scheme = e.scheme.as_deref().unwrap_or(default_scheme);
+        let authority = match (t.addr, e.literal()) {
+            (Some(a), _) | (None, Some(a)) => a.to_string(),
+            (None, None) => format!("{}:{}", e.host, e.port),
+        };
+        let url = format!("{scheme}://{authority}");
+        let bad =
+            |err: tonic::transport::Error| BackendError::BadAddress(url.clone(), err.to_string());
+        let mut endpoint = Endpoint::from_shared(url.clone()).map_err(bad)?;
+        if let Some(c) = &self.tls {
+            endpoint = endpoint
+                .tls_config(c.clone().domain_name(e.host.clone()))
+                .map_err(bad)?;
+        }
+        Ok(endpoint
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(self.call_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true)
+            .connect_lazy())
+    }
+
+    /// Makes `targets` the call targets, keeping the channels of those already known.
+    fn install(&self, targets: Vec<Target>) -> Result<(), BackendError> {
+        let old = self.pool();
+        let mut channels = Vec::with_capacity(targets.len());
+        for t in &targets {
+            match old.targets.iter().position(|o| o == t) {
+                Some(i) => channels.push(old.channels[i].clone()),
+                None => channels.push(self.channel(t)?),
+            }
+        }
+        *self.pool.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Pool { targets, channels });
+        Ok(())
+    }
+
+    fn pool(&self) -> Arc<Pool> {
+        self.pool.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The addresses calls go to now (`host:port` for a name not resolved yet).
+    pub fn targets(&self) -> Vec<String> {
+        let pool = self.pool();
+        let show = |t: &Target| match t.addr {
+            Some(a) => a.to_string(),
+            None => format!("{}:{}", t.entry.host, t.entry.port),
+        };
+        pool.targets.iter().map(show).collect()
+    }
+
+    /// Resolves the back-end names now and then every `every` until `shutdown`, so a
+    /// headless Service's pods all get calls. Does nothing when every entry is an address.
+    pub fn discover(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        if !discovery::has_names(&self.entries) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                this.refresh().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
+    async fn refresh(&self) {
+        let lookup = |host: String, port: u16| async move {
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map(|a| a.collect())
+        };
+        let old = self.pool();
+        let targets = discovery::refresh(&self.entries, &old.targets, lookup).await;
+        if targets != old.targets {
+            match self.install(targets) {
+                Ok(()) => tracing::info!(targets = ?self.targets(), "back-end addresses changed"),
+                Err(e) => tracing::warn!(error = %e, "cannot use the new back-end addresses"),
+            }
+        }
     }
 
     /// The front-end's metrics (shared with the protocol drivers).
@@ -210,8 +294,9 @@ impl Backends {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = Status::unavailable("no back-end configured");
         let span = tracing::info_span!("rpc", otel.name = method, otel.kind = "client");
-        for i in 0..self.channels.len() {
-            let channel = self.channels[(start + i) % self.channels.len()].clone();
+        let pool = self.pool();
+        for i in 0..pool.channels.len() {
+            let channel = pool.channels[(start + i) % pool.channels.len()].clone();
             let traced = InterceptedService::new(channel, inject_trace as _);
             match call(traced).instrument(span.clone()).await {
                 Err(s) if s.code() == Code::Unavailable => last = s,

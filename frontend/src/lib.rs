@@ -2,9 +2,11 @@
 //! operation to back-ends over gRPC.
 //!
 //! `pop3` holds the protocol (pure parsing and session, plus a thin driver), `tls` the
-//! rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code, and
+//! rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code (with
+//! `discovery` deciding which back-end addresses it calls), and
 //! `server` the listeners, connection limit and shutdown.
 pub mod backend_client;
+pub mod discovery;
 pub mod limits;
 pub mod lines;
 pub mod metrics;

@@ -44,6 +44,8 @@ pub struct FrontendConfig {
     pub max_connections_per_ip: usize,
     pub max_bad_commands: u32,
     pub backend_timeout: Duration,
+    /// How often back-end names are resolved again.
+    pub backend_refresh: Duration,
     pub max_message_size: u64,
     pub max_recipients: usize,
     pub smtp_command_timeout: Duration,
@@ -76,6 +78,7 @@ impl Default for FrontendConfig {
             max_connections_per_ip: 100,
             max_bad_commands: 10,
             backend_timeout: Duration::from_secs(30),
+            backend_refresh: Duration::from_secs(10),
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
             smtp_command_timeout: Duration::from_secs(300),
@@ -179,6 +182,8 @@ impl FrontendHandle {
             metrics.clone(),
             config.backend_tls.as_ref(),
         )?);
+        let shutdown = CancellationToken::new();
+        backends.discover(config.backend_refresh, shutdown.clone());
         let shared = Arc::new(Shared {
             pop3: Arc::new(Pop3Context {
                 backends: backends.clone(),
@@ -211,7 +216,7 @@ impl FrontendHandle {
             metrics: metrics.clone(),
             proxied: Networks::parse(&config.proxy_protocol_from)
                 .map_err(FrontendError::Networks)?,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tracker: TaskTracker::new(),
         });
         let mut handle = FrontendHandle {

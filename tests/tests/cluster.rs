@@ -13,8 +13,11 @@ use bridgehead_tests::{
     add_user, blocking, curl, deliver, eventually, fresh_database, message_ids, read_mailbox,
     RawClient,
 };
+use prometheus_client::registry::Registry;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
 const ALICE: &str = "alice@cluster.test";
@@ -117,8 +120,15 @@ async fn one_smtp_transaction_is_one_trace_across_the_tiers() {
         &otlp,
     );
     blocking(move || wait_port(b)).await;
+    // The back-end by name, as a Kubernetes Service would be given: resolved and called by
+    // address.
+    let by_name = Node {
+        bin: BIN,
+        args: vec!["frontend".into(), format!("--backend=localhost:{b}")],
+        env: Vec::new(),
+    };
     let _front = traced(
-        Node::frontend(BIN, &[b])
+        by_name
             .arg(format!("--smtp-listen=127.0.0.1:{smtp}"))
             .arg(format!("--pop3-listen=127.0.0.1:{pop3}"))
             .arg(format!("--metrics-listen=127.0.0.1:{fm}"))
@@ -166,6 +176,38 @@ async fn one_smtp_transaction_is_one_trace_across_the_tiers() {
         1.0
     );
     store.close().await;
+}
+
+/// A back-end entry that is a name stands for every address it resolves to, and is looked
+/// up again; addresses stay as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_end_names_are_resolved_and_refreshed() {
+    use bridgehead_frontend::backend_client::Backends;
+    use bridgehead_frontend::metrics::Metrics;
+    let metrics = Arc::new(Metrics::new(&mut Registry::default()));
+    let entries = ["localhost:7999".to_string(), "127.0.0.2:7000".into()];
+    let backends =
+        Arc::new(Backends::new(&entries, Duration::from_secs(1), metrics, None).unwrap());
+    assert_eq!(backends.targets(), ["localhost:7999", "127.0.0.2:7000"]);
+    let stop = CancellationToken::new();
+    backends.discover(Duration::from_millis(100), stop.clone());
+    let resolved = eventually("localhost resolved", || async {
+        let mut t = backends.targets();
+        t.sort();
+        (!t.contains(&"localhost:7999".to_string())).then_some(t)
+    })
+    .await;
+    assert!(
+        resolved.contains(&"127.0.0.2:7000".to_string()),
+        "{resolved:?}"
+    );
+    assert!(
+        resolved
+            .iter()
+            .any(|t| t == "127.0.0.1:7999" || t == "[::1]:7999"),
+        "{resolved:?}"
+    );
+    stop.cancel();
 }
 
 /// Runs one of the Python load scripts in tests/support (`args` name `out`, where it writes

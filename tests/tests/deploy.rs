@@ -41,6 +41,24 @@ fn compose_file_is_valid() {
         assert!(out.contains(service), "{service} in {out}");
     }
     assert!(out.contains("BRIDGEHEAD_PROXY_PROTOCOL_FROM"));
+    let (ok, traced) = run(
+        "docker-compose",
+        &[
+            "-f",
+            "deploy/docker-compose.yml",
+            "--profile",
+            "observability",
+            "config",
+        ],
+    );
+    assert!(ok, "{traced}");
+    assert!(traced.contains("otel-collector:") && traced.contains("jaeger:"));
+    let file = std::fs::read_to_string(root().join("deploy/docker-compose.yml")).unwrap();
+    assert_eq!(
+        file.matches(r#"profiles: ["observability"]"#).count(),
+        2,
+        "the collector and the viewer are opt-in"
+    );
     let haproxy = std::fs::read_to_string(root().join("deploy/haproxy.cfg")).unwrap();
     assert_eq!(
         haproxy.matches("send-proxy-v2").count(),
@@ -67,6 +85,8 @@ fn kubernetes_base_validates_and_overlay_renders() {
         "runAsNonRoot: true",
         "kind: NetworkPolicy",
         "kind: PodDisruptionBudget",
+        "clusterIP: None",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
     ] {
         assert!(base.contains(needle), "{needle}");
     }
