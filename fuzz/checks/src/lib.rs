@@ -9,8 +9,11 @@ pub mod dsn_build;
 pub mod pop3_session;
 pub mod smtp_session;
 
+/// A target: takes one input, panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target, by its cargo-fuzz name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("pop3_session", pop3_session::run),
     ("smtp_session", smtp_session::run),
     ("address_relay", address_relay::run),
