@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Bridgehead side by side with Postfix delivering by LMTP into Dovecot, on this machine.
+#
+# Starts a `bridgehead dev` cluster and — when installed (apt-get install postfix
+# dovecot-pop3d dovecot-lmtpd; run as root, as Postfix's master needs) — a private Postfix and
+# Dovecot on free loopback ports, with the same 100 accounts and the same password hash
+# (Bridgehead's argon2id string, which Dovecot verifies too). Runs the same loads against both
+# with `bridgehead bench` and prints one table with the ratio Bridgehead / peer per row:
+#   SMTP: 10 KB messages at 10 and 50 connections, 1 and 10 messages per connection — the
+#         accept rate (final 250s per second) and the end-to-end rate (until the last message
+#         is in a mailbox: for Bridgehead that is the 250 itself, for Postfix the LMTP delivery
+#         into Dovecot's Maildirs);
+#   POP3: login only and RETR of every message, at 1, 4 and 10 sessions.
+# Never touches non-loopback addresses; stops everything it started, by PID, on exit.
+#
+#   tests/bench/compare.sh                 the full run (a few minutes)
+#   QUICK=1 tests/bench/compare.sh         smaller loads, to check the script
+#   BH=path/to/bridgehead ...              a given binary (default: target/release, built if missing)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BH=${BH:-$ROOT/target/release/bridgehead}
+if [ ! -x "$BH" ]; then
+  (cd "$ROOT" && cargo build --release --bin bridgehead)
+fi
+if [ -n "${QUICK:-}" ]; then
+  SMTP_N=200 LOGINS=40 RETR_SESSIONS=10
+else
+  SMTP_N=3000 LOGINS=400 RETR_SESSIONS=100
+fi
+USERS=100
+PASSWORD=bench-password
+DOMAIN=bench.test
+
+WORK=$(mktemp -d /tmp/bridgehead-compare.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+PF_CONF=
+cleanup() {
+  [ -n "$PF_CONF" ] && postfix -c "$PF_CONF" stop >/dev/null 2>&1 || true
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 did not open" >&2
+  return 1
+}
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+# --- Bridgehead ---------------------------------------------------------------------------
+BH_SMTP=$(free_port) BH_POP3=$(free_port)
+"$BH" dev --data-dir "$WORK/bh" --host 127.0.0.1 --smtp-port "$BH_SMTP" --pop3-port "$BH_POP3" \
+  --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
+  --allow-plaintext-auth >"$WORK/bh.log" 2>&1 &
+PIDS+=($!)
+wait_port "$BH_SMTP"
+wait_port "$BH_POP3"
+admin() { "$BH" admin --data-dir "$WORK/bh" "$@"; }
+admin domain add "$DOMAIN" >/dev/null
+for n in $(seq 0 $((USERS - 1))); do
+  echo "$PASSWORD" | admin user add "user$n@$DOMAIN" >/dev/null
+done
+
+# --- Postfix → LMTP → Dovecot --------------------------------------------------------------
+PEER=
+if command -v postfix >/dev/null && command -v dovecot >/dev/null && [ "$(id -u)" = 0 ]; then
+  PEER=1
+  PF_SMTP=$(free_port) DV_POP3=$(free_port) DV_LMTP=$(free_port)
+  # The same argon2id hash Bridgehead stored (one password for every account).
+  PG="$WORK/bh/postgres"
+  HASH=$(PGPASSWORD=$(cat "$PG/pg-password") psql -h 127.0.0.1 -p "$(sed -n 4p "$PG/pgdata/postmaster.pid")" \
+    -U bridgehead -d bridgehead -Atc "SELECT password_hash FROM accounts WHERE address = 'user0@$DOMAIN'")
+  doveadm pw -t "{ARGON2ID}$HASH" -p "$PASSWORD" >/dev/null
+  DV="$WORK/dovecot"
+  mkdir -p "$DV/run" "$DV/state" "$DV/mail"
+  chown nobody:nogroup "$DV/mail"
+  for n in $(seq 0 $((USERS - 1))); do
+    echo "user$n@$DOMAIN:{ARGON2ID}$HASH"
+  done >"$DV/passwd"
+  cat >"$DV/dovecot.conf" <<EOF
+base_dir = $DV/run
+state_dir = $DV/state
+log_path = $DV/dovecot.log
+protocols = pop3 lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {
+  driver = passwd-file
+  args = $DV/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$DV/mail/%d/%n
+}
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %g
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $DV_POP3
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $DV_LMTP
+  }
+}
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+}
+EOF
+  dovecot -F -c "$DV/dovecot.conf" &
+  PIDS+=($!)
+  PF="$WORK/postfix"
+  PF_CONF="$PF/etc"
+  mkdir -p "$PF_CONF" "$PF/spool" "$PF/data"
+  chown postfix "$PF/data"
+  # Debian's master.cf with the SMTP listener on our loopback port and no chroot (a private
+  # instance has no copies of /etc in its queue directory).
+  awk -v listen="127.0.0.1:$PF_SMTP" '
+    /^[a-z]/ && NF >= 8 { if ($1 == "smtp" && $2 == "inet") $1 = listen; $5 = "n"; print; next }
+    { print }' /usr/share/postfix/master.cf.dist >"$PF_CONF/master.cf"
+  grep -q "^127.0.0.1:$PF_SMTP " "$PF_CONF/master.cf" || { echo "could not set Postfix's SMTP port" >&2; exit 1; }
+  cat >"$PF_CONF/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $PF/spool
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = peer.$DOMAIN
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_peername_lookup = no
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = $DOMAIN
+virtual_transport = lmtp:inet:127.0.0.1:$DV_LMTP
+maillog_file = $PF/maillog
+maillog_file_prefixes = /tmp
+default_process_limit = 200
+EOF
+  postfix -c "$PF_CONF" start >/dev/null 2>&1 || postfix -c "$PF_CONF" start
+  wait_port "$PF_SMTP"
+  wait_port "$DV_POP3"
+else
+  echo "Postfix/Dovecot not installed (or not root): Bridgehead's numbers only." >&2
+fi
+
+delivered() { find "$DV/mail" -path '*/Maildir/new/*' -type f 2>/dev/null | wc -l; }
+
+# --- Loads ---------------------------------------------------------------------------------
+ROWS=()
+row() { ROWS+=("$1|$2|$3"); }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b) if b else '-')" "$1" "$2"; }
+
+smtp_row() { # connections per-connection
+  local c=$1 p=$2 out
+  local args=(--connections "$c" --per-connection "$p" --messages "$SMTP_N" --size 10240
+    --from "bench@outside.example" --to "user{n}@$DOMAIN" --users "$USERS" --json)
+  out="$WORK/bh-smtp-$c-$p.json"
+  "$BH" bench smtp --server "127.0.0.1:$BH_SMTP" "${args[@]}" >"$out" 2>/dev/null
+  local bh_rate; bh_rate=$(json "$out" 'd["messages_per_s"]')
+  local bh_ok; bh_ok=$(json "$out" 'd["messages"]')
+  local pf_rate=0 pf_e2e=0
+  if [ -n "$PEER" ]; then
+    local before start end; before=$(delivered); start=$(date +%s.%N)
+    out="$WORK/pf-smtp-$c-$p.json"
+    "$BH" bench smtp --server "127.0.0.1:$PF_SMTP" "${args[@]}" >"$out" 2>/dev/null
+    pf_rate=$(json "$out" 'd["messages_per_s"]')
+    local want=$((before + $(json "$out" 'd["messages"]')))
+    for _ in $(seq 1 6000); do [ "$(delivered)" -ge "$want" ] && break; sleep 0.05; done
+    end=$(date +%s.%N)
+    pf_e2e=$(python3 -c "print(($want-$before)/($end-$start))")
+  fi
+  row "SMTP accept, $c conn × $p msg" "$bh_rate" "$pf_rate"
+  # Bridgehead stores before its 250: end-to-end is the accept rate.
+  row "SMTP end-to-end, $c conn × $p msg" "$bh_rate" "$pf_e2e"
+  [ "$bh_ok" -eq "$SMTP_N" ] || echo "warning: Bridgehead accepted $bh_ok of $SMTP_N" >&2
+}
+
+pop3_row() { # mode sessions total
+  local mode=$1 s=$2 total=$3 key out bh pf=0
+  key=$([ "$mode" = login ] && echo sessions_per_s || echo messages_per_s)
+  local args=(--sessions "$s" --total "$total" --user "user{n}@$DOMAIN" --users "$USERS"
+    --password "$PASSWORD" --mode "$mode" --json)
+  out="$WORK/bh-pop3-$mode-$s.json"
+  "$BH" bench pop3 --server "127.0.0.1:$BH_POP3" "${args[@]}" >"$out" 2>/dev/null
+  bh=$(json "$out" "d['$key']")
+  if [ -n "$PEER" ]; then
+    out="$WORK/dv-pop3-$mode-$s.json"
+    "$BH" bench pop3 --server "127.0.0.1:$DV_POP3" "${args[@]}" >"$out" 2>/dev/null
+    pf=$(json "$out" "d['$key']")
+  fi
+  local unit=$([ "$mode" = login ] && echo "logins/s" || echo "messages/s")
+  row "POP3 $mode, $s sessions ($unit)" "$bh" "$pf"
+}
+
+for c in 10 50; do
+  for p in 1 10; do
+    smtp_row "$c" "$p"
+  done
+done
+for s in 1 4 10; do pop3_row login "$s" "$LOGINS"; done
+for s in 1 4 10; do pop3_row retr-all "$s" "$RETR_SESSIONS"; done
+
+# --- Table ---------------------------------------------------------------------------------
+echo
+echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -sr); $(date -u +%Y-%m-%d)"
+echo "Peer: $([ -n "$PEER" ] && echo "Postfix $(postconf -c "$PF_CONF" -h mail_version 2>/dev/null) → LMTP → Dovecot $(dovecot --version | cut -d' ' -f1)" || echo none)"
+echo
+echo "| load | Bridgehead | Postfix/Dovecot | ratio |"
+echo "|---|---|---|---|"
+for r in "${ROWS[@]}"; do
+  IFS='|' read -r name a b <<<"$r"
+  printf '| %s | %.0f | %.0f | %s |\n' "$name" "$a" "$b" "$(ratio "$a" "$b")"
+done
