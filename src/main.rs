@@ -58,7 +58,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Thread names tell the load generator's CPU time from the server's in a profile.
+    let threads = match cli.command {
+        Command::Bench(_) => "bench",
+        _ => "bridgehead",
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(threads)
+        .build();
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bridgehead: cannot start the runtime: {e}");

@@ -63,7 +63,15 @@ pub fn init(format: &str, service: &str) -> anyhow::Result<Telemetry> {
     } else {
         fmt.boxed()
     };
-    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter()));
+    // Logs are events only: spans go to the trace exporter. Left out of the fmt layer, a span
+    // with no exporter installed costs nothing (its callsite is disabled).
+    let events_only = tracing_subscriber::filter::DynFilterFn::new(|m, _| m.is_event())
+        .with_callsite_filter(|m| match m.is_event() {
+            true => tracing::subscriber::Interest::sometimes(),
+            false => tracing::subscriber::Interest::never(),
+        });
+    let registry =
+        tracing_subscriber::registry().with(fmt.with_filter(filter()).with_filter(events_only));
     if !otlp_wanted() {
         registry
             .try_init()

@@ -30,7 +30,7 @@ pub async fn facts(
     sender: &str,
     client: &str,
 ) -> Result<Facts> {
-    let Some(settings) = store.domain_settings(addr.domain()).await? else {
+    let Some((settings, entry)) = store.domain_and_entry(addr, size).await? else {
         return Ok(Facts::outside());
     };
     let kind = match settings.kind.as_str() {
@@ -40,7 +40,7 @@ pub async fn facts(
     };
     let mut facts = Facts {
         domain: Some(kind),
-        entry: store.lookup(addr, size).await?,
+        entry,
         ..Facts::outside()
     };
     match (&facts.entry, kind) {

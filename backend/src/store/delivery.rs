@@ -35,6 +35,8 @@ pub struct Outbound {
 /// An open delivery: content is streamed in with `write`, then `deliver` commits it.
 pub struct ContentWriter {
     tx: Transaction<'static, Postgres>,
+    /// Set once the content row exists: at the first full chunk, or in `deliver` for a
+    /// message of one chunk (then content row and chunk are one statement).
     content_id: i64,
     canon: Canonicalizer,
     buf: Vec<u8>,
@@ -45,14 +47,10 @@ pub struct ContentWriter {
 impl Store {
     /// Starts a delivery of a message of at most `max_size` octets.
     pub async fn begin_content(&self, max_size: u64) -> Result<ContentWriter> {
-        let mut tx = self.pool.begin().await?;
-        let content_id =
-            sqlx::query_scalar("INSERT INTO contents (size, chunks) VALUES (0, 0) RETURNING id")
-                .fetch_one(&mut *tx)
-                .await?;
+        let tx = self.pool.begin().await?;
         Ok(ContentWriter {
             tx,
-            content_id,
+            content_id: 0,
             canon: Canonicalizer::new(),
             buf: Vec::with_capacity(CHUNK_SIZE.min(64 * 1024)),
             seq: 0,
@@ -136,16 +134,20 @@ impl ContentWriter {
             return Err(StoreError::TooLarge(self.max_size));
         }
         let last = std::mem::take(&mut self.buf);
-        if !last.is_empty() || self.seq == 0 {
-            self.store_chunk(last).await?;
-        }
         let size = self.canon.total() as i64;
-        sqlx::query("UPDATE contents SET size = $2, chunks = $3 WHERE id = $1")
-            .bind(self.content_id)
-            .bind(size)
-            .bind(self.seq)
-            .execute(&mut *self.tx)
-            .await?;
+        if self.seq == 0 {
+            self.store_whole(last, size).await?;
+        } else {
+            if !last.is_empty() {
+                self.store_chunk(last).await?;
+            }
+            sqlx::query("UPDATE contents SET size = $2, chunks = $3 WHERE id = $1")
+                .bind(self.content_id)
+                .bind(size)
+                .bind(self.seq)
+                .execute(&mut *self.tx)
+                .await?;
+        }
         let mut sorted: Vec<&(i64, String, Vec<u8>)> = recipients.iter().collect();
         sorted.sort_by_key(|r| r.0);
         sorted.dedup_by_key(|r| r.0);
@@ -228,7 +230,29 @@ impl ContentWriter {
         Ok(uid)
     }
 
+    /// A message of one chunk: its content row and its chunk in one round trip.
+    async fn store_whole(&mut self, data: Vec<u8>, size: i64) -> Result<()> {
+        self.content_id = sqlx::query_scalar(
+            "WITH c AS (INSERT INTO contents (size, chunks) VALUES ($1, 1) RETURNING id)
+             INSERT INTO content_chunks (content_id, seq, data) SELECT id, 0, $2 FROM c
+             RETURNING content_id",
+        )
+        .bind(size)
+        .bind(data)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.seq = 1;
+        Ok(())
+    }
+
     async fn store_chunk(&mut self, data: Vec<u8>) -> Result<()> {
+        if self.seq == 0 {
+            self.content_id = sqlx::query_scalar(
+                "INSERT INTO contents (size, chunks) VALUES (0, 0) RETURNING id",
+            )
+            .fetch_one(&mut *self.tx)
+            .await?;
+        }
         sqlx::query("INSERT INTO content_chunks (content_id, seq, data) VALUES ($1, $2, $3)")
             .bind(self.content_id)
             .bind(self.seq)

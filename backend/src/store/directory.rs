@@ -7,6 +7,7 @@ use super::Store;
 use crate::address::Address;
 use crate::error::{Result, StoreError};
 use sqlx::Row;
+use std::sync::LazyLock;
 
 /// What a local address is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,33 +70,43 @@ impl Store {
 
     /// What `addr` names here, with the quota check for `size` more octets.
     pub async fn lookup(&self, addr: &Address, size: u64) -> Result<Entry> {
-        let row = sqlx::query(
-            "SELECT 'mailbox' AS what, a.id, a.address AS text,
-                    (a.quota_bytes IS NOT NULL AND a.used_bytes + $2 > a.quota_bytes) AS full
-               FROM accounts a WHERE a.address = $1
-             UNION ALL
-             SELECT 'mailbox', a.id, a.address, (a.quota_bytes IS NOT NULL AND a.used_bytes + $2 > a.quota_bytes)
-               FROM aliases al JOIN accounts a ON a.id = al.account_id WHERE al.address = $1
-             UNION ALL
-             SELECT 'group', g.id, g.policy, false FROM groups g WHERE g.address = $1
-             UNION ALL
-             SELECT 'contact', 0, c.external, false FROM contacts c WHERE c.address = $1
-             LIMIT 1",
-        )
-        .bind(addr.to_string())
-        .bind(size as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(Entry::None) };
-        let text: String = r.get("text");
-        Ok(match r.get::<String, _>("what").as_str() {
-            "mailbox" => Entry::Mailbox(r.get("id"), text, r.get("full")),
-            "group" => Entry::Group {
-                id: r.get("id"),
-                policy: text,
-            },
-            _ => Entry::Contact { external: text },
-        })
+        static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT * FROM ({ENTRY}) e"));
+        let row = sqlx::query(&SQL)
+            .bind(addr.to_string())
+            .bind(size as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| entry(&r)).unwrap_or(Entry::None))
+    }
+
+    /// The settings of `addr`'s domain and what `addr` names there, in one round trip;
+    /// `None` when the domain is not ours.
+    pub async fn domain_and_entry(
+        &self,
+        addr: &Address,
+        size: u64,
+    ) -> Result<Option<(DomainSettings, Entry)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT d.kind, d.catch_all, e.*
+                   FROM domains d LEFT JOIN LATERAL ({ENTRY}) e ON true
+                  WHERE d.name = $3"
+            )
+        });
+        let row = sqlx::query(&SQL)
+            .bind(addr.to_string())
+            .bind(size as i64)
+            .bind(addr.domain())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            let settings = DomainSettings {
+                kind: r.get("kind"),
+                catch_all: r.get("catch_all"),
+            };
+            let found = r.get::<Option<String>, _>("what").is_some();
+            (settings, if found { entry(&r) } else { Entry::None })
+        }))
     }
 
     pub async fn group_members(&self, group_id: i64) -> Result<Vec<String>> {
@@ -233,5 +244,32 @@ fn one(rows: u64, err: impl FnOnce() -> StoreError) -> Result<()> {
         Err(err())
     } else {
         Ok(())
+    }
+}
+
+/// The directory entry an address ($1) names, with the quota check for $2 more octets: a
+/// mailbox (directly or by alias), a group or a contact; at most one row.
+const ENTRY: &str = "SELECT 'mailbox' AS what, a.id, a.address AS text,
+        (a.quota_bytes IS NOT NULL AND a.used_bytes + $2 > a.quota_bytes) AS full
+   FROM accounts a WHERE a.address = $1
+ UNION ALL
+ SELECT 'mailbox', a.id, a.address, (a.quota_bytes IS NOT NULL AND a.used_bytes + $2 > a.quota_bytes)
+   FROM aliases al JOIN accounts a ON a.id = al.account_id WHERE al.address = $1
+ UNION ALL
+ SELECT 'group', g.id, g.policy, false FROM groups g WHERE g.address = $1
+ UNION ALL
+ SELECT 'contact', 0, c.external, false FROM contacts c WHERE c.address = $1
+ LIMIT 1";
+
+/// An `ENTRY` row as an `Entry`.
+fn entry(r: &sqlx::postgres::PgRow) -> Entry {
+    let text: String = r.get("text");
+    match r.get::<String, _>("what").as_str() {
+        "mailbox" => Entry::Mailbox(r.get("id"), text, r.get("full")),
+        "group" => Entry::Group {
+            id: r.get("id"),
+            policy: text,
+        },
+        _ => Entry::Contact { external: text },
     }
 }
