@@ -108,10 +108,11 @@ impl Store {
         let Some(row) = row else {
             return Err(self.why_not_found(account, token).await?);
         };
-        let first: Vec<Vec<u8>> = [row.get::<Vec<u8>, _>("prefix"), row.get("data")]
-            .into_iter()
-            .filter(|c| !c.is_empty())
-            .collect();
+        // The per-recipient prefix (Return-Path, Delivered-To) rides in the first chunk: one
+        // message on the wire instead of two.
+        let mut head: Vec<u8> = row.get("prefix");
+        head.extend_from_slice(&row.get::<Vec<u8>, _>("data"));
+        let first: Vec<Vec<u8>> = Some(head).into_iter().filter(|c| !c.is_empty()).collect();
         let state = Fetch {
             pool: self.pool.clone(),
             content_id: row.get("content_id"),
