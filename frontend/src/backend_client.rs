@@ -382,6 +382,27 @@ impl Backends {
         Ok(MessageChunks(stream.into_inner()))
     }
 
+    /// Whole small messages among `uids`, in the order asked; those left out (too big, gone,
+    /// lease lost) are to be fetched one by one with `fetch`, which says why.
+    pub async fn fetch_many(
+        &self,
+        lease: &Lease,
+        uids: Vec<i64>,
+    ) -> Result<Vec<(i64, Vec<u8>)>, BackendError> {
+        let req = pb::FetchManyRequest {
+            lease: Some(lease_ref(lease)),
+            uids,
+        };
+        let reply = self
+            .idempotent("fetch_many", |ch| {
+                let req = req.clone();
+                async move { MaildropClient::new(ch).fetch_many(req).await }
+            })
+            .await?;
+        let messages = reply.into_inner().messages;
+        Ok(messages.into_iter().map(|m| (m.uid, m.data)).collect())
+    }
+
     /// Deletes `uids` and ends the lease; returns how many were deleted.
     pub async fn commit(&self, lease: &Lease, uids: Vec<i64>) -> Result<u32, BackendError> {
         let req = pb::CommitRequest {

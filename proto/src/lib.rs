@@ -10,3 +10,8 @@ pub mod v1 {
 /// Largest gRPC chunk of message content that either side sends (bodies always travel as
 /// streams of chunks, so gRPC's message-size limit never caps the message size).
 pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Most content bytes one `FetchMany` reply carries (well under gRPC's 4 MiB message limit).
+pub const FETCH_MANY_MAX_BYTES: usize = 1024 * 1024;
+/// Most messages one `FetchMany` asks for.
+pub const FETCH_MANY_MAX_UIDS: usize = 64;

@@ -69,6 +69,40 @@ async fn pipelined_commands_in_one_write() {
     c.stop().await;
 }
 
+/// A client reading its mailbox in order gets small messages read ahead in batches; each
+/// arrives exactly and dot-stuffed, whether it came from a batch, from the read-ahead or (a
+/// big one) streamed on its own, and a deletion in between changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_read_ahead_arrive_exactly() {
+    let c = plaintext_cluster().await;
+    let big = format!("Subject: big\r\n\r\n{}", ".dot line\r\n".repeat(8000));
+    let bodies: Vec<String> = (0..40)
+        .map(|i| match i {
+            7 => big.clone(),
+            _ => format!("Subject: {i}\r\n\r\n.starts with a dot\r\nline {i}\r\n"),
+        })
+        .collect();
+    for b in &bodies {
+        c.deliver(USER, b.as_bytes()).await;
+    }
+    let mut s = login(&c).await;
+    s.send(b"DELE 3\r\n").await;
+    assert!(s.line().await.starts_with("+OK"));
+    for (i, body) in bodies.iter().enumerate().filter(|(i, _)| *i != 2) {
+        s.send(format!("RETR {}\r\n", i + 1).as_bytes()).await;
+        let got = s.multiline().await;
+        let stuffed = body.replace("\r\n.", "\r\n..");
+        let want = format!("+OK {} octets\r\n{stuffed}.\r\n", body.len());
+        assert!(got == want, "message {} differs", i + 1);
+    }
+    s.send(b"RETR 3\r\n").await;
+    assert!(s.line().await.starts_with("-ERR"), "deleted");
+    s.send(b"QUIT\r\n").await;
+    assert!(s.line().await.starts_with("+OK"));
+    assert_eq!(c.uids(USER).await.len(), 39);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_split_at_odd_boundaries() {
     let c = plaintext_cluster().await;

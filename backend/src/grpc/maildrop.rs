@@ -78,6 +78,34 @@ impl pb::maildrop_server::Maildrop for Services {
         Ok(Response::new(Box::pin(chunks)))
     }
 
+    async fn fetch_many(
+        &self,
+        req: Request<pb::FetchManyRequest>,
+    ) -> Result<Response<pb::FetchManyReply>, Status> {
+        use bridgehead_proto::{FETCH_MANY_MAX_BYTES, FETCH_MANY_MAX_UIDS};
+        let req = req.into_inner();
+        let l = lease(req.lease)?;
+        if req.uids.len() > FETCH_MANY_MAX_UIDS {
+            return Err(Status::invalid_argument(format!(
+                "at most {FETCH_MANY_MAX_UIDS} messages per FetchMany"
+            )));
+        }
+        let found = self
+            .store
+            .fetch_small(
+                l.account_id,
+                &l.session_token,
+                &req.uids,
+                FETCH_MANY_MAX_BYTES,
+            )
+            .await?;
+        let messages = found
+            .into_iter()
+            .map(|(uid, data)| pb::FetchedMessage { uid, data })
+            .collect();
+        Ok(Response::new(pb::FetchManyReply { messages }))
+    }
+
     async fn commit(
         &self,
         req: Request<pb::CommitRequest>,

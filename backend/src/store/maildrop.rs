@@ -124,6 +124,45 @@ impl Store {
         Ok(Box::pin(stream::unfold(state, Fetch::step)))
     }
 
+    /// Whole messages among `uids` that are stored in one chunk, in the order asked, while
+    /// `token` holds the lease, up to `max_bytes` of content (the first always comes). Others
+    /// are left out: the caller fetches those one by one.
+    pub async fn fetch_small(
+        &self,
+        account: i64,
+        token: &str,
+        uids: &[i64],
+        max_bytes: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT m.uid, m.prefix, ch.data
+             FROM unnest($2::bigint[]) WITH ORDINALITY AS asked(uid, n)
+             JOIN messages m ON m.account_id = $1 AND m.uid = asked.uid
+             JOIN contents c ON c.id = m.content_id AND c.chunks = 1
+             JOIN content_chunks ch ON ch.content_id = m.content_id AND ch.seq = 0
+             WHERE EXISTS (SELECT 1 FROM maildrop_leases l
+                           WHERE l.account_id = $1 AND l.session_token = $3)
+             ORDER BY asked.n",
+        )
+        .bind(account)
+        .bind(uids)
+        .bind(token)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut total = 0;
+        for row in rows {
+            let mut data: Vec<u8> = row.get("prefix");
+            data.extend_from_slice(&row.get::<Vec<u8>, _>("data"));
+            total += data.len();
+            if total > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push((row.get("uid"), data));
+        }
+        Ok(out)
+    }
+
     async fn why_not_found(&self, account: i64, token: &str) -> Result<StoreError> {
         let held: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM maildrop_leases WHERE account_id = $1 AND session_token = $2)",

@@ -62,6 +62,7 @@ pub async fn serve(
         framer: Framer::default(),
         session: Session::new(config),
         lease: None,
+        ahead: Vec::new(),
         tls_restarted: false,
         peer,
         ctx,
@@ -81,6 +82,8 @@ struct Driver {
     framer: Framer,
     session: Session,
     lease: Option<Lease>,
+    /// Messages read ahead (uid, content), at most one `FetchMany` reply's worth.
+    ahead: Vec<(i64, Vec<u8>)>,
     tls_restarted: bool,
     peer: SocketAddr,
     ctx: Arc<Pop3Context>,
@@ -195,14 +198,19 @@ impl Driver {
                 let result = self.login(&user, &password).instrument(span).await;
                 return Ok(Some(Event::Login(result)));
             }
-            Action::Stream { uid, top, header } => {
+            Action::Stream {
+                uid,
+                top,
+                header,
+                ahead,
+            } => {
                 let name = if top.is_some() {
                     "pop3 TOP"
                 } else {
                     "pop3 RETR"
                 };
                 let span = info_span!("pop3", otel.name = name, client = %self.peer, uid);
-                return self.stream(uid, top, header).instrument(span).await;
+                return self.stream(uid, top, header, ahead).instrument(span).await;
             }
             Action::Commit { deleted } => {
                 let lease = self.lease.take().expect("commit only with a lease");
@@ -280,13 +288,27 @@ impl Driver {
     }
 
     /// Sends one message (or its top): header once the first chunk is in hand, the content
-    /// stuffed, then the terminator. A failure half-way can only end the connection.
+    /// stuffed, then the terminator. A failure half-way can only end the connection. A small
+    /// message comes from the read-ahead, or is fetched along with the ones after it.
     async fn stream(
         &mut self,
         uid: i64,
         top: Option<u32>,
         header: String,
+        ahead: Vec<i64>,
     ) -> io::Result<Option<Event<'static>>> {
+        if top.is_none() {
+            if let Some(data) = self.read_ahead(uid, ahead).await {
+                self.out.extend_from_slice(header.as_bytes());
+                let mut stuffer = DotStuffer::default();
+                stuffer.push(&data, &mut self.out);
+                stuffer.finish(&mut self.out);
+                let m = self.ctx.backends.metrics();
+                m.messages_retrieved.inc();
+                m.bytes_retrieved.inc_by(data.len() as u64);
+                return Ok(None);
+            }
+        }
         let lease = self.lease.clone().expect("stream only with a lease");
         let mut chunks = match self.ctx.backends.fetch(&lease, uid, top).await {
             Ok(c) => c,
@@ -317,6 +339,27 @@ impl Driver {
             m.bytes_retrieved.inc_by(sent);
         }
         Ok(None)
+    }
+
+    /// Message `uid` from the read-ahead; when it is not there and `ahead` names more
+    /// messages, fetches it with them in one call. `None`: fetch it on its own (which also
+    /// reports why, should the batch have failed).
+    async fn read_ahead(&mut self, uid: i64, ahead: Vec<i64>) -> Option<Vec<u8>> {
+        if let Some(i) = self.ahead.iter().position(|(u, _)| *u == uid) {
+            return Some(self.ahead.swap_remove(i).1);
+        }
+        if ahead.is_empty() {
+            return None;
+        }
+        let lease = self.lease.as_ref()?;
+        let uids = std::iter::once(uid).chain(ahead).collect();
+        let mut got = self.ctx.backends.fetch_many(lease, uids).await.ok()?;
+        let this = got
+            .iter()
+            .position(|(u, _)| *u == uid)
+            .map(|i| got.remove(i).1);
+        self.ahead = got;
+        this
     }
 
     async fn renew(&mut self) {

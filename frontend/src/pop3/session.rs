@@ -71,10 +71,13 @@ pub enum Action {
         password: String,
     },
     /// Send `header`, then the message stuffed, then ".": when the first chunk is in hand.
+    /// `ahead`: the next messages a client reading its mailbox in order will ask for, small
+    /// enough to be fetched along with this one (read-ahead; empty for TOP).
     Stream {
         uid: i64,
         top: Option<u32>,
         header: String,
+        ahead: Vec<i64>,
     },
     Commit {
         deleted: Vec<i64>,

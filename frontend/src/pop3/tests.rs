@@ -78,7 +78,9 @@ impl Harness {
                         LoginResult::AuthFailed
                     },
                 )),
-                Action::Stream { uid, top, header } => {
+                Action::Stream {
+                    uid, top, header, ..
+                } => {
                     let (_, msg) = Self::messages()
                         .into_iter()
                         .find(|(u, _)| *u == uid)

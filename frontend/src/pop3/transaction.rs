@@ -28,6 +28,7 @@ pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
                 uid: m.uid,
                 top: None,
                 header: format!("+OK {} octets\r\n", m.size),
+                ahead: read_ahead(md, n),
             }],
             Err(e) => vec![err(e)],
         },
@@ -36,6 +37,7 @@ pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
                 uid: m.uid,
                 top: Some(lines),
                 header: "+OK Top of message follows\r\n".to_string(),
+                ahead: Vec::new(),
             }],
             Err(e) => vec![err(e)],
         },
@@ -69,6 +71,33 @@ pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
         | Command::Stls
         | Command::Capa => s.bad("Not valid after login"),
     }
+}
+
+/// Messages of at most this size are read ahead…
+const READ_AHEAD_MAX_MESSAGE: i64 = 64 * 1024;
+/// …up to this many octets…
+const READ_AHEAD_BUDGET: i64 = 256 * 1024;
+/// …and this many messages at once.
+const READ_AHEAD_MAX: usize = 16;
+
+/// After RETR of message `n` (small itself), the messages that follow it and are not marked
+/// deleted, in order, while each is small and they fit the budget together.
+fn read_ahead(md: &Maildrop, n: u32) -> Vec<i64> {
+    let this = &md.messages[n as usize - 1];
+    let mut budget = READ_AHEAD_BUDGET - this.size;
+    let mut out = Vec::new();
+    if this.size > READ_AHEAD_MAX_MESSAGE {
+        return out;
+    }
+    let following = md.messages.iter().zip(&md.deleted).skip(n as usize);
+    for (m, _) in following.filter(|(_, &deleted)| !deleted) {
+        if m.size > READ_AHEAD_MAX_MESSAGE || m.size > budget || out.len() == READ_AHEAD_MAX {
+            break;
+        }
+        budget -= m.size;
+        out.push(m.uid);
+    }
+    out
 }
 
 pub(super) fn committed(s: &mut Session, result: Result<u32, ()>) -> Vec<Action> {
@@ -124,5 +153,76 @@ impl Maildrop {
         }
         out.push_str(".\r\n");
         Action::Send(out.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod read_ahead_tests {
+    use super::super::session::{Event, LoginResult, SessionConfig};
+    use super::*;
+
+    /// A logged-in session over messages of these sizes (UIDs 10, 20, …).
+    fn session(sizes: &[i64]) -> Session {
+        let mut s = Session::new(SessionConfig {
+            implicit_tls: false,
+            stls_available: false,
+            allow_plaintext_auth: true,
+            max_bad_commands: 10,
+        });
+        s.handle(Event::Connected);
+        s.handle(Event::Line(b"USER a@b.c\r\n"));
+        s.handle(Event::Line(b"PASS pw\r\n"));
+        let listing = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Listed {
+                uid: 10 * (i as i64 + 1),
+                size,
+            })
+            .collect();
+        s.handle(Event::Login(LoginResult::Opened(listing)));
+        s
+    }
+
+    fn ahead(s: &mut Session, line: &[u8]) -> Vec<i64> {
+        match s.handle(Event::Line(line)).pop() {
+            Some(Action::Stream { ahead, .. }) => ahead,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retr_reads_the_following_small_messages_along() {
+        let k = 1024;
+        let mut s = session(&[10 * k, 10 * k, 10 * k, 100 * k, 10 * k]);
+        s.handle(Event::Line(b"DELE 2\r\n"));
+        assert_eq!(
+            ahead(&mut s, b"RETR 1\r\n"),
+            vec![30],
+            "skips deleted, stops at big"
+        );
+        assert_eq!(
+            ahead(&mut s, b"RETR 4\r\n"),
+            Vec::<i64>::new(),
+            "a big one: none"
+        );
+        assert_eq!(
+            ahead(&mut s, b"RETR 5\r\n"),
+            Vec::<i64>::new(),
+            "the last: none"
+        );
+        assert_eq!(
+            ahead(&mut s, b"TOP 1 0\r\n"),
+            Vec::<i64>::new(),
+            "TOP: none"
+        );
+    }
+
+    #[test]
+    fn read_ahead_keeps_to_its_budget() {
+        let mut s = session(&[60 * 1024; 10]);
+        assert_eq!(ahead(&mut s, b"RETR 1\r\n"), vec![20, 30, 40]);
+        let mut s = session(&[100; 40]);
+        assert_eq!(ahead(&mut s, b"RETR 1\r\n").len(), READ_AHEAD_MAX);
     }
 }

@@ -48,7 +48,10 @@ fn check(s: &mut Session, actions: Vec<Action>, line: &[u8]) {
                 let more = s.handle(Event::TlsStarted);
                 check(s, more, b"");
             }
-            Action::Stream { uid, .. } => assert!((1..=3).contains(&uid), "{uid}"),
+            Action::Stream { uid, ahead, .. } => {
+                assert!((1..=3).contains(&uid), "{uid}");
+                assert!(ahead.iter().all(|a| *a > uid && *a <= 3), "{ahead:?}");
+            }
             Action::Release | Action::Close => {}
         }
     }
