@@ -45,6 +45,10 @@ pub enum StoreError {
     UnknownContact(String),
     #[error("message was not found")]
     NoSuchMessage,
+    /// The submission token was used before: that delivery (queue id here) stands, this one
+    /// was rolled back.
+    #[error("submitted before as {0}")]
+    DuplicateSubmission(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error("database: {0}")]

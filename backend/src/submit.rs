@@ -35,10 +35,12 @@ pub struct Envelope {
     pub submit_token: String,
 }
 
-/// How `Submission::begin` went.
-pub enum Begun {
-    New(Box<Submission>),
-    /// The same submission was stored before (its reply was lost): here is its answer.
+/// How `Submission::finish` went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    Stored(Accepted),
+    /// The same submission was stored before (its reply was lost): here is its answer, and
+    /// nothing was stored now.
     Duplicate(Accepted),
 }
 
@@ -60,7 +62,7 @@ pub struct Submission {
 
 impl Submission {
     /// Judges every recipient and opens the content transaction.
-    pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Begun> {
+    pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Submission> {
         if env.recipients.is_empty() {
             return Err(StoreError::InvalidEnvelope("no recipients"));
         }
@@ -132,25 +134,16 @@ impl Submission {
             .begin_content(max_size + ADDED_HEADERS_ALLOWANCE)
             .await?;
         if !env.submit_token.is_empty() {
-            let earlier = writer
-                .claim_submission(&env.submit_token, &arrival.queue_id)
-                .await?;
-            if let Some(queue_id) = earlier {
-                return Ok(Begun::Duplicate(Accepted {
-                    queue_id,
-                    local_deliveries: 0,
-                    queued_recipients: 0,
-                }));
-            }
+            writer.claim_on_commit(&env.submit_token, &arrival.queue_id);
         }
-        Ok(Begun::New(Box::new(Submission {
+        Ok(Submission {
             writer,
             local,
             outbound,
             head: Some(Vec::new()),
             arrival,
             submission: env.submission,
-        })))
+        })
     }
 
     /// Adds content (CRLF lines, already dot-unstuffed).
@@ -168,19 +161,26 @@ impl Submission {
     }
 
     /// Commits: mailboxes and queue in one transaction.
-    pub async fn finish(mut self) -> Result<Accepted> {
+    pub async fn finish(mut self) -> Result<Finished> {
         if self.head.is_some() {
             self.write_head().await?;
         }
-        let delivered = self
-            .writer
-            .deliver(&self.local, Some(&self.outbound))
-            .await?;
-        Ok(Accepted {
+        let delivered = match self.writer.deliver(&self.local, Some(&self.outbound)).await {
+            Ok(d) => d,
+            Err(StoreError::DuplicateSubmission(queue_id)) => {
+                return Ok(Finished::Duplicate(Accepted {
+                    queue_id,
+                    local_deliveries: 0,
+                    queued_recipients: 0,
+                }))
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Finished::Stored(Accepted {
             queue_id: self.arrival.queue_id,
             local_deliveries: delivered.len() as u32,
             queued_recipients: self.outbound.recipients.len() as u32,
-        })
+        }))
     }
 
     async fn write_head(&mut self) -> Result<()> {

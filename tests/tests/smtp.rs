@@ -542,3 +542,58 @@ async fn failed_logins_are_counted_per_account_across_addresses() {
     }
     c.stop().await;
 }
+
+/// The back-end half of the handover, called twice with one submission token (a front-end
+/// repeating Submit after a lost reply): the second stores nothing and answers with the
+/// first queue id — for a message of one chunk (claim, content and mailbox in one statement)
+/// and for one of several chunks. A mailbox that a message would overfill takes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_submission_is_stored_once_and_quota_holds() {
+    use bridgehead_backend::submit::{Envelope, Finished, Submission};
+    let c = cluster().await;
+    let submit = |token: &str, body: Vec<u8>, rcpt: &str| {
+        let env = Envelope {
+            mail_from: "x@outside.example".into(),
+            recipients: vec![(rcpt.to_string(), 0, String::new())],
+            received_by: "mx.test.example".into(),
+            submit_token: token.to_string(),
+            ..Envelope::default()
+        };
+        let store = c.store.clone();
+        async move {
+            let mut s = Submission::begin(&store, env, 1 << 24).await.unwrap();
+            s.write(&body).await?;
+            s.finish().await
+        }
+    };
+    let small = b"Subject: once\r\n\r\nbody\r\n".to_vec();
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 40_000).flatten());
+    for (token, body) in [("tok-small", small), ("tok-big", big)] {
+        let Finished::Stored(first) = submit(token, body.clone(), ALICE).await.unwrap() else {
+            panic!("stored the first time")
+        };
+        let again = submit(token, body, ALICE).await.unwrap();
+        assert_eq!(
+            again,
+            Finished::Duplicate(bridgehead_backend::submit::Accepted {
+                queue_id: first.queue_id,
+                local_deliveries: 0,
+                queued_recipients: 0,
+            })
+        );
+    }
+    assert_eq!(c.uids(ALICE).await.len(), 2, "each message once");
+    let bob = bridgehead_backend::address::Address::parse(BOB).unwrap();
+    c.store.set_quota(&bob, Some(10)).await.unwrap();
+    let refused = submit("tok-quota", b"Subject: q\r\n\r\nx\r\n".to_vec(), BOB).await;
+    assert!(
+        matches!(
+            refused,
+            Err(bridgehead_backend::StoreError::QuotaExceeded(_))
+        ),
+        "{refused:?}"
+    );
+    assert!(c.uids(BOB).await.is_empty());
+    c.stop().await;
+}

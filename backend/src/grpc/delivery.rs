@@ -4,7 +4,7 @@ use super::Services;
 use crate::address::Address;
 use crate::directory;
 use crate::relay::{decide, Verdict};
-use crate::submit::{Accepted, Begun, Envelope, Submission};
+use crate::submit::{Accepted, Envelope, Finished, Submission};
 use bridgehead_proto::v1 as pb;
 use pb::recipient_reply::Verdict as V;
 use tonic::{Request, Response, Status, Streaming};
@@ -63,17 +63,17 @@ impl pb::delivery_server::Delivery for Services {
             ));
         };
         let max = self.settings.max_message_size;
-        let accepted = match Submission::begin(&self.store, envelope(env), max).await? {
-            Begun::New(mut submission) => {
-                while let Some(part) = parts.message().await? {
-                    let Some(Part::Data(d)) = part.part else {
-                        return Err(Status::invalid_argument(
-                            "only data may follow the envelope",
-                        ));
-                    };
-                    submission.write(&d).await?;
-                }
-                let accepted = submission.finish().await?;
+        let mut submission = Submission::begin(&self.store, envelope(env), max).await?;
+        while let Some(part) = parts.message().await? {
+            let Some(Part::Data(d)) = part.part else {
+                return Err(Status::invalid_argument(
+                    "only data may follow the envelope",
+                ));
+            };
+            submission.write(&d).await?;
+        }
+        let accepted = match submission.finish().await? {
+            Finished::Stored(accepted) => {
                 let m = &self.settings.metrics;
                 m.messages_stored.inc();
                 m.local_deliveries
@@ -82,10 +82,7 @@ impl pb::delivery_server::Delivery for Services {
                     .inc_by(u64::from(accepted.queued_recipients));
                 accepted
             }
-            Begun::Duplicate(accepted) => {
-                while parts.message().await?.is_some() {}
-                accepted
-            }
+            Finished::Duplicate(accepted) => accepted,
         };
         Ok(reply(accepted))
     }

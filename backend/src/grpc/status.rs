@@ -20,7 +20,8 @@ impl From<StoreError> for Status {
             | StoreError::UnknownContact(_) => Code::NotFound,
             StoreError::DomainExists(_)
             | StoreError::AddressTaken(_)
-            | StoreError::ConnectorExists(_) => Code::AlreadyExists,
+            | StoreError::ConnectorExists(_)
+            | StoreError::DuplicateSubmission(_) => Code::AlreadyExists,
             StoreError::DomainNotEmpty(..)
             | StoreError::LeaseLost
             | StoreError::RecipientRefused(..) => Code::FailedPrecondition,

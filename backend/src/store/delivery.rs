@@ -42,6 +42,8 @@ pub struct ContentWriter {
     buf: Vec<u8>,
     seq: i32,
     max_size: u64,
+    /// Submission token and queue id, claimed in the committing statements.
+    claim: Option<(String, String)>,
 }
 
 impl Store {
@@ -55,19 +57,24 @@ impl Store {
             buf: Vec::with_capacity(CHUNK_SIZE.min(64 * 1024)),
             seq: 0,
             max_size,
+            claim: None,
         })
     }
 }
 
 impl ContentWriter {
-    /// Records a submission token in this transaction. Returns the queue id stored earlier
-    /// under the same token, if there is one (then this delivery must be dropped). A
-    /// concurrent holder of the token makes this wait until it commits or aborts.
-    pub async fn claim_submission(
-        &mut self,
-        token: &str,
-        queue_id: &str,
-    ) -> Result<Option<String>> {
+    /// Has `deliver` record submission `token` for `queue_id`. When the token was recorded
+    /// before, `deliver` rolls back and fails with `DuplicateSubmission` and the earlier queue
+    /// id; a concurrent holder of the token makes it wait until that one commits or aborts.
+    pub fn claim_on_commit(&mut self, token: &str, queue_id: &str) {
+        self.claim = Some((token.to_string(), queue_id.to_string()));
+    }
+
+    /// The multi-chunk path's separate claim (see `claim_on_commit`).
+    async fn claim(&mut self) -> Result<()> {
+        let Some((token, queue_id)) = &self.claim else {
+            return Ok(());
+        };
         let claimed = sqlx::query(
             "INSERT INTO submissions (token, queue_id) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
         )
@@ -76,13 +83,22 @@ impl ContentWriter {
         .execute(&mut *self.tx)
         .await?;
         if claimed.rows_affected() == 1 {
-            return Ok(None);
+            return Ok(());
         }
+        Err(self.duplicate().await)
+    }
+
+    /// The error for a token recorded before, with that delivery's queue id.
+    async fn duplicate(&mut self) -> StoreError {
+        let token = self.claim.as_ref().map(|c| c.0.clone()).unwrap_or_default();
         let earlier = sqlx::query_scalar("SELECT queue_id FROM submissions WHERE token = $1")
             .bind(token)
             .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(Some(earlier))
+            .await;
+        match earlier {
+            Ok(q) => StoreError::DuplicateSubmission(q),
+            Err(e) => e.into(),
+        }
     }
 
     /// Settles an outbound queue entry in this transaction (the one that stores its report).
@@ -135,12 +151,29 @@ impl ContentWriter {
         }
         let last = std::mem::take(&mut self.buf);
         let size = self.canon.total() as i64;
+        let mut sorted: Vec<&(i64, String, Vec<u8>)> = recipients.iter().collect();
+        sorted.sort_by_key(|r| r.0);
+        sorted.dedup_by_key(|r| r.0);
+        let mut delivered = Vec::with_capacity(sorted.len());
+        let mut rest = &sorted[..];
         if self.seq == 0 {
-            self.store_whole(last, size).await?;
+            // One statement: claim, content, chunk and the first mailbox (lowest account id).
+            let first = sorted.first().copied();
+            let uid = self.store_whole(last, size, first).await?;
+            if let (Some((account, address, prefix)), Some(uid)) = (first, uid) {
+                delivered.push(Delivered {
+                    account_id: *account,
+                    address: address.clone(),
+                    uid,
+                    size: (size + prefix.len() as i64) as u64,
+                });
+                rest = &sorted[1..];
+            }
         } else {
             if !last.is_empty() {
                 self.store_chunk(last).await?;
             }
+            self.claim().await?;
             sqlx::query("UPDATE contents SET size = $2, chunks = $3 WHERE id = $1")
                 .bind(self.content_id)
                 .bind(size)
@@ -148,11 +181,7 @@ impl ContentWriter {
                 .execute(&mut *self.tx)
                 .await?;
         }
-        let mut sorted: Vec<&(i64, String, Vec<u8>)> = recipients.iter().collect();
-        sorted.sort_by_key(|r| r.0);
-        sorted.dedup_by_key(|r| r.0);
-        let mut delivered = Vec::with_capacity(sorted.len());
-        for (account, address, prefix) in sorted {
+        for (account, address, prefix) in rest {
             let total = size + prefix.len() as i64;
             let uid = self.add_to_mailbox(*account, prefix, total).await?;
             let uid = uid.ok_or_else(|| StoreError::QuotaExceeded(address.clone()))?;
@@ -230,19 +259,52 @@ impl ContentWriter {
         Ok(uid)
     }
 
-    /// A message of one chunk: its content row and its chunk in one round trip.
-    async fn store_whole(&mut self, data: Vec<u8>, size: i64) -> Result<()> {
-        self.content_id = sqlx::query_scalar(
-            "WITH c AS (INSERT INTO contents (size, chunks) VALUES ($1, 1) RETURNING id)
-             INSERT INTO content_chunks (content_id, seq, data) SELECT id, 0, $2 FROM c
-             RETURNING content_id",
+    /// A message of one chunk, in one round trip: the submission claim, the content row, its
+    /// chunk and, when `first` is given, that mailbox's row and counters (with the quota
+    /// check). Returns the UID in `first`'s mailbox.
+    async fn store_whole(
+        &mut self,
+        data: Vec<u8>,
+        size: i64,
+        first: Option<&(i64, String, Vec<u8>)>,
+    ) -> Result<Option<i64>> {
+        let (token, queue_id) = self.claim.clone().unwrap_or_default();
+        let (account, prefix) = first.map_or((0, &[][..]), |f| (f.0, &f.2[..]));
+        let row: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "WITH s AS (INSERT INTO submissions (token, queue_id) SELECT $3, $4 WHERE $3 <> ''
+                        ON CONFLICT (token) DO NOTHING RETURNING 1),
+                  ok AS (SELECT 1 WHERE $3 = '' OR EXISTS (SELECT 1 FROM s)),
+                  c AS (INSERT INTO contents (size, chunks) SELECT $1, 1 FROM ok RETURNING id),
+                  ch AS (INSERT INTO content_chunks (content_id, seq, data)
+                         SELECT id, 0, $2 FROM c),
+                  a AS (UPDATE accounts
+                           SET used_bytes = used_bytes + $6, message_count = message_count + 1,
+                               next_uid = next_uid + 1
+                         WHERE id = $5 AND EXISTS (SELECT 1 FROM ok)
+                           AND (quota_bytes IS NULL OR used_bytes + $6 <= quota_bytes)
+                        RETURNING id, next_uid - 1 AS uid),
+                  m AS (INSERT INTO messages (account_id, uid, content_id, prefix, size)
+                        SELECT a.id, a.uid, c.id, $7, $6 FROM a, c RETURNING uid)
+             SELECT (SELECT id FROM c), (SELECT uid FROM m)",
         )
         .bind(size)
         .bind(data)
+        .bind(&token)
+        .bind(&queue_id)
+        .bind(account)
+        .bind(size + prefix.len() as i64)
+        .bind(prefix)
         .fetch_one(&mut *self.tx)
         .await?;
+        let Some(content_id) = row.0 else {
+            return Err(self.duplicate().await);
+        };
+        self.content_id = content_id;
         self.seq = 1;
-        Ok(())
+        match (first, row.1) {
+            (Some(f), None) => Err(StoreError::QuotaExceeded(f.1.clone())),
+            (_, uid) => Ok(uid),
+        }
     }
 
     async fn store_chunk(&mut self, data: Vec<u8>) -> Result<()> {
