@@ -34,7 +34,10 @@ pub struct Outbound {
 
 /// An open delivery: content is streamed in with `write`, then `deliver` commits it.
 pub struct ContentWriter {
-    tx: Transaction<'static, Postgres>,
+    pool: sqlx::PgPool,
+    /// Begun on the first statement that needs it; a message of one chunk for at most one
+    /// mailbox never needs one (`store_message` is a single statement).
+    tx: Option<Transaction<'static, Postgres>>,
     /// Set once the content row exists: at the first full chunk, or in `deliver` for a
     /// message of one chunk (then content row and chunk are one statement).
     content_id: i64,
@@ -49,9 +52,9 @@ pub struct ContentWriter {
 impl Store {
     /// Starts a delivery of a message of at most `max_size` octets.
     pub async fn begin_content(&self, max_size: u64) -> Result<ContentWriter> {
-        let tx = self.pool.begin().await?;
         Ok(ContentWriter {
-            tx,
+            pool: self.pool.clone(),
+            tx: None,
             content_id: 0,
             canon: Canonicalizer::new(),
             buf: Vec::with_capacity(CHUNK_SIZE.min(64 * 1024)),
@@ -70,35 +73,34 @@ impl ContentWriter {
         self.claim = Some((token.to_string(), queue_id.to_string()));
     }
 
+    /// The open transaction, begun now if need be.
+    async fn tx(&mut self) -> Result<&mut Transaction<'static, Postgres>> {
+        if self.tx.is_none() {
+            self.tx = Some(self.pool.begin().await?);
+        }
+        Ok(self.tx.as_mut().expect("transaction begun"))
+    }
+
     /// The multi-chunk path's separate claim (see `claim_on_commit`).
     async fn claim(&mut self) -> Result<()> {
-        let Some((token, queue_id)) = &self.claim else {
+        let Some((token, queue_id)) = self.claim.clone() else {
             return Ok(());
         };
         let claimed = sqlx::query(
             "INSERT INTO submissions (token, queue_id) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
         )
-        .bind(token)
+        .bind(&token)
         .bind(queue_id)
-        .execute(&mut *self.tx)
+        .execute(&mut **self.tx().await?)
         .await?;
         if claimed.rows_affected() == 1 {
             return Ok(());
         }
-        Err(self.duplicate().await)
-    }
-
-    /// The error for a token recorded before, with that delivery's queue id.
-    async fn duplicate(&mut self) -> StoreError {
-        let token = self.claim.as_ref().map(|c| c.0.clone()).unwrap_or_default();
         let earlier = sqlx::query_scalar("SELECT queue_id FROM submissions WHERE token = $1")
             .bind(token)
-            .fetch_one(&mut *self.tx)
-            .await;
-        match earlier {
-            Ok(q) => StoreError::DuplicateSubmission(q),
-            Err(e) => e.into(),
-        }
+            .fetch_one(&mut **self.tx().await?)
+            .await?;
+        Err(StoreError::DuplicateSubmission(earlier))
     }
 
     /// Settles an outbound queue entry in this transaction (the one that stores its report).
@@ -108,7 +110,7 @@ impl ContentWriter {
         worker: &str,
         s: &super::Settlement,
     ) -> Result<()> {
-        super::queue::settle(&mut self.tx, id, worker, s).await
+        super::queue::settle(self.tx().await?, id, worker, s).await
     }
 
     /// Records, in this transaction, that a POP3 connector has brought this UIDL in.
@@ -118,7 +120,7 @@ impl ContentWriter {
         )
         .bind(connector_id)
         .bind(uidl)
-        .execute(&mut *self.tx)
+        .execute(&mut **self.tx().await?)
         .await?;
         Ok(())
     }
@@ -159,7 +161,9 @@ impl ContentWriter {
         if self.seq == 0 {
             // One statement: claim, content, chunk and the first mailbox (lowest account id).
             let first = sorted.first().copied();
-            let uid = self.store_whole(last, size, first).await?;
+            let no_outbound = outbound.is_none_or(|o| o.recipients.is_empty());
+            let alone = self.tx.is_none() && sorted.len() <= 1 && no_outbound;
+            let uid = self.store_whole(last, size, first, alone).await?;
             if let (Some((account, address, prefix)), Some(uid)) = (first, uid) {
                 delivered.push(Delivered {
                     account_id: *account,
@@ -178,7 +182,7 @@ impl ContentWriter {
                 .bind(self.content_id)
                 .bind(size)
                 .bind(self.seq)
-                .execute(&mut *self.tx)
+                .execute(&mut **self.tx().await?)
                 .await?;
         }
         for (account, address, prefix) in rest {
@@ -195,7 +199,9 @@ impl ContentWriter {
         if let Some(out) = outbound.filter(|o| !o.recipients.is_empty()) {
             self.queue(out).await?;
         }
-        self.tx.commit().await?;
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
         Ok(delivered)
     }
 
@@ -210,7 +216,7 @@ impl ContentWriter {
         .bind(&out.ret)
         .bind(&out.envid)
         .bind(&out.auth_user)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(&mut **self.tx().await?)
         .await?;
         let (addrs, rest): (Vec<&str>, Vec<(i32, &str)>) = out
             .recipients
@@ -227,7 +233,7 @@ impl ContentWriter {
         .bind(&addrs)
         .bind(&notify)
         .bind(&orcpt)
-        .execute(&mut *self.tx)
+        .execute(&mut **self.tx().await?)
         .await?;
         Ok(())
     }
@@ -254,56 +260,51 @@ impl ContentWriter {
         .bind(size)
         .bind(self.content_id)
         .bind(prefix)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(&mut **self.tx().await?)
         .await?;
         Ok(uid)
     }
 
-    /// A message of one chunk, in one round trip: the submission claim, the content row, its
-    /// chunk and, when `first` is given, that mailbox's row and counters (with the quota
-    /// check). Returns the UID in `first`'s mailbox.
+    /// A message of one chunk, in one round trip (`store_message`, migration 0007): the
+    /// submission claim, the content row, its chunk and, when `first` is given, that
+    /// mailbox's row and counters (with the quota check). Runs outside any transaction when
+    /// it is all there is to do (`alone`). Returns the UID in `first`'s mailbox.
     async fn store_whole(
         &mut self,
         data: Vec<u8>,
         size: i64,
         first: Option<&(i64, String, Vec<u8>)>,
+        alone: bool,
     ) -> Result<Option<i64>> {
         let (token, queue_id) = self.claim.clone().unwrap_or_default();
         let (account, prefix) = first.map_or((0, &[][..]), |f| (f.0, &f.2[..]));
-        let row: (Option<i64>, Option<i64>) = sqlx::query_as(
-            "WITH s AS (INSERT INTO submissions (token, queue_id) SELECT $3, $4 WHERE $3 <> ''
-                        ON CONFLICT (token) DO NOTHING RETURNING 1),
-                  ok AS (SELECT 1 WHERE $3 = '' OR EXISTS (SELECT 1 FROM s)),
-                  c AS (INSERT INTO contents (size, chunks) SELECT $1, 1 FROM ok RETURNING id),
-                  ch AS (INSERT INTO content_chunks (content_id, seq, data)
-                         SELECT id, 0, $2 FROM c),
-                  a AS (UPDATE accounts
-                           SET used_bytes = used_bytes + $6, message_count = message_count + 1,
-                               next_uid = next_uid + 1
-                         WHERE id = $5 AND EXISTS (SELECT 1 FROM ok)
-                           AND (quota_bytes IS NULL OR used_bytes + $6 <= quota_bytes)
-                        RETURNING id, next_uid - 1 AS uid),
-                  m AS (INSERT INTO messages (account_id, uid, content_id, prefix, size)
-                        SELECT a.id, a.uid, c.id, $7, $6 FROM a, c RETURNING uid)
-             SELECT (SELECT id FROM c), (SELECT uid FROM m)",
-        )
-        .bind(size)
-        .bind(data)
-        .bind(&token)
-        .bind(&queue_id)
-        .bind(account)
-        .bind(size + prefix.len() as i64)
-        .bind(prefix)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        let Some(content_id) = row.0 else {
-            return Err(self.duplicate().await);
+        let query = sqlx::query_as("SELECT * FROM store_message($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&token)
+            .bind(&queue_id)
+            .bind(size)
+            .bind(data)
+            .bind(account)
+            .bind(size + prefix.len() as i64)
+            .bind(prefix);
+        let row: Result<(Option<i64>, Option<i64>, Option<String>), _> = if alone {
+            query.fetch_one(&self.pool).await
+        } else {
+            query.fetch_one(&mut **self.tx().await?).await
         };
-        self.content_id = content_id;
-        self.seq = 1;
-        match (first, row.1) {
-            (Some(f), None) => Err(StoreError::QuotaExceeded(f.1.clone())),
-            (_, uid) => Ok(uid),
+        let (content_id, uid, earlier) = match row {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("BHQ01") => {
+                let address = first.map(|f| f.1.clone()).unwrap_or_default();
+                return Err(StoreError::QuotaExceeded(address));
+            }
+            other => other?,
+        };
+        match (content_id, earlier) {
+            (Some(id), _) => {
+                self.content_id = id;
+                self.seq = 1;
+                Ok(uid)
+            }
+            (None, earlier) => Err(StoreError::DuplicateSubmission(earlier.unwrap_or_default())),
         }
     }
 
@@ -312,14 +313,14 @@ impl ContentWriter {
             self.content_id = sqlx::query_scalar(
                 "INSERT INTO contents (size, chunks) VALUES (0, 0) RETURNING id",
             )
-            .fetch_one(&mut *self.tx)
+            .fetch_one(&mut **self.tx().await?)
             .await?;
         }
         sqlx::query("INSERT INTO content_chunks (content_id, seq, data) VALUES ($1, $2, $3)")
             .bind(self.content_id)
             .bind(self.seq)
             .bind(data)
-            .execute(&mut *self.tx)
+            .execute(&mut **self.tx().await?)
             .await?;
         self.seq += 1;
         Ok(())
