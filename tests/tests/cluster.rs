@@ -239,10 +239,12 @@ fn only_temporary(errors: &serde_json::Value) {
 
 const RCPTS: [&str; 2] = ["r1@cluster.test", "r2@cluster.test"];
 
-/// SMTP load on `port` for `seconds`, in a thread.
+/// SMTP load on `port` for `seconds` to `rcpts`, in a thread. The same address twice makes
+/// one-recipient messages (stored by the one-statement path).
 fn smtp_load(
     port: u16,
     seconds: f64,
+    rcpts: [&str; 2],
     out: std::path::PathBuf,
 ) -> std::thread::JoinHandle<serde_json::Value> {
     let mut args: Vec<String> = vec![
@@ -251,7 +253,7 @@ fn smtp_load(
         seconds.to_string(),
         "2".into(),
     ];
-    args.extend(RCPTS.iter().map(|r| r.to_string()));
+    args.extend(rcpts.iter().map(|r| r.to_string()));
     args.push(out.display().to_string());
     args.push(format!("p{port}-")); // Message-IDs unique across loads
     std::thread::spawn(move || python_load("smtp_load.py", args, out))
@@ -359,8 +361,9 @@ async fn two_front_ends_over_two_back_ends_survive_a_back_end_kill_and_a_drain()
     let _haproxy = haproxy(dir.path(), &[(hs, s2), (hp, p2)]);
 
     // Load through both paths; a back-end dies in the middle of it.
-    let direct = smtp_load(s1, 4.0, dir.path().join("direct.json"));
-    let balanced = smtp_load(hs, 4.0, dir.path().join("balanced.json"));
+    let single = [RCPTS[0], RCPTS[0]];
+    let direct = smtp_load(s1, 4.0, single, dir.path().join("direct.json"));
+    let balanced = smtp_load(hs, 4.0, RCPTS, dir.path().join("balanced.json"));
     let pop3 = pop3_load(hp, &readers, dir.path().join("pop3.json"));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     a.kill9();
