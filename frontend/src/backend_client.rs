@@ -509,12 +509,23 @@ impl Backends {
         content: &[u8],
     ) -> Result<String, BackendError> {
         let envelope = wire_envelope(env, origin);
-        let reply = self
-            .idempotent("submit", |ch| {
+        let reply = if content.len() <= CHUNK_SIZE {
+            // One request instead of a stream: the common, small message.
+            self.idempotent("submit", |ch| {
+                let whole = pb::WholeMessage {
+                    envelope: Some(envelope.clone()),
+                    content: content.to_vec(),
+                };
+                async move { DeliveryClient::new(ch).submit_whole(whole).await }
+            })
+            .await?
+        } else {
+            self.idempotent("submit", |ch| {
                 let parts = submit_parts(envelope.clone(), content);
                 async move { DeliveryClient::new(ch).submit(futures_iter(parts)).await }
             })
-            .await?;
+            .await?
+        };
         Ok(reply.into_inner().queue_id)
     }
 }

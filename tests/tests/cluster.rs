@@ -138,8 +138,13 @@ async fn one_smtp_transaction_is_one_trace_across_the_tiers() {
     blocking(move || wait_port(smtp)).await;
 
     smtp_transaction(smtp, ALICE).await;
-    let trace = trace_of(&otlp, "smtp transaction", "bridgehead.v1.Delivery/Submit").await;
-    assert_joined(&trace, "bridgehead.v1.Delivery/Submit");
+    let trace = trace_of(
+        &otlp,
+        "smtp transaction",
+        "bridgehead.v1.Delivery/SubmitWhole",
+    )
+    .await;
+    assert_joined(&trace, "bridgehead.v1.Delivery/SubmitWhole");
     let checked = eventually("the RCPT check in the same trace", || async {
         let spans = otlp.spans();
         let root = &trace[0].trace_id;

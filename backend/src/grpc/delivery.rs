@@ -72,6 +72,30 @@ impl pb::delivery_server::Delivery for Services {
             };
             submission.write(&d).await?;
         }
+        self.finish(submission).await
+    }
+
+    async fn submit_whole(
+        &self,
+        req: Request<pb::WholeMessage>,
+    ) -> Result<Response<pb::SubmitReply>, Status> {
+        let req = req.into_inner();
+        if req.content.len() > bridgehead_proto::CHUNK_SIZE {
+            return Err(Status::invalid_argument(
+                "SubmitWhole takes at most CHUNK_SIZE octets: use Submit",
+            ));
+        }
+        let env = required(req.envelope, "envelope")?;
+        let max = self.settings.max_message_size;
+        let mut submission = Submission::begin(&self.store, envelope(env), max).await?;
+        submission.write(&req.content).await?;
+        self.finish(submission).await
+    }
+}
+
+impl Services {
+    /// Commits a submission and counts it.
+    async fn finish(&self, submission: Submission) -> Result<Response<pb::SubmitReply>, Status> {
         let accepted = match submission.finish().await? {
             Finished::Stored(accepted) => {
                 let m = &self.settings.metrics;
