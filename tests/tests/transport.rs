@@ -481,3 +481,45 @@ async fn smart_host_with_auth_and_success_report() {
     queue_empty(&c).await;
     c.stop().await;
 }
+
+/// A stopping back-end gives back the queue claims it did not get to: another back-end
+/// claims those entries at once, and the attempt that never happened is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_not_attempted_are_given_back() {
+    let c = Cluster::start().await;
+    c.add_user(ALICE, PASS).await;
+    let env = Envelope {
+        mail_from: ALICE.into(),
+        recipients: vec![("someone@outside.example".into(), 0, String::new())],
+        auth_user: ALICE.into(),
+        received_by: "mx.test.example".into(),
+        ..Envelope::default()
+    };
+    let mut s = Submission::begin(&c.store, env, 1 << 20).await.unwrap();
+    s.write(b"Subject: out\r\n\r\nbody\r\n").await.unwrap();
+    s.finish().await.unwrap();
+    let first = c.store.claim_due("stopping", 300, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        c.store
+            .claim_due("other", 300, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed"
+    );
+    let ids: Vec<i64> = first.iter().map(|m| m.id).collect();
+    assert_eq!(
+        c.store.release_claims("other", &ids).await.unwrap(),
+        0,
+        "not its claim"
+    );
+    assert_eq!(c.store.release_claims("stopping", &ids).await.unwrap(), 1);
+    let again = c.store.claim_due("other", 300, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "free at once");
+    assert_eq!(
+        again[0].attempts, first[0].attempts,
+        "the given-back claim counted no attempt"
+    );
+    c.stop().await;
+}

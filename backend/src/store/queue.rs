@@ -103,6 +103,21 @@ impl Store {
         self.with_recipients(rows).await
     }
 
+    /// Gives back claims of `worker` on entries it did not attempt (it is stopping), so
+    /// another back-end takes them now rather than when the claim would have run out.
+    pub async fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE outbound_queue SET claimed_by = NULL, claim_until = NULL,
+                    attempts = greatest(attempts - 1, 0)
+             WHERE id = ANY($1) AND claimed_by = $2",
+        )
+        .bind(ids)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn with_recipients(
         &self,
         rows: Vec<sqlx::postgres::PgRow>,

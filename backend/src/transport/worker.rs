@@ -59,7 +59,12 @@ impl Worker {
                 }
             }
             let mut conns = Connections::new();
-            for m in batch {
+            let mut batch = batch.into_iter();
+            for m in batch.by_ref() {
+                if shutdown.is_cancelled() {
+                    self.release(std::iter::once(m).chain(batch.by_ref())).await;
+                    break;
+                }
                 let queue_id = m.queue_id.clone();
                 if let Err(e) = self.attempt(m, &mut conns).await {
                     tracing::warn!(worker = %self.name, queue_id, error = %e, "could not settle the attempt; the claim will expire");
@@ -67,6 +72,19 @@ impl Worker {
             }
             for (_, c) in conns.drain() {
                 c.quit().await;
+            }
+        }
+    }
+
+    /// Stopping: the claimed entries not attempted go back to the queue at once.
+    async fn release(&self, left: impl Iterator<Item = QueuedMessage>) {
+        let ids: Vec<i64> = left.map(|m| m.id).collect();
+        match self.store.release_claims(&self.name, &ids).await {
+            Ok(n) => {
+                tracing::info!(worker = %self.name, released = n, "stopping: gave back queue claims")
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.name, error = %e, "stopping: claims will expire instead")
             }
         }
     }
