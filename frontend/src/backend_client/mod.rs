@@ -6,14 +6,14 @@
 //! state, so no back-end is tied to a session. Each call is a client span whose trace
 //! context travels in the request metadata (W3C `traceparent`), so the back-end's span for it
 //! joins the same trace.
+mod smtp;
+
+pub use smtp::Origin;
+
 use crate::discovery::{self, BackendEntry, Target};
 use crate::metrics::Metrics;
-use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
-use bridgehead_proto::v1::auth_client::AuthClient;
-use bridgehead_proto::v1::delivery_client::DeliveryClient;
 use bridgehead_proto::v1::maildrop_client::MaildropClient;
-use bridgehead_proto::CHUNK_SIZE;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -427,160 +427,6 @@ impl Backends {
         .await
         .map(|_| ())
     }
-}
-
-/// SMTP calls.
-impl Backends {
-    /// Checks a password; on failure, waits the delay the back-end asks for first.
-    pub async fn authenticate(
-        &self,
-        user: &str,
-        password: &str,
-        client: &str,
-    ) -> Result<AuthResult, BackendError> {
-        use pb::authenticate_reply::Outcome;
-        let req = pb::AuthenticateRequest {
-            credentials: Some(pb::Credentials {
-                username: user.to_string(),
-                password: password.to_string(),
-                client_address: client.to_string(),
-            }),
-        };
-        let reply = self
-            .idempotent("authenticate", |ch| {
-                let req = req.clone();
-                async move { AuthClient::new(ch).authenticate(req).await }
-            })
-            .await?;
-        match reply.into_inner().outcome {
-            Some(Outcome::Account(a)) => Ok(AuthResult::Ok {
-                user: a.address,
-                addresses: a.addresses,
-            }),
-            Some(Outcome::Failure(f)) => {
-                tokio::time::sleep(Duration::from_millis(u64::from(f.delay_ms))).await;
-                Ok(AuthResult::Failed)
-            }
-            None => Err(BackendError::Refused("empty reply to Authenticate".into())),
-        }
-    }
-
-    /// The relay policy's verdict on one recipient.
-    pub async fn check_recipient(
-        &self,
-        address: &str,
-        sender: &str,
-        client: &str,
-        authenticated: bool,
-        size: u64,
-    ) -> Result<RcptVerdict, BackendError> {
-        use pb::recipient_reply::Verdict as V;
-        let req = pb::RecipientRequest {
-            address: address.to_string(),
-            authenticated,
-            size_hint: size,
-            sender: sender.to_string(),
-            client_address: client.to_string(),
-        };
-        let reply = self
-            .idempotent("check_recipient", |ch| {
-                let req = req.clone();
-                async move { DeliveryClient::new(ch).check_recipient(req).await }
-            })
-            .await?
-            .into_inner();
-        Ok(match V::try_from(reply.verdict).unwrap_or(V::Unspecified) {
-            V::Local | V::Relay => RcptVerdict::Accept(reply.canonical),
-            V::UnknownLocal => RcptVerdict::UnknownLocal,
-            V::RelayDenied => RcptVerdict::RelayDenied,
-            V::OverQuota => RcptVerdict::OverQuota,
-            V::BadSyntax => RcptVerdict::BadSyntax(reply.reason),
-            V::SenderRefused => RcptVerdict::SenderRefused,
-            V::Unspecified => RcptVerdict::Unavailable,
-        })
-    }
-
-    /// Hands a message to a back-end; returns the queue id once it is committed. The same
-    /// `token` makes a repeat on another back-end (after a lost reply) store nothing twice.
-    pub async fn submit(
-        &self,
-        env: &Envelope,
-        origin: &Origin,
-        content: &[u8],
-    ) -> Result<String, BackendError> {
-        let envelope = wire_envelope(env, origin);
-        let reply = if content.len() <= CHUNK_SIZE {
-            // One request instead of a stream: the common, small message.
-            self.idempotent("submit", |ch| {
-                let whole = pb::WholeMessage {
-                    envelope: Some(envelope.clone()),
-                    content: content.to_vec(),
-                };
-                async move { DeliveryClient::new(ch).submit_whole(whole).await }
-            })
-            .await?
-        } else {
-            self.idempotent("submit", |ch| {
-                let parts = submit_parts(envelope.clone(), content);
-                async move { DeliveryClient::new(ch).submit(futures_iter(parts)).await }
-            })
-            .await?
-        };
-        Ok(reply.into_inner().queue_id)
-    }
-}
-
-/// Where a message came from, besides what the session knows.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub client_address: String,
-    pub received_by: String,
-    /// Unique per SMTP transaction.
-    pub token: String,
-}
-
-fn wire_envelope(e: &Envelope, o: &Origin) -> pb::Envelope {
-    pb::Envelope {
-        mail_from: e.mail_from.clone(),
-        recipients: e
-            .recipients
-            .iter()
-            .map(|(address, notify, orcpt)| pb::SubmitRecipient {
-                address: address.clone(),
-                notify: *notify,
-                orcpt: orcpt.clone(),
-            })
-            .collect(),
-        ret: e.ret.clone(),
-        envid: e.envid.clone(),
-        client_address: o.client_address.clone(),
-        client_helo: e.helo.clone(),
-        protocol: e.protocol.clone(),
-        tls: e.tls.clone(),
-        auth_user: e.auth_user.clone(),
-        submission: e.submission,
-        body: e.body.clone(),
-        smtputf8: e.smtputf8,
-        received_by: o.received_by.clone(),
-        submit_token: o.token.clone(),
-    }
-}
-
-fn submit_parts(envelope: pb::Envelope, content: &[u8]) -> Vec<pb::SubmitPart> {
-    use pb::submit_part::Part;
-    let mut parts = Vec::with_capacity(2 + content.len() / CHUNK_SIZE);
-    parts.push(pb::SubmitPart {
-        part: Some(Part::Envelope(envelope)),
-    });
-    parts.extend(content.chunks(CHUNK_SIZE).map(|c| pb::SubmitPart {
-        part: Some(Part::Data(c.to_vec())),
-    }));
-    parts
-}
-
-/// A ready-made request stream.
-fn futures_iter<T: Send + 'static>(items: Vec<T>) -> tokio_stream::Iter<std::vec::IntoIter<T>> {
-    tokio_stream::iter(items)
 }
 
 fn lease_ref(l: &Lease) -> pb::LeaseRef {
