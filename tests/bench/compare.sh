@@ -17,11 +17,7 @@
 #   QUICK=1 tests/bench/compare.sh         smaller loads, to check the script
 #   BH=path/to/bridgehead ...              a given binary (default: target/release, built if missing)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BH=${BH:-$ROOT/target/release/bridgehead}
-if [ ! -x "$BH" ]; then
-  (cd "$ROOT" && cargo build --release --bin bridgehead)
-fi
+source "$(dirname "$0")/common.sh"
 if [ -n "${QUICK:-}" ]; then
   SMTP_N=200 LOGINS=40 RETR_SESSIONS=10
 else
@@ -31,45 +27,17 @@ USERS=100
 PASSWORD=bench-password
 DOMAIN=bench.test
 
-WORK=$(mktemp -d /tmp/bridgehead-compare.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
+bench_setup compare
 PF_CONF=
-cleanup() {
-  [ -n "$PF_CONF" ] && postfix -c "$PF_CONF" stop >/dev/null 2>&1 || true
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 did not open" >&2
-  return 1
+before_cleanup() {
+  if [ -n "$PF_CONF" ]; then postfix -c "$PF_CONF" stop >/dev/null 2>&1 || true; fi
 }
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 # --- Bridgehead ---------------------------------------------------------------------------
 BH_SMTP=$(free_port) BH_POP3=$(free_port)
-"$BH" dev --data-dir "$WORK/bh" --host 127.0.0.1 --smtp-port "$BH_SMTP" --pop3-port "$BH_POP3" \
-  --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
-  --allow-plaintext-auth >"$WORK/bh.log" 2>&1 &
-PIDS+=($!)
-wait_port "$BH_SMTP"
-wait_port "$BH_POP3"
-admin() { "$BH" admin --data-dir "$WORK/bh" "$@"; }
-admin domain add "$DOMAIN" >/dev/null
-for n in $(seq 0 $((USERS - 1))); do
-  echo "$PASSWORD" | admin user add "user$n@$DOMAIN" >/dev/null
-done
+start_dev "$BH_SMTP" "$BH_POP3"
+add_users "$DOMAIN" "$USERS" "$PASSWORD"
 
 # --- Postfix → LMTP → Dovecot --------------------------------------------------------------
 PEER=

@@ -8,31 +8,12 @@
 #
 #   tests/bench/profile.sh            (PERF_DATA=dir keeps the perf.data files)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BH=${BH:-$ROOT/target/release/bridgehead}
-[ -x "$BH" ] || (cd "$ROOT" && cargo build --release --bin bridgehead)
-WORK=$(mktemp -d /tmp/bridgehead-profile.XXXXXX)
-chmod 755 "$WORK" # PostgreSQL runs as its own user when we are root
+source "$(dirname "$0")/common.sh"
+bench_setup profile
 OUT=${PERF_DATA:-$WORK}
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 SMTP=$(free_port) POP3=$(free_port)
-"$BH" dev --data-dir "$WORK/bh" --host 127.0.0.1 --smtp-port "$SMTP" --pop3-port "$POP3" \
-  --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
-  --allow-plaintext-auth >"$WORK/bh.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do [ -s "$WORK/bh/endpoints.json" ] && break; sleep 0.1; done
-"$BH" admin --data-dir "$WORK/bh" domain add bench.test >/dev/null
-for n in $(seq 0 9); do echo bench-password | "$BH" admin --data-dir "$WORK/bh" user add "user$n@bench.test" >/dev/null; done
+start_dev "$SMTP" "$POP3"
+add_users bench.test 10 bench-password
 
 profile() { # name, then the load command
   local name=$1; shift

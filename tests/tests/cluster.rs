@@ -7,11 +7,11 @@
 //!   temporary errors; then a front-end drained with SIGTERM tells its clients `421 4.3.2`
 //!   and exits within its deadline.
 use bridgehead_backend::Store;
+use bridgehead_tests::checks::{assert_exactly_once, assert_quits_kept};
 use bridgehead_tests::otlp::{OtlpReceiver, SpanRecord};
 use bridgehead_tests::procs::{free_port, haproxy, wait_port, Node, Proc};
 use bridgehead_tests::{
-    add_user, blocking, curl, deliver, eventually, fresh_database, message_ids, read_mailbox,
-    RawClient,
+    add_user, blocking, curl, deliver, eventually, fresh_database, message_ids, RawClient,
 };
 use prometheus_client::registry::Registry;
 use std::process::Command;
@@ -287,42 +287,6 @@ fn stat(port: u16, user: &str) -> usize {
         .unwrap()
 }
 
-/// Every accepted message is in each recipient's mailbox exactly once.
-async fn exactly_once(store: &Store, accepted: &[serde_json::Value]) {
-    for r in RCPTS {
-        let ids = message_ids(store, r).await;
-        for (id, n) in &ids {
-            assert_eq!(*n, 1, "{id} is in {r} {n} times");
-        }
-        for a in accepted {
-            let (id, took) = (a[0].as_str().unwrap(), a[1].as_array().unwrap());
-            if took.iter().any(|t| t == r) {
-                assert_eq!(ids.get(id), Some(&1), "{id} got a 250 but is not in {r}");
-            }
-        }
-    }
-}
-
-/// QUIT with +OK deleted everything marked; a session without QUIT deleted nothing.
-async fn quits_kept(store: &Store, accounts: &[String], results: &serde_json::Value) {
-    let mut confirmed = 0;
-    for acc in accounts {
-        let left = read_mailbox(store, acc, Some(0)).await.len();
-        let r = &results[acc.as_str()];
-        if r["quit_ok"] == true {
-            confirmed += 1;
-            assert_eq!(
-                left, 0,
-                "{acc}: QUIT said +OK, so everything marked is gone"
-            );
-        }
-        if r["sent_quit"] == false {
-            assert_eq!(left, 5, "{acc}: no QUIT, nothing deleted");
-        }
-    }
-    assert!(confirmed > 0, "some POP3 sessions completed: {results}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_front_ends_over_two_back_ends_survive_a_back_end_kill_and_a_drain() {
     if bridgehead_tests::procs::haproxy_binary().is_none() {
@@ -396,8 +360,8 @@ async fn two_front_ends_over_two_back_ends_survive_a_back_end_kill_and_a_drain()
     );
     only_temporary(&direct["errors"]);
     only_temporary(&balanced["errors"]);
-    exactly_once(&store, &accepted).await;
-    quits_kept(&store, &readers, &pop3).await;
+    assert_exactly_once(&store, &RCPTS, &accepted).await;
+    assert_quits_kept(&store, &readers, &pop3, 5).await;
 
     // Read through every path: the surviving back-end serves both front-ends.
     let in_store = message_ids(&store, RCPTS[0]).await.len();

@@ -1,8 +1,9 @@
 //! The PROXY protocol on the front-end's listeners: v1 and v2 from trusted networks set the
 //! client address (as logs, limits and Received headers see it); an untrusted PROXY header is
 //! refused; and HAProxy in front of SMTP passes the real client through.
-use bridgehead_tests::{blocking, header, python, read_mailbox, Cluster, Options, RawClient};
-use std::process::{Child, Command, Stdio};
+use bridgehead_tests::{
+    blocking, header, procs, python, read_mailbox, Cluster, Options, RawClient,
+};
 
 const ALICE: &str = "alice@example.com";
 
@@ -110,15 +111,6 @@ async fn untrusted_proxy_header_is_refused() {
     c.stop().await;
 }
 
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const SEND_FROM: &str = r#"
 import smtplib, sys
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), source_address=("127.0.0.7", 0), timeout=20)
@@ -129,44 +121,14 @@ s.quit()
 /// HAProxy (from Debian) in TCP mode with PROXY v2 in front of the MX port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_passes_the_real_client() {
-    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(haproxy) = haproxy else {
-        panic!("haproxy is not installed (apt-get install haproxy)");
-    };
+    assert!(
+        procs::haproxy_binary().is_some(),
+        "haproxy is not installed (apt-get install haproxy)"
+    );
     let c = cluster(true).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = procs::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
-             frontend smtp\n  bind 127.0.0.1:{port}\n  default_backend mx\n\
-             backend mx\n  server fe1 {} send-proxy-v2\n",
-            c.smtp
-        ),
-    )
-    .unwrap();
-    let child = Command::new(haproxy)
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = Haproxy(child);
-    let ready = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(ready, "haproxy did not start");
+    let _haproxy = procs::haproxy(dir.path(), &[(port, c.smtp.port())]);
     blocking(move || python(SEND_FROM, &[&port.to_string(), ALICE])).await;
     let received = received_from(&c).await;
     assert!(received.ends_with(" ([127.0.0.7])"), "{received}");

@@ -1,0 +1,58 @@
+# Shared by compare.sh and profile.sh (sourced, not run): the release binary (built if
+# missing), a work directory removed on exit, started processes stopped by PID on exit, free
+# loopback ports, and a `bridgehead dev` cluster with bench accounts. Loopback only.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BH=${BH:-$ROOT/target/release/bridgehead}
+[ -x "$BH" ] || (cd "$ROOT" && cargo build --release --bin bridgehead)
+
+# A script may redefine this to stop what it started by other means.
+before_cleanup() { :; }
+
+bench_cleanup() {
+  before_cleanup
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
+# bench_setup NAME: the work directory /tmp/bridgehead-NAME.*, cleaned up on exit.
+bench_setup() {
+  WORK=$(mktemp -d "/tmp/bridgehead-$1.XXXXXX")
+  chmod 755 "$WORK" # PostgreSQL runs as its own user when we are root
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 did not open" >&2
+  return 1
+}
+
+# start_dev SMTP_PORT POP3_PORT: a dev cluster in $WORK/bh (plaintext POP3 auth allowed),
+# ready once its endpoints.json is written.
+start_dev() {
+  "$BH" dev --data-dir "$WORK/bh" --host 127.0.0.1 --smtp-port "$1" --pop3-port "$2" \
+    --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
+    --allow-plaintext-auth >"$WORK/bh.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do [ -s "$WORK/bh/endpoints.json" ] && return 0; sleep 0.1; done
+  echo "bridgehead dev did not start (see $WORK/bh.log)" >&2
+  return 1
+}
+
+# add_users DOMAIN COUNT PASSWORD: the domain and user0@DOMAIN … user(COUNT-1)@DOMAIN.
+add_users() {
+  "$BH" admin --data-dir "$WORK/bh" domain add "$1" >/dev/null
+  for n in $(seq 0 $(($2 - 1))); do
+    echo "$3" | "$BH" admin --data-dir "$WORK/bh" user add "user$n@$1" >/dev/null
+  done
+}
