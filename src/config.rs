@@ -86,6 +86,10 @@ pub struct FrontendArgs {
     /// Seconds between lookups of back-end names (a headless Service lists every pod).
     #[arg(long, env = "BRIDGEHEAD_BACKEND_REFRESH_SECS")]
     pub backend_refresh_secs: Option<u64>,
+    /// Seconds an accepted mailbox recipient is remembered, so RCPT to it needs no back-end
+    /// call (default 5; 0: always ask). The end of DATA checks every recipient again.
+    #[arg(long, env = "BRIDGEHEAD_RECIPIENT_CACHE_SECS")]
+    pub recipient_cache_secs: Option<u64>,
     /// Most connections at once from one client address.
     #[arg(long, env = "BRIDGEHEAD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -248,6 +252,11 @@ impl FrontendArgs {
                 .or(file.backend_refresh_secs)
                 .map(|s| Duration::from_secs(s.max(1)))
                 .unwrap_or(d.backend_refresh),
+            recipient_cache_ttl: self
+                .recipient_cache_secs
+                .or(file.recipient_cache_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.recipient_cache_ttl),
             proxy_protocol_from: if self.proxy_protocol_from.is_empty() {
                 file.proxy_protocol_from
             } else {

@@ -98,6 +98,8 @@ impl Submission {
                 }
                 Verdict::Forward { external, .. } => outside.push(external),
                 Verdict::Relay { address } => outside.push(address),
+                // Filled since RCPT: the mailbox-full reply, not "recipients changed".
+                Verdict::OverQuota => return Err(StoreError::QuotaExceeded(address.clone())),
                 other => {
                     return Err(StoreError::RecipientRefused(
                         address.clone(),

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub auth_failures: Family<Protocol, Counter>,
     pub messages_accepted: Counter,
     pub bytes_accepted: Counter,
+    pub recipient_cache_hits: Counter,
     pub messages_retrieved: Counter,
     pub bytes_retrieved: Counter,
     pub backend_calls: Family<Call, Histogram>,
@@ -49,6 +50,7 @@ impl Metrics {
             auth_failures: Family::default(),
             messages_accepted: Counter::default(),
             bytes_accepted: Counter::default(),
+            recipient_cache_hits: Counter::default(),
             messages_retrieved: Counter::default(),
             bytes_retrieved: Counter::default(),
             backend_calls: Family::new_with_constructor(latency),
@@ -80,6 +82,11 @@ impl Metrics {
             "bytes_accepted",
             "Octets of messages accepted over SMTP",
             m.bytes_accepted.clone(),
+        );
+        r.register(
+            "recipient_cache_hits",
+            "RCPT answers given again from the front-end's memory, without a back-end call",
+            m.recipient_cache_hits.clone(),
         );
         r.register(
             "messages_retrieved",

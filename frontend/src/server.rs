@@ -10,6 +10,7 @@ use crate::metrics::{Metrics, OpenConnection, Protocol};
 use crate::pop3::{self, Pop3Context, Pop3Settings};
 use crate::proxy::{self, Networks};
 use crate::smtp::connection::SmtpSettings;
+use crate::smtp::recipients::RecipientCache;
 use crate::smtp::session::Listener;
 use crate::smtp::{self, SmtpContext};
 use crate::tls::{self, Conn, TlsError};
@@ -46,6 +47,9 @@ pub struct FrontendConfig {
     pub backend_timeout: Duration,
     /// How often back-end names are resolved again.
     pub backend_refresh: Duration,
+    /// How long an accepted mailbox recipient is remembered (RCPT without a back-end call);
+    /// zero: always ask. The end of DATA checks every recipient again regardless.
+    pub recipient_cache_ttl: Duration,
     pub max_message_size: u64,
     pub max_recipients: usize,
     pub smtp_command_timeout: Duration,
@@ -79,6 +83,7 @@ impl Default for FrontendConfig {
             max_bad_commands: 10,
             backend_timeout: Duration::from_secs(30),
             backend_refresh: Duration::from_secs(10),
+            recipient_cache_ttl: Duration::from_secs(5),
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
             smtp_command_timeout: Duration::from_secs(300),
@@ -197,6 +202,7 @@ impl FrontendHandle {
             }),
             smtp: Arc::new(SmtpContext {
                 backends,
+                recipients: RecipientCache::new(config.recipient_cache_ttl),
                 tls: tls.clone(),
                 settings: SmtpSettings {
                     hostname: config.hostname.clone(),

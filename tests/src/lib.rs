@@ -84,6 +84,8 @@ pub struct Options {
     /// Mutual TLS between the front-end and the back-end.
     pub mtls: bool,
     pub smtp_command_timeout: Duration,
+    /// How long the front-end remembers accepted mailbox recipients (its default: 5 s).
+    pub recipient_cache_ttl: Duration,
     /// Outbound transport of the back-end (off by default; fast polling and retries).
     pub transport: TransportConfig,
     /// POP3 connector workers of the back-end (off by default; fast polling).
@@ -105,6 +107,7 @@ impl Default for Options {
             proxy_protocol_from: Vec::new(),
             mtls: false,
             smtp_command_timeout: Duration::from_secs(300),
+            recipient_cache_ttl: FrontendConfig::default().recipient_cache_ttl,
             // Off unless a test turns it on: queued mail stays put for inspection.
             transport: TransportConfig {
                 workers: 0,
@@ -202,6 +205,7 @@ impl Cluster {
             max_connections_per_ip: opts.max_connections_per_ip,
             proxy_protocol_from: opts.proxy_protocol_from.clone(),
             smtp_command_timeout: opts.smtp_command_timeout,
+            recipient_cache_ttl: opts.recipient_cache_ttl,
             drain_timeout: Duration::from_secs(1),
             backend_tls: pki.as_ref().map(|p| ClientTlsFiles {
                 ca: p.ca.clone(),

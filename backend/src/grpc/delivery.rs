@@ -4,6 +4,7 @@ use super::Services;
 use crate::address::Address;
 use crate::directory;
 use crate::relay::{decide, Verdict};
+use crate::store::Entry;
 use crate::submit::{Accepted, Envelope, Finished, Submission};
 use bridgehead_proto::v1 as pb;
 use pb::recipient_reply::Verdict as V;
@@ -31,8 +32,11 @@ impl pb::delivery_server::Delivery for Services {
             Err(_) => None,
         };
         let none = String::new;
-        let (verdict, canonical, reason) = match decide(&parsed, facts.as_ref(), req.authenticated)
-        {
+        let verdict = decide(&parsed, facts.as_ref(), req.authenticated);
+        // A mailbox's answer depends on nothing but the address (and room for the size).
+        let reusable = matches!(verdict, Verdict::Local { .. })
+            && matches!(facts.map(|f| f.entry), Some(Entry::Mailbox(..)));
+        let (verdict, canonical, reason) = match verdict {
             Verdict::Local { address, .. }
             | Verdict::Group { address, .. }
             | Verdict::Forward { address, .. } => (V::Local, address, none()),
@@ -47,6 +51,7 @@ impl pb::delivery_server::Delivery for Services {
             verdict: verdict as i32,
             canonical,
             reason,
+            reusable,
         }))
     }
 

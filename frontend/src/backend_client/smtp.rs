@@ -1,6 +1,7 @@
 //! SMTP's calls to the back-ends: authentication, the relay decision per recipient, and the
 //! handover of a message (one request for a message of one chunk, a stream otherwise).
 use super::{BackendError, Backends};
+use crate::smtp::recipients::Answer;
 use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
 use bridgehead_proto::v1::auth_client::AuthClient;
@@ -44,7 +45,7 @@ impl Backends {
         }
     }
 
-    /// The relay policy's verdict on one recipient.
+    /// The relay policy's verdict on one recipient, and whether it may be given again.
     pub async fn check_recipient(
         &self,
         address: &str,
@@ -52,7 +53,7 @@ impl Backends {
         client: &str,
         authenticated: bool,
         size: u64,
-    ) -> Result<RcptVerdict, BackendError> {
+    ) -> Result<Answer, BackendError> {
         use pb::recipient_reply::Verdict as V;
         let req = pb::RecipientRequest {
             address: address.to_string(),
@@ -68,7 +69,7 @@ impl Backends {
             })
             .await?
             .into_inner();
-        Ok(match V::try_from(reply.verdict).unwrap_or(V::Unspecified) {
+        let verdict = match V::try_from(reply.verdict).unwrap_or(V::Unspecified) {
             V::Local | V::Relay => RcptVerdict::Accept(reply.canonical),
             V::UnknownLocal => RcptVerdict::UnknownLocal,
             V::RelayDenied => RcptVerdict::RelayDenied,
@@ -76,6 +77,10 @@ impl Backends {
             V::BadSyntax => RcptVerdict::BadSyntax(reply.reason),
             V::SenderRefused => RcptVerdict::SenderRefused,
             V::Unspecified => RcptVerdict::Unavailable,
+        };
+        Ok(Answer {
+            verdict,
+            reusable: reply.reusable,
         })
     }
 

@@ -6,6 +6,7 @@
 //! §4.2, CVE-2011-0411 class); the message goes to a back-end only when its DATA ended
 //! cleanly, and "250" follows only the back-end's commit.
 use super::data::DataReceiver;
+use super::recipients::RecipientCache;
 use super::session::{Action, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult};
 use crate::backend_client::{BackendError, Backends, Origin};
 use crate::lines::{Frame, Framer};
@@ -16,7 +17,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,7 @@ pub struct SmtpSettings {
 /// What every SMTP connection of a front-end shares.
 pub struct SmtpContext {
     pub backends: Arc<Backends>,
+    pub recipients: RecipientCache,
     pub tls: Option<TlsAcceptor>,
     pub settings: SmtpSettings,
 }
@@ -255,10 +257,23 @@ impl Driver {
                 authenticated,
                 size,
             } => {
-                let verdict = backends
+                let cache = &self.ctx.recipients;
+                if let Some(canonical) = cache.get(&address, size, Instant::now()) {
+                    backends.metrics().recipient_cache_hits.inc();
+                    return Ok(Some(Event::RecipientChecked(RcptVerdict::Accept(
+                        canonical,
+                    ))));
+                }
+                let answer = backends
                     .check_recipient(&address, &sender, &client, authenticated, size)
-                    .await
-                    .unwrap_or(RcptVerdict::Unavailable);
+                    .await;
+                let verdict = match answer {
+                    Ok(answer) => {
+                        cache.put(&address, size, &answer, Instant::now());
+                        answer.verdict
+                    }
+                    Err(_) => RcptVerdict::Unavailable,
+                };
                 Some(Event::RecipientChecked(verdict))
             }
             Action::ReceiveData { max_size } => {

@@ -1,11 +1,13 @@
 //! SMTP: parsing (`parse`, over smtp-proto), the DATA receiver (`data`), the pure session
-//! (`session`, with one file per command group: `auth`, `envelope`) and the connection
-//! driver (`connection`) that does the I/O.
+//! (`session`, with one file per command group: `auth`, `envelope`), the connection
+//! driver (`connection`) that does the I/O, and its short memory of accepted recipients
+//! (`recipients`).
 mod auth;
 pub mod connection;
 pub mod data;
 mod envelope;
 pub mod parse;
+pub mod recipients;
 pub mod session;
 
 pub use connection::{serve, SmtpContext};
