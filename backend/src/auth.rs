@@ -6,12 +6,15 @@
 //! larger of the two); a success clears both. A client address with `lockout_after` failures
 //! within the window is locked out: its logins fail, even with the right password, until the
 //! window has passed since its last failure. Accounts get only the growing delay, never a
-//! lockout, so nobody can lock a user out by guessing at their name.
+//! lockout, so nobody can lock a user out by guessing at their name. At most one argon2
+//! verification per core runs at once; more logins wait their turn.
 use crate::address::Address;
 use crate::error::Result;
 use crate::password;
 use crate::store::Store;
+use std::sync::LazyLock;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// How failed logins are penalised.
 #[derive(Debug, Clone)]
@@ -49,6 +52,21 @@ pub enum LoginOutcome {
     Failed { delay: Duration },
 }
 
+/// Verifications at once: one per core (argon2 with one lane keeps a core busy); the rest wait
+/// their turn in order. Bounds the memory argon2 holds (19 MiB each) however many log in.
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+async fn verify_bounded(password: &str, hash: Option<String>) -> bool {
+    let Ok(_turn) = HASHING.acquire().await else {
+        return false;
+    };
+    let pw = password.to_string();
+    tokio::task::spawn_blocking(move || password::verify(&pw, hash.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
 pub async fn login(
     store: &Store,
     policy: &AuthPolicy,
@@ -67,10 +85,7 @@ pub async fn login(
     let keys = [format!("ip:{client}"), format!("user:{user_key}")];
     let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
     let hash = found.as_ref().map(|f| f.password_hash.clone());
-    let pw = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, hash.as_deref()))
-        .await
-        .unwrap_or(false);
+    let ok = verify_bounded(password, hash).await;
     match found {
         Some(f) if ok => {
             // Only a right password needs the lockout looked up: a wrong one fails anyway.

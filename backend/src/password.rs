@@ -1,13 +1,19 @@
 //! Password hashing with argon2id (PHC string format). Hashes never leave the back-end.
 //!
 //! Verification of an unknown user runs against a fixed dummy hash, so the time a failed
-//! login takes does not tell whether the user exists.
+//! login takes does not tell whether the user exists. Verification reuses argon2's working
+//! memory (19 MiB with the default parameters) from a small pool instead of mapping and
+//! zeroing it afresh each time — that cost as much CPU as the hash itself. The caller bounds
+//! how many run at once (`auth`), which bounds the pool.
 use crate::error::StoreError;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
-use std::sync::OnceLock;
+use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::{Mutex, OnceLock};
+
+/// Working memory of finished verifications, for the next ones.
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// The most buffers kept; more at once are allocated and dropped.
+const MAX_POOLED: usize = 16;
 
 pub fn validate(password: &str) -> Result<(), StoreError> {
     if password.is_empty() || password.len() > 1024 {
@@ -34,10 +40,54 @@ pub fn verify(password: &str, phc: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
-        && phc != dummy_hash()
+    matches(password.as_bytes(), &parsed) && phc != dummy_hash()
+}
+
+/// Argon2 over `password` with the hash's own algorithm, version, parameters and salt, in
+/// pooled memory; the outputs are compared in constant time (`Output`'s equality).
+fn matches(password: &[u8], hash: &PasswordHash<'_>) -> bool {
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(hash))
+    else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let mut memory = take_memory(blocks);
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    });
+    give_back(memory);
+    computed.is_ok_and(|c| c == expected)
+}
+
+/// A buffer of at least `blocks` blocks (its contents are overwritten before being read).
+fn take_memory(blocks: usize) -> Vec<Block> {
+    let pooled = MEMORY.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut memory = pooled.unwrap_or_default();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    memory
+}
+
+fn give_back(memory: Vec<Block>) {
+    let mut pool = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < MAX_POOLED {
+        pool.push(memory);
+    }
 }
 
 fn dummy_hash() -> &'static str {
@@ -58,5 +108,40 @@ mod tests {
         assert!(!verify("bridgehead-dummy-password", None));
         assert!(!verify("x", Some("not a hash")));
         assert!(hash("").is_err());
+    }
+
+    #[test]
+    fn pooled_verification_agrees_with_the_crate_for_other_parameters() {
+        use argon2::password_hash::PasswordVerifier;
+        // Smaller and larger memory than the last verification, argon2i and argon2d too, a
+        // non-default output length: the reused buffer must not leak state between them.
+        for (alg, m, t, p, len) in [
+            (Algorithm::Argon2id, 64, 3, 2, 32),
+            (Algorithm::Argon2i, 256, 2, 1, 16),
+            (Algorithm::Argon2d, 32, 1, 4, 64),
+            (Algorithm::Argon2id, 19456, 2, 1, 32),
+            (Algorithm::Argon2id, 64, 3, 2, 32),
+        ] {
+            let params = Params::new(m, t, p, Some(len)).unwrap();
+            let salt = SaltString::generate(&mut OsRng);
+            let phc = Argon2::new(alg, Version::V0x13, params)
+                .hash_password(b"pw", &salt)
+                .unwrap()
+                .to_string();
+            let parsed = PasswordHash::new(&phc).unwrap();
+            assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
+            assert!(verify("pw", Some(&phc)), "{phc}");
+            assert!(verify("pw", Some(&phc)), "again, from the pool: {phc}");
+            assert!(!verify("pW", Some(&phc)), "{phc}");
+        }
+        // An argon2 v1.0 hash (version 16).
+        let params = Params::new(64, 2, 1, None).unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = Argon2::new(Algorithm::Argon2id, Version::V0x10, params)
+            .hash_password(b"old", &salt)
+            .unwrap()
+            .to_string();
+        assert!(phc.contains("v=16"), "{phc}");
+        assert!(verify("old", Some(&phc)) && !verify("new", Some(&phc)));
     }
 }
