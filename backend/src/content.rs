@@ -32,7 +32,7 @@ impl Canonicalizer {
                 input = &input[1..];
             }
         }
-        while let Some(pos) = input.iter().position(|&b| b == b'\r' || b == b'\n') {
+        while let Some(pos) = memchr::memchr2(b'\r', b'\n', input) {
             out.extend_from_slice(&input[..pos]);
             out.extend_from_slice(b"\r\n");
             let is_cr = input[pos] == b'\r';
