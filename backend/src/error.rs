@@ -52,9 +52,16 @@ pub enum StoreError {
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        crate::store::note_error(&e);
+        StoreError::Database(e)
+    }
+}

@@ -84,6 +84,9 @@ pub struct Options {
     /// Mutual TLS between the front-end and the back-end.
     pub mtls: bool,
     pub smtp_command_timeout: Duration,
+    /// A database of the test's own (say, on a PostgreSQL it restarts); default: a fresh
+    /// one on the shared test server.
+    pub database_url: Option<String>,
     /// How long the front-end remembers accepted mailbox recipients (its default: 5 s).
     pub recipient_cache_ttl: Duration,
     /// Outbound transport of the back-end (off by default; fast polling and retries).
@@ -107,6 +110,7 @@ impl Default for Options {
             proxy_protocol_from: Vec::new(),
             mtls: false,
             smtp_command_timeout: Duration::from_secs(300),
+            database_url: None,
             recipient_cache_ttl: FrontendConfig::default().recipient_cache_ttl,
             // Off unless a test turns it on: queued mail stays put for inspection.
             transport: TransportConfig {
@@ -182,7 +186,10 @@ impl Cluster {
     }
 
     pub async fn start_with(opts: Options) -> Cluster {
-        let database_url = fresh_database().await;
+        let database_url = match &opts.database_url {
+            Some(url) => url.clone(),
+            None => fresh_database().await,
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key) = write_certificate(dir.path());
         let pki = opts

@@ -26,9 +26,46 @@ use crate::error::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pooled connection idle this long is pinged before it is used again.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// After a statement failed on a lost connection, how long every connection is pinged first.
+const SUSPECT_FOR: Duration = Duration::from_secs(5);
+
+/// Until when (milliseconds since the UNIX epoch) pooled connections are suspect: a statement
+/// failed because its connection was gone (PostgreSQL restarted, say), so the others are
+/// likely gone too and are pinged, and replaced, rather than each failing a request.
+static SUSPECT_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    since.as_millis() as u64
+}
+
+/// Notes a failed statement; a lost connection makes the pool's connections suspect.
+pub(crate) fn note_error(e: &sqlx::Error) {
+    let lost = match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        // Class 08: connection exception; 57P: the server is shutting down or restarting.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    };
+    if lost {
+        SUSPECT_UNTIL.store(now_ms() + SUSPECT_FOR.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+fn suspect() -> bool {
+    now_ms() < SUSPECT_UNTIL.load(Ordering::Relaxed)
+}
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -42,6 +79,20 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // A connection in steady use goes straight back to work: pinging it before every
+            // query was a round trip per statement. One idle for a while may have been cut
+            // (PostgreSQL restarted, a proxy's idle timeout): it is pinged first, and
+            // replaced if dead; so is every one for a while after a statement found its
+            // connection gone.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_AFTER_IDLE || suspect() {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
