@@ -135,14 +135,16 @@ impl Store {
         max_bytes: usize,
     ) -> Result<Vec<(i64, Vec<u8>)>> {
         let rows = sqlx::query(
+            // `uid = ANY` keeps both key columns in the index condition: the asked rows
+            // are probed, never the whole mailbox, whatever the planner thinks it holds.
             "SELECT m.uid, m.prefix, ch.data
-             FROM unnest($2::bigint[]) WITH ORDINALITY AS asked(uid, n)
-             JOIN messages m ON m.account_id = $1 AND m.uid = asked.uid
+             FROM messages m
              JOIN contents c ON c.id = m.content_id AND c.chunks = 1
              JOIN content_chunks ch ON ch.content_id = m.content_id AND ch.seq = 0
-             WHERE EXISTS (SELECT 1 FROM maildrop_leases l
+             WHERE m.account_id = $1 AND m.uid = ANY($2)
+               AND EXISTS (SELECT 1 FROM maildrop_leases l
                            WHERE l.account_id = $1 AND l.session_token = $3)
-             ORDER BY asked.n",
+             ORDER BY array_position($2, m.uid)",
         )
         .bind(account)
         .bind(uids)
@@ -152,8 +154,10 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         let mut total = 0;
         for row in rows {
-            let mut data: Vec<u8> = row.get("prefix");
-            data.extend_from_slice(&row.get::<Vec<u8>, _>("data"));
+            let (prefix, chunk): (&[u8], &[u8]) = (row.get("prefix"), row.get("data"));
+            let mut data = Vec::with_capacity(prefix.len() + chunk.len());
+            data.extend_from_slice(prefix);
+            data.extend_from_slice(chunk);
             total += data.len();
             if total > max_bytes && !out.is_empty() {
                 break;

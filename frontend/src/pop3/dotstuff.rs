@@ -15,27 +15,24 @@ impl Default for DotStuffer {
 }
 
 impl DotStuffer {
-    /// Appends the stuffed form of `chunk` to `out`.
+    /// Appends the stuffed form of `chunk` to `out`: the text between line-starting dots is
+    /// copied in whole runs (lines that start with "." are rare).
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let Some(&last) = chunk.last() else {
+            return;
+        };
         out.reserve(chunk.len() + 8);
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            if self.at_line_start && rest[0] == b'.' {
-                out.push(b'.');
-            }
-            match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    out.extend_from_slice(&rest[..=i]);
-                    rest = &rest[i + 1..];
-                    self.at_line_start = true;
-                }
-                None => {
-                    out.extend_from_slice(rest);
-                    self.at_line_start = false;
-                    rest = &[];
-                }
-            }
+        if self.at_line_start && chunk[0] == b'.' {
+            out.push(b'.');
         }
+        let mut from = 0;
+        for lf in memchr::memmem::find_iter(chunk, b"\n.") {
+            out.extend_from_slice(&chunk[from..=lf]);
+            out.push(b'.');
+            from = lf + 1;
+        }
+        out.extend_from_slice(&chunk[from..]);
+        self.at_line_start = last == b'\n';
     }
 
     /// Appends the terminator, ending an unfinished last line first.
@@ -63,6 +60,41 @@ mod tests {
             d.push(&msg[at..], &mut out);
             d.finish(&mut out);
             assert_eq!(out, want, "split at {at}");
+        }
+    }
+
+    #[test]
+    fn stuffs_like_the_line_by_line_rule_for_any_chunking() {
+        let pieces: [&[u8]; 6] = [b".", b"\r\n", b"\n", b"ab", b"..", b"x.y"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..2000 {
+            let mut msg = Vec::new();
+            for _ in 0..next() % 30 {
+                msg.extend_from_slice(pieces[(next() % 6) as usize]);
+            }
+            // The rule, line by line: a line starting with "." gets another.
+            let mut want = Vec::new();
+            for line in msg.split_inclusive(|&b| b == b'\n') {
+                if line.first() == Some(&b'.') {
+                    want.push(b'.');
+                }
+                want.extend_from_slice(line);
+            }
+            let mut d = DotStuffer::default();
+            let mut out = Vec::new();
+            let mut rest = &msg[..];
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize) % rest.len();
+                d.push(&rest[..n], &mut out);
+                rest = &rest[n..];
+            }
+            assert_eq!(out, want, "case {case}");
         }
     }
 
