@@ -58,6 +58,9 @@ pub struct DevArgs {
     /// Allow passwords over POP3 without TLS (off: clients must use STLS or POP3S).
     #[arg(long, env = "BRIDGEHEAD_ALLOW_PLAINTEXT_AUTH")]
     allow_plaintext_auth: bool,
+    /// Seconds the front-end remembers an accepted mailbox recipient (0: always ask).
+    #[arg(long, env = "BRIDGEHEAD_RECIPIENT_CACHE_SECS", default_value_t = 5)]
+    recipient_cache_secs: u64,
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
@@ -110,6 +113,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         tls_cert: Some(cert),
         tls_key: Some(key),
         allow_plaintext_auth: args.allow_plaintext_auth,
+        recipient_cache_ttl: std::time::Duration::from_secs(args.recipient_cache_secs),
         ..FrontendConfig::default()
     })
     .await?;

@@ -37,22 +37,25 @@ wait_port() {
   return 1
 }
 
-# start_dev SMTP_PORT POP3_PORT: a dev cluster in $WORK/bh (plaintext POP3 auth allowed),
-# ready once its endpoints.json is written.
+# start_dev SMTP_PORT POP3_PORT [NAME]: a dev cluster in $WORK/NAME (default bh; plaintext
+# POP3 auth allowed), ready once its endpoints.json is written.
 start_dev() {
-  "$BH" dev --data-dir "$WORK/bh" --host 127.0.0.1 --smtp-port "$1" --pop3-port "$2" \
+  local dir="$WORK/${3:-bh}"
+  "$BH" dev --data-dir "$dir" --host 127.0.0.1 --smtp-port "$1" --pop3-port "$2" \
     --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
-    --allow-plaintext-auth >"$WORK/bh.log" 2>&1 &
+    --allow-plaintext-auth >"$dir.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 300); do [ -s "$WORK/bh/endpoints.json" ] && return 0; sleep 0.1; done
-  echo "bridgehead dev did not start (see $WORK/bh.log)" >&2
+  for _ in $(seq 1 300); do [ -s "$dir/endpoints.json" ] && return 0; sleep 0.1; done
+  echo "bridgehead dev did not start (see $dir.log)" >&2
   return 1
 }
 
-# add_users DOMAIN COUNT PASSWORD: the domain and user0@DOMAIN … user(COUNT-1)@DOMAIN.
+# add_users DOMAIN COUNT PASSWORD [NAME]: the domain and user0@DOMAIN … user(COUNT-1)@DOMAIN
+# in the cluster in $WORK/NAME (default bh).
 add_users() {
-  "$BH" admin --data-dir "$WORK/bh" domain add "$1" >/dev/null
+  local dir="$WORK/${4:-bh}"
+  "$BH" admin --data-dir "$dir" domain add "$1" >/dev/null
   for n in $(seq 0 $(($2 - 1))); do
-    echo "$3" | "$BH" admin --data-dir "$WORK/bh" user add "user$n@$1" >/dev/null
+    echo "$3" | "$BH" admin --data-dir "$dir" user add "user$n@$1" >/dev/null
   done
 }
