@@ -7,7 +7,9 @@
 //! cleanly, and "250" follows only the back-end's commit.
 use super::data::DataReceiver;
 use super::recipients::RecipientCache;
-use super::session::{Action, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult};
+use super::session::{
+    Action, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
+};
 use crate::backend_client::{BackendError, Backends, Origin};
 use crate::lines::{Frame, Framer};
 use crate::metrics::Protocol;
@@ -257,23 +259,9 @@ impl Driver {
                 authenticated,
                 size,
             } => {
-                let cache = &self.ctx.recipients;
-                if let Some(canonical) = cache.get(&address, size, Instant::now()) {
-                    backends.metrics().recipient_cache_hits.inc();
-                    return Ok(Some(Event::RecipientChecked(RcptVerdict::Accept(
-                        canonical,
-                    ))));
-                }
-                let answer = backends
+                let verdict = self
                     .check_recipient(&address, &sender, &client, authenticated, size)
                     .await;
-                let verdict = match answer {
-                    Ok(answer) => {
-                        cache.put(&address, size, &answer, Instant::now());
-                        answer.verdict
-                    }
-                    Err(_) => RcptVerdict::Unavailable,
-                };
                 Some(Event::RecipientChecked(verdict))
             }
             Action::ReceiveData { max_size } => {
@@ -283,24 +271,55 @@ impl Driver {
                 None
             }
             Action::Submit(envelope) => {
-                let origin = Origin {
-                    client_address: client,
-                    received_by: self.ctx.settings.hostname.clone(),
-                    token: uuid::Uuid::new_v4().to_string(),
-                };
-                let result = backends.submit(&envelope, &origin, &self.spool).await;
-                if result.is_ok() {
-                    backends.metrics().messages_accepted.inc();
-                    backends
-                        .metrics()
-                        .bytes_accepted
-                        .inc_by(self.spool.len() as u64);
-                }
-                self.spool = Vec::new();
-                Some(Event::Submitted(submit_result(result, &self.peer)))
+                Some(Event::Submitted(self.submit(&envelope, client).await))
             }
             Action::Close => None,
         })
+    }
+
+    /// Hands the spooled message to a back-end under a fresh submission token.
+    async fn submit(&mut self, envelope: &Envelope, client: String) -> SubmitResult {
+        let backends = &self.ctx.backends;
+        let origin = Origin {
+            client_address: client,
+            received_by: self.ctx.settings.hostname.clone(),
+            token: uuid::Uuid::new_v4().to_string(),
+        };
+        let result = backends.submit(envelope, &origin, &self.spool).await;
+        if result.is_ok() {
+            let m = backends.metrics();
+            m.messages_accepted.inc();
+            m.bytes_accepted.inc_by(self.spool.len() as u64);
+        }
+        self.spool = Vec::new();
+        submit_result(result, &self.peer)
+    }
+
+    /// The verdict on one recipient: from the front-end's memory, or a back-end's answer
+    /// (remembered when it may be given again).
+    async fn check_recipient(
+        &self,
+        address: &str,
+        sender: &str,
+        client: &str,
+        authenticated: bool,
+        size: u64,
+    ) -> RcptVerdict {
+        let (cache, backends) = (&self.ctx.recipients, &self.ctx.backends);
+        if let Some(canonical) = cache.get(address, size, Instant::now()) {
+            backends.metrics().recipient_cache_hits.inc();
+            return RcptVerdict::Accept(canonical);
+        }
+        match backends
+            .check_recipient(address, sender, client, authenticated, size)
+            .await
+        {
+            Ok(answer) => {
+                cache.put(address, size, &answer, Instant::now());
+                answer.verdict
+            }
+            Err(_) => RcptVerdict::Unavailable,
+        }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
