@@ -3,7 +3,9 @@
 //! Invariants: the answer for an unknown user and for a wrong password is the same and takes
 //! the same time (argon2 runs against a dummy hash); failures are counted per client address
 //! and per user name in PostgreSQL, so every front-end applies the same growing delay (the
-//! larger of the two); a success clears both. A client address with `lockout_after` failures
+//! larger of the two). A success clears the user's count and takes only that user's own
+//! failures from that address back out of the address's count: logging in to an account one
+//! holds does not wipe the failures of guesses at others. A client address with `lockout_after` failures
 //! within the window is locked out: its logins fail, even with the right password, until the
 //! window has passed since its last failure. Accounts get only the growing delay, never a
 //! lockout, so nobody can lock a user out by guessing at their name. At most one argon2
@@ -82,7 +84,11 @@ pub async fn login(
     // Failures count per client address and per user name (existing or not, so the count
     // tells nothing about existence), shared by every front-end through PostgreSQL.
     let user_key = canonical.unwrap_or_else(|_| username.to_ascii_lowercase());
-    let keys = [format!("ip:{client}"), format!("user:{user_key}")];
+    let keys = [
+        format!("ip:{client}"),
+        format!("user:{user_key}"),
+        format!("pair:{client}|{user_key}"),
+    ];
     let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
     let hash = found.as_ref().map(|f| f.password_hash.clone());
     let ok = verify_bounded(password, hash).await;
@@ -97,7 +103,9 @@ pub async fn login(
                     delay: policy.delay_after(policy.lockout_after),
                 });
             }
-            store.clear_auth_failures(&keys).await?;
+            store
+                .forgive_auth_failures(&keys[0], &keys[2], &keys[1], window)
+                .await?;
             Ok(LoginOutcome::Ok {
                 account_id: f.account_id,
                 address: f.address,

@@ -289,11 +289,33 @@ impl Store {
         Ok(n.unwrap_or(0).max(0) as u32)
     }
 
-    pub async fn clear_auth_failures(&self, keys: &[String]) -> Result<()> {
-        sqlx::query("DELETE FROM auth_failures WHERE key = ANY($1)")
-            .bind(keys)
-            .execute(&self.pool)
-            .await?;
+    /// After a successful login: forgets `user_key`'s count, and takes the failures counted
+    /// under `pair_key` (this user from this address, within the window) back out of
+    /// `address_key`'s count — only this user's own mistakes are forgiven at this address.
+    pub async fn forgive_auth_failures(
+        &self,
+        address_key: &str,
+        pair_key: &str,
+        user_key: &str,
+        window_secs: u32,
+    ) -> Result<()> {
+        sqlx::query(
+            "WITH mine AS (
+               DELETE FROM auth_failures WHERE key = $2
+               RETURNING CASE WHEN last_failure >= now() - make_interval(secs => $4)
+                              THEN failures ELSE 0 END AS n),
+             address AS (
+               UPDATE auth_failures a
+                  SET failures = greatest(a.failures - (SELECT sum(n) FROM mine)::int, 0)
+                WHERE a.key = $1 AND EXISTS (SELECT 1 FROM mine))
+             DELETE FROM auth_failures WHERE key = $3",
+        )
+        .bind(address_key)
+        .bind(pair_key)
+        .bind(user_key)
+        .bind(f64::from(window_secs))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
