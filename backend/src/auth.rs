@@ -5,11 +5,11 @@
 //! and per user name in PostgreSQL, so every front-end applies the same growing delay (the
 //! larger of the two). A success clears the user's count and takes only that user's own
 //! failures from that address back out of the address's count: logging in to an account one
-//! holds does not wipe the failures of guesses at others. A client address with `lockout_after` failures
-//! within the window is locked out: its logins fail, even with the right password, until the
-//! window has passed since its last failure. Accounts get only the growing delay, never a
-//! lockout, so nobody can lock a user out by guessing at their name. At most one argon2
-//! verification per core runs at once; more logins wait their turn.
+//! holds does not wipe the failures of guesses at others. A client address with
+//! `lockout_after` failures within the window is locked out: its logins fail, even with the
+//! right password, until the window has passed since its last failure. Accounts get only the
+//! growing delay, never a lockout, so nobody can lock a user out by guessing at their name. At
+//! most one argon2 verification per core runs at once; more logins wait their turn.
 use crate::address::Address;
 use crate::error::Result;
 use crate::password;
