@@ -1,6 +1,7 @@
 //! Login penalties end to end over POP3: an address locked out after repeated failures for a
 //! while; a valid account of one's own does not reset the count of guesses at others; users
-//! behind one address (a NAT) who mistype and then log in do not lock it out.
+//! behind one address (a NAT) who mistype and then log in do not lock it out; expired counts
+//! are pruned.
 use bridgehead_tests::{Cluster, Options, RawClient};
 use std::time::{Duration, Instant};
 
@@ -105,5 +106,37 @@ async fn users_who_mistype_then_log_in_do_not_lock_their_address_out() {
         let reply = attempt(&c, u, "right").await;
         assert!(reply.starts_with("+OK Logged in"), "{u}: {reply}");
     }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_failure_counts_are_pruned() {
+    let c = cluster(3, Duration::from_secs(60)).await;
+    let s = &c.store;
+    s.record_auth_failures(&["user:old@example.com".into()], 1)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.record_auth_failures(&["user:new@example.com".into()], 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.prune_auth_failures(1).await.unwrap(),
+        1,
+        "only the old count"
+    );
+    assert_eq!(
+        s.recent_auth_failures("user:old@example.com", 3600)
+            .await
+            .unwrap(),
+        0,
+        "its row is gone, not just out of the window"
+    );
+    assert_eq!(
+        s.recent_auth_failures("user:new@example.com", 1)
+            .await
+            .unwrap(),
+        1
+    );
     c.stop().await;
 }

@@ -63,7 +63,7 @@ pub async fn serve(
     tokio::spawn(watch_database(
         health,
         store,
-        services.settings.metrics.clone(),
+        services.settings.clone(),
         shutdown.clone(),
     ));
     let token = services.settings.admin_token.clone();
@@ -138,9 +138,11 @@ fn require_front_end(
 async fn watch_database(
     health: tonic_health::server::HealthReporter,
     store: Store,
-    metrics: Arc<crate::metrics::Metrics>,
+    settings: Arc<ServiceSettings>,
     shutdown: CancellationToken,
 ) {
+    let metrics = &settings.metrics;
+    let window = settings.auth.window.as_secs().min(u64::from(u32::MAX)) as u32;
     let mut serving = true;
     loop {
         tokio::select! {
@@ -158,6 +160,9 @@ async fn watch_database(
             }
             if let Err(e) = store.prune_submissions().await {
                 tracing::warn!(error = %e, "pruning old submission tokens failed");
+            }
+            if let Err(e) = store.prune_auth_failures(window).await {
+                tracing::warn!(error = %e, "pruning expired login failure counts failed");
             }
         }
         if up != serving {

@@ -289,6 +289,18 @@ impl Store {
         Ok(n.unwrap_or(0).max(0) as u32)
     }
 
+    /// Forgets failure counts whose last failure is older than the window (a count that old
+    /// starts afresh anyway): guesses at many names leave no lasting rows.
+    pub async fn prune_auth_failures(&self, window_secs: u32) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM auth_failures WHERE last_failure < now() - make_interval(secs => $1)",
+        )
+        .bind(f64::from(window_secs))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// After a successful login: forgets `user_key`'s count, and takes the failures counted
     /// under `pair_key` (this user from this address, within the window) back out of
     /// `address_key`'s count — only this user's own mistakes are forgiven at this address.
