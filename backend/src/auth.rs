@@ -42,6 +42,11 @@ impl Default for AuthPolicy {
 }
 
 impl AuthPolicy {
+    /// The window in whole seconds, as the store counts it.
+    pub fn window_secs(&self) -> u32 {
+        self.window.as_secs().min(u64::from(u32::MAX)) as u32
+    }
+
     pub fn delay_after(&self, failures: u32) -> Duration {
         let factor = 1u32 << failures.saturating_sub(1).min(16);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
@@ -89,7 +94,7 @@ pub async fn login(
         format!("user:{user_key}"),
         format!("pair:{client}|{user_key}"),
     ];
-    let window = policy.window.as_secs().min(u64::from(u32::MAX)) as u32;
+    let window = policy.window_secs();
     let hash = found.as_ref().map(|f| f.password_hash.clone());
     let ok = verify_bounded(password, hash).await;
     match found {

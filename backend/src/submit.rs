@@ -61,7 +61,8 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// Judges every recipient and opens the content transaction.
+    /// Judges every recipient and prepares the content writer (its transaction, if one is
+    /// needed at all, begins at its first statement).
     pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Submission> {
         if env.recipients.is_empty() {
             return Err(StoreError::InvalidEnvelope("no recipients"));

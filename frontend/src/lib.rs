@@ -17,4 +17,15 @@ pub mod server;
 pub mod smtp;
 pub mod tls;
 
+/// Shared by unit tests: a small deterministic pseudo-random source (xorshift64).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 pub use server::{FrontendConfig, FrontendError, FrontendHandle};

@@ -300,6 +300,21 @@ impl Cluster {
             .collect()
     }
 
+    /// Successful calls of `method` (say "fetch_many") the front-end made to back-ends, from
+    /// its metrics.
+    pub fn backend_calls(&self, method: &str) -> u64 {
+        let registry = &self.frontend.as_ref().expect("front-end running").registry;
+        let mut metrics = String::new();
+        prometheus_client::encoding::text::encode(&mut metrics, registry).expect("metrics");
+        let line = format!(
+            "bridgehead_frontend_backend_call_seconds_count{{method=\"{method}\",outcome=\"ok\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .map_or(0, |n| n.parse().expect("a count"))
+    }
+
     pub async fn stop(mut self) {
         if let Some(f) = self.frontend.take() {
             f.stop().await;

@@ -96,21 +96,8 @@ async fn messages_read_ahead_arrive_exactly() {
         assert!(got == want, "message {} differs", i + 1);
     }
     // Three batches (1-7 without the deleted 3, 9-24, 25-40) and the big one on its own.
-    let registry = &c.frontend.as_ref().unwrap().registry;
-    let mut metrics = String::new();
-    prometheus_client::encoding::text::encode(&mut metrics, registry).unwrap();
-    let calls = |method: &str| {
-        let line = format!(
-            "bridgehead_frontend_backend_call_seconds_count{{method=\"{method}\",outcome=\"ok\"}} "
-        );
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .unwrap_or("0")
-            .to_string()
-    };
-    assert_eq!(calls("fetch_many"), "3", "{metrics}");
-    assert_eq!(calls("fetch"), "1", "{metrics}");
+    assert_eq!(c.backend_calls("fetch_many"), 3);
+    assert_eq!(c.backend_calls("fetch"), 1);
     s.send(b"RETR 3\r\n").await;
     assert!(s.line().await.starts_with("-ERR"), "deleted");
     s.send(b"QUIT\r\n").await;

@@ -34,14 +34,7 @@ async fn send(c: &Cluster, rcpt: &str, size: Option<u64>) -> (String, Option<Str
 
 /// Back-end CheckRecipient calls the front-end made so far.
 fn checks(c: &Cluster) -> u64 {
-    let registry = &c.frontend.as_ref().unwrap().registry;
-    let mut metrics = String::new();
-    prometheus_client::encoding::text::encode(&mut metrics, registry).unwrap();
-    let line = "bridgehead_frontend_backend_call_seconds_count{method=\"check_recipient\",outcome=\"ok\"} ";
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line))
-        .map_or(0, |n| n.parse().unwrap())
+    c.backend_calls("check_recipient")
 }
 
 fn addr(a: &str) -> Address {

@@ -142,7 +142,7 @@ async fn watch_database(
     shutdown: CancellationToken,
 ) {
     let metrics = &settings.metrics;
-    let window = settings.auth.window.as_secs().min(u64::from(u32::MAX)) as u32;
+    let window = settings.auth.window_secs();
     let mut serving = true;
     loop {
         tokio::select! {

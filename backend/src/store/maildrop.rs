@@ -110,9 +110,12 @@ impl Store {
         };
         // The per-recipient prefix (Return-Path, Delivered-To) rides in the first chunk: one
         // message on the wire instead of two.
-        let mut head: Vec<u8> = row.get("prefix");
-        head.extend_from_slice(&row.get::<Vec<u8>, _>("data"));
-        let first: Vec<Vec<u8>> = Some(head).into_iter().filter(|c| !c.is_empty()).collect();
+        let head = with_prefix(&row);
+        let first = if head.is_empty() {
+            Vec::new()
+        } else {
+            vec![head]
+        };
         let state = Fetch {
             pool: self.pool.clone(),
             content_id: row.get("content_id"),
@@ -154,10 +157,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         let mut total = 0;
         for row in rows {
-            let (prefix, chunk): (&[u8], &[u8]) = (row.get("prefix"), row.get("data"));
-            let mut data = Vec::with_capacity(prefix.len() + chunk.len());
-            data.extend_from_slice(prefix);
-            data.extend_from_slice(chunk);
+            let data = with_prefix(&row);
             total += data.len();
             if total > max_bytes && !out.is_empty() {
                 break;
@@ -306,4 +306,11 @@ impl Fetch {
         self.next_seq += 1;
         Ok(data)
     }
+}
+
+/// A row's `prefix` (the recipient's Return-Path and Delivered-To) followed by its `data`
+/// (the first or only chunk), copied once.
+fn with_prefix(row: &sqlx::postgres::PgRow) -> Vec<u8> {
+    let (prefix, data): (&[u8], &[u8]) = (row.get("prefix"), row.get("data"));
+    [prefix, data].concat()
 }

@@ -320,11 +320,7 @@ impl Backends {
     ) -> Result<OpenOutcome, BackendError> {
         use pb::open_reply::Outcome;
         let req = pb::OpenRequest {
-            credentials: Some(pb::Credentials {
-                username: user.to_string(),
-                password: password.to_string(),
-                client_address: client.to_string(),
-            }),
+            credentials: Some(credentials(user, password, client)),
             session_token: lease.token.clone(),
             lease_seconds: lease.seconds,
         };
@@ -426,6 +422,14 @@ impl Backends {
         })
         .await
         .map(|_| ())
+    }
+}
+
+fn credentials(user: &str, password: &str, client: &str) -> pb::Credentials {
+    pb::Credentials {
+        username: user.to_string(),
+        password: password.to_string(),
+        client_address: client.to_string(),
     }
 }
 

@@ -20,11 +20,7 @@ impl Backends {
     ) -> Result<AuthResult, BackendError> {
         use pb::authenticate_reply::Outcome;
         let req = pb::AuthenticateRequest {
-            credentials: Some(pb::Credentials {
-                username: user.to_string(),
-                password: password.to_string(),
-                client_address: client.to_string(),
-            }),
+            credentials: Some(super::credentials(user, password, client)),
         };
         let reply = self
             .idempotent("authenticate", |ch| {

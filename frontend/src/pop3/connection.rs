@@ -303,9 +303,7 @@ impl Driver {
                 let mut stuffer = DotStuffer::default();
                 stuffer.push(&data, &mut self.out);
                 stuffer.finish(&mut self.out);
-                let m = self.ctx.backends.metrics();
-                m.messages_retrieved.inc();
-                m.bytes_retrieved.inc_by(data.len() as u64);
+                self.count_retrieved(data.len() as u64);
                 return Ok(None);
             }
         }
@@ -334,11 +332,15 @@ impl Driver {
         }
         stuffer.finish(&mut self.out);
         if top.is_none() {
-            let m = self.ctx.backends.metrics();
-            m.messages_retrieved.inc();
-            m.bytes_retrieved.inc_by(sent);
+            self.count_retrieved(sent);
         }
         Ok(None)
+    }
+
+    fn count_retrieved(&self, octets: u64) {
+        let m = self.ctx.backends.metrics();
+        m.messages_retrieved.inc();
+        m.bytes_retrieved.inc_by(octets);
     }
 
     /// Message `uid` from the read-ahead; when it is not there and `ahead` names more

@@ -66,13 +66,7 @@ mod tests {
     #[test]
     fn stuffs_like_the_line_by_line_rule_for_any_chunking() {
         let pieces: [&[u8]; 6] = [b".", b"\r\n", b"\n", b"ab", b"..", b"x.y"];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         for case in 0..2000 {
             let mut msg = Vec::new();
             for _ in 0..next() % 30 {

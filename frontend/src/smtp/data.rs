@@ -313,13 +313,7 @@ mod tests {
             b"..",
             &[b'z'; 700],
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         for case in 0..3000 {
             let mut input = Vec::new();
             for _ in 0..next() % 40 {
