@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
+use bridgehead_backend::harvest::HarvestPolicy;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{BackendConfig, BackendHandle};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
@@ -80,6 +81,10 @@ pub struct FrontendArgs {
     /// On SIGTERM, seconds busy sessions may take to finish before the front-end exits.
     #[arg(long, env = "BRIDGEHEAD_DRAIN_SECS")]
     pub drain_secs: Option<u64>,
+    /// Seconds a TLS handshake may take (implicit TLS, STARTTLS, STLS) before the
+    /// connection is closed (default 30).
+    #[arg(long, env = "BRIDGEHEAD_TLS_HANDSHAKE_SECS")]
+    pub tls_handshake_secs: Option<u64>,
     /// Seconds a call to a back-end may take before it is given up.
     #[arg(long, env = "BRIDGEHEAD_BACKEND_TIMEOUT_SECS")]
     pub backend_timeout_secs: Option<u64>,
@@ -190,6 +195,13 @@ pub struct BackendArgs {
     /// Failed logins from one client address within 15 minutes that lock it out (0: never).
     #[arg(long, env = "BRIDGEHEAD_AUTH_LOCKOUT_AFTER")]
     pub auth_lockout_after: Option<u32>,
+    /// Unknown recipients one unauthenticated client address may ask for within the window
+    /// before every RCPT from it is refused with 450 4.7.1 (default 20; 0: no limit).
+    #[arg(long, env = "BRIDGEHEAD_UNKNOWN_RECIPIENT_LIMIT")]
+    pub unknown_recipient_limit: Option<u32>,
+    /// That window, in seconds since the address's last unknown recipient (default 600).
+    #[arg(long, env = "BRIDGEHEAD_UNKNOWN_RECIPIENT_WINDOW_SECS")]
+    pub unknown_recipient_window_secs: Option<u64>,
 }
 
 fn read_toml<T: for<'de> Deserialize<'de> + Default>(path: Option<&Path>) -> Result<T> {
@@ -242,6 +254,11 @@ impl FrontendArgs {
                 .or(file.drain_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(d.drain_timeout),
+            tls_handshake_timeout: self
+                .tls_handshake_secs
+                .or(file.tls_handshake_secs)
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(d.tls_handshake_timeout),
             backend_timeout: self
                 .backend_timeout_secs
                 .or(file.backend_timeout_secs)
@@ -372,6 +389,17 @@ impl BackendArgs {
                     .or(file.auth_lockout_after)
                     .unwrap_or(AuthPolicy::default().lockout_after),
                 ..AuthPolicy::default()
+            },
+            harvest: HarvestPolicy {
+                limit: self
+                    .unknown_recipient_limit
+                    .or(file.unknown_recipient_limit)
+                    .unwrap_or(HarvestPolicy::default().limit),
+                window: self
+                    .unknown_recipient_window_secs
+                    .or(file.unknown_recipient_window_secs)
+                    .map(Duration::from_secs)
+                    .unwrap_or(HarvestPolicy::default().window),
             },
             connector: ConnectorConfig {
                 workers: self

@@ -81,6 +81,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         admin_token: admin_token.clone(),
         max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         auth: AuthPolicy::default(),
+        harvest: Default::default(),
         transport: TransportConfig {
             hostname: crate::config::system_hostname(),
             ..TransportConfig::default()
@@ -137,6 +138,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         "admin_token": admin_token,
         "demo_user": DEMO_USER,
         "demo_password": demo_password,
+        "postgres_data": pg.as_ref().map(|p| p.data_dir().display().to_string()),
     });
     let path = dir.join("endpoints.json");
     write_private(&path, serde_json::to_string_pretty(&endpoints)?.as_bytes())?;
@@ -239,6 +241,13 @@ fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
         "  admin:    bridgehead admin --data-dir {} user list",
         dir.display()
     );
+    if let Some(pg) = e["postgres_data"].as_str() {
+        if !Path::new(pg).starts_with(dir) {
+            println!(
+                "  postgres  data in {pg} (the postgres user cannot enter the data directory)"
+            );
+        }
+    }
     println!(
         "Endpoints written to {}. Ctrl-C stops the cluster.",
         path.display()

@@ -3,9 +3,15 @@
 //! Invariants: the answer for an unknown user and for a wrong password is the same and takes
 //! the same time (argon2 runs against a dummy hash); failures are counted per client address
 //! and per user name in PostgreSQL, so every front-end applies the same growing delay (the
-//! larger of the two). A success clears the user's count and takes only that user's own
-//! failures from that address back out of the address's count: logging in to an account one
-//! holds does not wipe the failures of guesses at others. A client address with
+//! larger of the two). The user name's delay is also a rate: once it has recent failures,
+//! its password is checked at most once per delay (16 s at most), whatever the number of
+//! connections, addresses or front-ends; attempts in between fail unchecked — except from an
+//! address the account logged in from within 30 days, which is always checked (so the user
+//! is never locked out of their usual places by guessing elsewhere). A success takes only that
+//! user's own failures from that address back out of the address's and the user's counts:
+//! logging in to an account one holds does not wipe the failures of guesses at others, and the
+//! real user's login does not wipe the guesses made at their name from elsewhere. A client
+//! address with
 //! `lockout_after` failures within the window is locked out: its logins fail, even with the
 //! right password, until the window has passed since its last failure. Accounts get only the
 //! growing delay, never a lockout, so nobody can lock a user out by guessing at their name. At
@@ -13,7 +19,7 @@
 use crate::address::Address;
 use crate::error::Result;
 use crate::password;
-use crate::store::Store;
+use crate::store::{AuthKeys, PenaltyCurve, Store};
 use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -34,7 +40,7 @@ impl Default for AuthPolicy {
     fn default() -> Self {
         AuthPolicy {
             base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(15),
+            max_delay: Duration::from_secs(16),
             window: Duration::from_secs(15 * 60),
             lockout_after: 20,
         }
@@ -45,6 +51,15 @@ impl AuthPolicy {
     /// The window in whole seconds, as the store counts it.
     pub fn window_secs(&self) -> u32 {
         self.window.as_secs().min(u64::from(u32::MAX)) as u32
+    }
+
+    /// The delay curve as the store applies it.
+    pub fn curve(&self) -> PenaltyCurve {
+        PenaltyCurve {
+            base_secs: self.base_delay.as_secs_f64(),
+            max_secs: self.max_delay.as_secs_f64(),
+            window_secs: self.window_secs(),
+        }
     }
 
     pub fn delay_after(&self, failures: u32) -> Duration {
@@ -74,53 +89,72 @@ async fn verify_bounded(password: &str, hash: Option<String>) -> bool {
         .unwrap_or(false)
 }
 
+/// Why a login failed, for the log and the metrics (the client hears the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Wrong password or unknown user.
+    Wrong,
+    /// The client address is locked out.
+    LockedOut,
+    /// Not checked: the account's turn was taken (another attempt within its penalty
+    /// interval, from an address it never logged in from).
+    Throttled,
+}
+
 pub async fn login(
     store: &Store,
     policy: &AuthPolicy,
     username: &str,
     password: &str,
     client: &str,
-) -> Result<LoginOutcome> {
-    let canonical = Address::parse(username).map(|a| a.to_string());
-    let found = match &canonical {
-        Ok(addr) => store.login_check(addr).await?,
-        Err(_) => None,
-    };
+) -> Result<(LoginOutcome, Option<Refusal>)> {
+    let canonical = Address::parse(username).map(|a| a.to_string()).ok();
     // Failures count per client address and per user name (existing or not, so the count
     // tells nothing about existence), shared by every front-end through PostgreSQL.
-    let user_key = canonical.unwrap_or_else(|_| username.to_ascii_lowercase());
-    let keys = [
-        format!("ip:{client}"),
-        format!("user:{user_key}"),
-        format!("pair:{client}|{user_key}"),
-    ];
-    let window = policy.window_secs();
-    let hash = found.as_ref().map(|f| f.password_hash.clone());
+    let user_key = canonical
+        .clone()
+        .unwrap_or_else(|| username.to_ascii_lowercase());
+    let keys = AuthKeys {
+        address: format!("ip:{client}"),
+        user: format!("user:{user_key}"),
+        pair: format!("pair:{client}|{user_key}"),
+    };
+    let curve = policy.curve();
+    let login = canonical.as_deref().unwrap_or("");
+    let gate = store.login_gate(login, client, &keys, curve).await?;
+    if !gate.may_verify {
+        // The account's turn is taken: answered as a failure without a check, so guesses at
+        // one account are bounded by time, not by the number of connections or addresses.
+        let failures = store
+            .record_auth_failures(&[&keys.address, &keys.pair], curve)
+            .await?;
+        let delay = policy.delay_after(failures);
+        return Ok((LoginOutcome::Failed { delay }, Some(Refusal::Throttled)));
+    }
+    let hash = gate.account.as_ref().map(|f| f.password_hash.clone());
     let ok = verify_bounded(password, hash).await;
-    match found {
+    match gate.account {
         Some(f) if ok => {
-            // Only a right password needs the lockout looked up: a wrong one fails anyway.
-            // Locked out, it neither logs in nor extends the lockout.
-            if policy.lockout_after > 0
-                && store.recent_auth_failures(&keys[0], window).await? >= policy.lockout_after
-            {
-                return Ok(LoginOutcome::Failed {
-                    delay: policy.delay_after(policy.lockout_after),
-                });
+            // Locked out, a right password neither logs in nor extends the lockout.
+            if policy.lockout_after > 0 && gate.address_failures >= policy.lockout_after {
+                let delay = policy.delay_after(policy.lockout_after);
+                return Ok((LoginOutcome::Failed { delay }, Some(Refusal::LockedOut)));
             }
+            let note = (!gate.known_recently).then_some((f.account_id, client));
             store
-                .forgive_auth_failures(&keys[0], &keys[2], &keys[1], window)
+                .forgive_auth_failures(&keys, curve.window_secs, note)
                 .await?;
-            Ok(LoginOutcome::Ok {
+            let outcome = LoginOutcome::Ok {
                 account_id: f.account_id,
                 address: f.address,
-            })
+            };
+            Ok((outcome, None))
         }
         _ => {
-            let failures = store.record_auth_failures(&keys, window).await?;
-            Ok(LoginOutcome::Failed {
-                delay: policy.delay_after(failures),
-            })
+            let all = [keys.address.as_str(), &keys.user, &keys.pair];
+            let failures = store.record_auth_failures(&all, curve).await?;
+            let delay = policy.delay_after(failures);
+            Ok((LoginOutcome::Failed { delay }, Some(Refusal::Wrong)))
         }
     }
 }
@@ -135,6 +169,7 @@ mod tests {
         assert_eq!(p.delay_after(1), Duration::from_millis(500));
         assert_eq!(p.delay_after(2), Duration::from_millis(1000));
         assert_eq!(p.delay_after(3), Duration::from_millis(2000));
-        assert_eq!(p.delay_after(100), Duration::from_secs(15));
+        assert_eq!(p.delay_after(6), Duration::from_secs(16));
+        assert_eq!(p.delay_after(100), Duration::from_secs(16));
     }
 }

@@ -6,12 +6,14 @@
 //! PostgreSQL for `bridgehead dev` and the tests.
 pub mod address;
 pub mod auth;
+pub mod chores;
 pub mod connector;
 pub mod content;
 pub mod directory;
 pub mod dsn;
 pub mod error;
 pub mod grpc;
+pub mod harvest;
 pub mod metrics;
 pub mod password;
 pub mod pgrunner;

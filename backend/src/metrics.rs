@@ -23,6 +23,10 @@ pub struct Metrics {
     pub queue_oldest_seconds: Gauge,
     pub connector_polls: Family<Result, Counter>,
     pub connector_fetched: Counter,
+    /// Failed logins by reason: wrong, locked_out, throttled (not checked).
+    pub login_refusals: Family<Result, Counter>,
+    /// RCPTs refused because the client asked for too many unknown recipients.
+    pub harvest_refusals: Counter,
 }
 
 impl Metrics {
@@ -69,6 +73,16 @@ impl Metrics {
             "queue_oldest_seconds",
             "Age of the oldest queued message",
             m.queue_oldest_seconds.clone(),
+        );
+        r.register(
+            "login_refusals",
+            "Failed logins by reason (wrong, locked_out, throttled: not checked)",
+            m.login_refusals.clone(),
+        );
+        r.register(
+            "harvest_refusals",
+            "Recipients refused for too many unknown recipients from the client address",
+            m.harvest_refusals.clone(),
         );
         r.register(
             "connector_polls",

@@ -4,7 +4,11 @@
 //! make sure it stops. The server runs under a small `sh` guard that reads its stdin: when
 //! this process ends in any way (even SIGKILL), the pipe closes and the guard stops the
 //! server with a fast shutdown. As root, the server runs as the `postgres` user, since
-//! PostgreSQL refuses to run as root.
+//! PostgreSQL refuses to run as root; when that user cannot reach the directory asked for
+//! (a project under `/root`, a `mktemp -d` parent: mode 0700), the server's files live in a
+//! directory of their own under that user's home instead (`/var/lib/postgresql/bridgehead/…`,
+//! one per directory asked for, so a second start finds the same data), and `data_dir` says
+//! where.
 //!
 //! Binaries are found on PATH or under `/usr/lib/postgresql/*/bin` (newest version first).
 use std::fs;
@@ -51,10 +55,11 @@ impl PgServer {
     fn start_inner(dir: &Path, port: u16, remove_after: bool) -> Result<PgServer, PgError> {
         let bin = find_bin_dir()?;
         let owner = run_as()?;
+        let dir = &server_dir(dir, owner.as_ref())?;
         let data_dir = dir.join("pgdata");
         let pwfile = dir.join("pg-password");
         if !data_dir.join("PG_VERSION").exists() {
-            init(&bin, dir, &data_dir, &pwfile, owner)?;
+            init(&bin, dir, &data_dir, &pwfile, owner.as_ref())?;
         }
         let password = fs::read_to_string(&pwfile)
             .map_err(|e| PgError::Io(pwfile.display().to_string(), e))?
@@ -83,7 +88,7 @@ impl PgServer {
             .stdout(Stdio::null());
         // Its own process group: a Ctrl-C at the terminal reaches us, and we stop it in order.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        with_owner(&mut cmd, owner);
+        with_owner(&mut cmd, owner.as_ref());
         let guard = cmd.spawn().map_err(|e| PgError::Io("sh".into(), e))?;
         let server = PgServer {
             guard: Some(guard),
@@ -147,7 +152,7 @@ fn init(
     dir: &Path,
     data: &Path,
     pwfile: &Path,
-    owner: Option<(u32, u32)>,
+    owner: Option<&Owner>,
 ) -> Result<(), PgError> {
     let io = |what: &Path| {
         let what = what.display().to_string();
@@ -156,9 +161,9 @@ fn init(
     fs::create_dir_all(dir).map_err(io(dir))?;
     let password = random_password();
     fs::write(pwfile, format!("{password}\n")).map_err(io(pwfile))?;
-    if let Some((uid, gid)) = owner {
-        chown(dir, uid, gid).map_err(io(dir))?;
-        chown(pwfile, uid, gid).map_err(io(pwfile))?;
+    if let Some(o) = owner {
+        chown(dir, o.uid, o.gid).map_err(io(dir))?;
+        chown(pwfile, o.uid, o.gid).map_err(io(pwfile))?;
     }
     let mut cmd = Command::new(bin.join("initdb"));
     cmd.arg("-D")
@@ -214,8 +219,70 @@ pub fn find_bin_dir() -> Result<PathBuf, PgError> {
         .ok_or(PgError::NotInstalled("initdb/postgres"))
 }
 
-/// As root: the uid/gid of `postgres`; otherwise none (run as ourselves).
-fn run_as() -> Result<Option<(u32, u32)>, PgError> {
+/// The user the server runs as, when it is not us (as root: `postgres`).
+#[derive(Debug, Clone)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+/// Where the server's files go: `dir` when the owner can reach it (or we run the server
+/// ourselves), else a directory named after `dir` under the owner's home.
+fn server_dir(dir: &Path, owner: Option<&Owner>) -> Result<PathBuf, PgError> {
+    let io = |what: &Path| {
+        let what = what.display().to_string();
+        move |e| PgError::Io(what, e)
+    };
+    let Some(o) = owner else {
+        return Ok(dir.to_path_buf());
+    };
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    let parents_reachable = dir
+        .ancestors()
+        .skip(1)
+        .all(|p| traversable_by(p, o.uid, o.gid));
+    if parents_reachable {
+        return Ok(dir);
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let own = o.home.join("bridgehead").join(format!(
+        "{name}-{:016x}",
+        fnv1a(dir.as_os_str().as_encoded_bytes())
+    ));
+    fs::create_dir_all(&own).map_err(io(&own))?;
+    Ok(own)
+}
+
+/// Whether the user (uid, gid) may pass through directory `p` (search permission).
+fn traversable_by(p: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::metadata(p) else {
+        return false;
+    };
+    let mode = m.mode();
+    if m.uid() == uid {
+        mode & 0o100 != 0
+    } else if m.gid() == gid {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    }
+}
+
+/// A stable 64-bit FNV-1a hash, to name a directory after a path.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// As root: the `postgres` user; otherwise none (run as ourselves).
+fn run_as() -> Result<Option<Owner>, PgError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
@@ -226,14 +293,19 @@ fn run_as() -> Result<Option<(u32, u32)>, PgError> {
     if pw.is_null() {
         return Err(PgError::NoPostgresUser);
     }
-    // SAFETY: pw is non-null and points at a valid passwd record.
-    Ok(Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) }))
+    // SAFETY: pw is non-null and points at a valid passwd record; the home directory is a
+    // valid C string, copied out at once.
+    let (uid, gid, home) = unsafe {
+        let home = std::ffi::CStr::from_ptr((*pw).pw_dir).to_string_lossy();
+        ((*pw).pw_uid, (*pw).pw_gid, PathBuf::from(home.as_ref()))
+    };
+    Ok(Some(Owner { uid, gid, home }))
 }
 
-fn with_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
+fn with_owner(cmd: &mut Command, owner: Option<&Owner>) {
     use std::os::unix::process::CommandExt;
-    if let Some((uid, gid)) = owner {
-        cmd.uid(uid).gid(gid); // std drops supplementary groups too
+    if let Some(o) = owner {
+        cmd.uid(o.uid).gid(o.gid); // std drops supplementary groups too
     }
 }
 

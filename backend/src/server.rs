@@ -15,6 +15,7 @@ pub struct BackendConfig {
     pub admin_token: String,
     pub max_message_size: u64,
     pub auth: AuthPolicy,
+    pub harvest: crate::harvest::HarvestPolicy,
     pub transport: crate::transport::TransportConfig,
     pub connector: crate::connector::ConnectorConfig,
     /// Mutual TLS with front-ends (and TLS for the admin API).
@@ -63,7 +64,8 @@ impl BackendHandle {
             transport: config.transport.clone(),
             metrics: metrics.clone(),
             max_message_size: config.max_message_size,
-            auth: config.auth,
+            auth: config.auth.clone(),
+            harvest: config.harvest.clone(),
         };
         let task = tokio::spawn(grpc::serve(
             listener,
@@ -80,6 +82,16 @@ impl BackendHandle {
         workers.extend(crate::connector::spawn(
             store.clone(),
             config.connector,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        let chores = crate::chores::Chores {
+            auth_window_secs: config.auth.window_secs(),
+            harvest_window_secs: config.harvest.window_secs(),
+        };
+        workers.push(crate::chores::spawn(
+            store.clone(),
+            chores,
             metrics.clone(),
             shutdown.clone(),
         ));

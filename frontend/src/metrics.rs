@@ -30,6 +30,8 @@ pub struct Metrics {
     pub messages_accepted: Counter,
     pub bytes_accepted: Counter,
     pub recipient_cache_hits: Counter,
+    /// RCPTs refused from the memory of harvesting client addresses.
+    pub harvest_refusals: Counter,
     pub messages_retrieved: Counter,
     pub bytes_retrieved: Counter,
     pub backend_calls: Family<Call, Histogram>,
@@ -51,6 +53,7 @@ impl Metrics {
             messages_accepted: Counter::default(),
             bytes_accepted: Counter::default(),
             recipient_cache_hits: Counter::default(),
+            harvest_refusals: Counter::default(),
             messages_retrieved: Counter::default(),
             bytes_retrieved: Counter::default(),
             backend_calls: Family::new_with_constructor(latency),
@@ -87,6 +90,11 @@ impl Metrics {
             "recipient_cache_hits",
             "RCPT answers given again from the front-end's memory, without a back-end call",
             m.recipient_cache_hits.clone(),
+        );
+        r.register(
+            "harvest_refusals",
+            "RCPTs refused (450 4.7.1) because the client address asked for too many unknown recipients",
+            m.harvest_refusals.clone(),
         );
         r.register(
             "messages_retrieved",

@@ -12,7 +12,10 @@ pub const LOGIN_PASSWORD: &str = "UGFzc3dvcmQ6";
 pub enum SaslError {
     /// The response is not base64 (or not UTF-8).
     BadBase64,
-    /// A PLAIN response of the wrong shape, or one acting for another user.
+    /// A PLAIN response that is not `[authzid] NUL authcid NUL passwd` with a user and a
+    /// password (RFC 4616 §2): a syntax error, not a failed login.
+    MalformedPlain,
+    /// A well-formed PLAIN response acting for another user (proxy authorisation).
     BadPlain,
 }
 
@@ -32,12 +35,14 @@ pub fn plain(b64: &[u8]) -> Result<(String, String), SaslError> {
     let text = decode(b64)?;
     let mut parts = text.split('\0');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(authz), Some(user), Some(pass), None)
-            if (authz.is_empty() || authz == user) && !user.is_empty() && !pass.is_empty() =>
-        {
-            Ok((user.to_string(), pass.to_string()))
+        (Some(authz), Some(user), Some(pass), None) if !user.is_empty() && !pass.is_empty() => {
+            if authz.is_empty() || authz == user {
+                Ok((user.to_string(), pass.to_string()))
+            } else {
+                Err(SaslError::BadPlain)
+            }
         }
-        _ => Err(SaslError::BadPlain),
+        _ => Err(SaslError::MalformedPlain),
     }
 }
 
@@ -61,6 +66,9 @@ mod tests {
             "bob acting as alice"
         );
         assert_eq!(plain(b"!!"), Err(SaslError::BadBase64));
+        for malformed in [&b"="[..], b"AGFsaWNl", b"AGFsaWNlAA==", b"AABzZWNyZXQ="] {
+            assert_eq!(plain(malformed), Err(SaslError::MalformedPlain));
+        }
         assert_eq!(decode(b"="), Ok(String::new()));
     }
 }

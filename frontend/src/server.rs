@@ -61,6 +61,8 @@ pub struct FrontendConfig {
     pub backend_tls: Option<ClientTlsFiles>,
     /// On shutdown, how long sessions busy with a command (say, DATA) may take to finish.
     pub drain_timeout: Duration,
+    /// The longest a TLS handshake may take (implicit TLS, STARTTLS, STLS).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for FrontendConfig {
@@ -91,6 +93,7 @@ impl Default for FrontendConfig {
             proxy_protocol_from: Vec::new(),
             backend_tls: None,
             drain_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -160,6 +163,7 @@ struct Shared {
     pop3: Arc<Pop3Context>,
     smtp: Arc<SmtpContext>,
     tls: Option<TlsAcceptor>,
+    tls_handshake_timeout: Duration,
     limiter: Arc<AddressLimiter>,
     proxied: Networks,
     metrics: Arc<Metrics>,
@@ -198,11 +202,13 @@ impl FrontendHandle {
                     idle_timeout: config.idle_timeout,
                     lease_seconds: config.lease_seconds,
                     max_bad_commands: config.max_bad_commands,
+                    tls_handshake_timeout: config.tls_handshake_timeout,
                 },
             }),
             smtp: Arc::new(SmtpContext {
                 backends,
                 recipients: RecipientCache::new(config.recipient_cache_ttl),
+                harvest: Default::default(),
                 tls: tls.clone(),
                 settings: SmtpSettings {
                     hostname: config.hostname.clone(),
@@ -212,9 +218,11 @@ impl FrontendHandle {
                     max_bad_commands: config.max_bad_commands.max(20),
                     command_timeout: config.smtp_command_timeout,
                     data_timeout: config.smtp_data_timeout,
+                    tls_handshake_timeout: config.tls_handshake_timeout,
                 },
             }),
             tls,
+            tls_handshake_timeout: config.tls_handshake_timeout,
             limiter: Arc::new(AddressLimiter::new(
                 config.max_connections,
                 config.max_connections_per_ip,
@@ -334,12 +342,11 @@ async fn connection(
             }
         }
     }
-    let slot = shared.limiter.acquire(peer.ip());
     let _open = OpenConnection::new(&shared.metrics, service.name());
-    let Some(conn) = open(tcp, service, shared.tls.as_ref()).await else {
-        return;
-    };
-    let Some(_slot) = slot else {
+    // The place is taken before any TLS handshake, so handshakes in progress count against
+    // the limits. Past a limit, an implicit-TLS client is not given a handshake to be told
+    // so: it is closed at once.
+    let Some(_slot) = shared.limiter.acquire(peer.ip()) else {
         shared
             .metrics
             .refused
@@ -347,7 +354,13 @@ async fn connection(
                 protocol: service.name(),
             })
             .inc();
-        return refuse_busy(conn, service).await;
+        if !service.implicit_tls() {
+            refuse_busy(Conn::Plain(tcp), service).await;
+        }
+        return;
+    };
+    let Some(conn) = open(tcp, service, &shared).await else {
+        return;
     };
     let shutdown = shared.shutdown.clone();
     match service {
@@ -394,18 +407,19 @@ async fn read_proxy_header(tcp: &mut TcpStream) -> Result<Option<SocketAddr>, St
 }
 
 /// Wraps the connection in TLS when the listener is implicit-TLS.
-async fn open(tcp: TcpStream, service: Service, tls: Option<&TlsAcceptor>) -> Option<Conn> {
+async fn open(tcp: TcpStream, service: Service, shared: &Shared) -> Option<Conn> {
     let plain = Conn::Plain(tcp);
     if !service.implicit_tls() {
         return Some(plain);
     }
-    match tokio::time::timeout(Duration::from_secs(30), plain.upgrade(tls?)).await {
-        Ok(Ok(conn)) => Some(conn),
-        Ok(Err(e)) => {
+    let acceptor = shared.tls.as_ref()?;
+    let limit = shared.tls_handshake_timeout;
+    match plain.upgrade(acceptor, limit, &shared.shutdown).await {
+        Ok(conn) => Some(conn),
+        Err(e) => {
             tracing::debug!(error = %e, "TLS handshake failed");
             None
         }
-        Err(_) => None,
     }
 }
 

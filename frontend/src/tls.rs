@@ -1,5 +1,6 @@
 //! TLS for the listeners: rustls server configuration from PEM files, and a stream type
 //! that is either plain TCP or TLS (so STLS/STARTTLS can upgrade a connection in place).
+//! Invariant: every handshake, implicit or upgraded, has a deadline and yields to shutdown.
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -8,10 +9,12 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -51,11 +54,30 @@ pub enum Conn {
 }
 
 impl Conn {
-    /// Runs the TLS handshake on a plain connection.
-    pub async fn upgrade(self, acceptor: &TlsAcceptor) -> io::Result<Conn> {
-        match self {
-            Conn::Plain(tcp) => Ok(Conn::Tls(Box::new(acceptor.accept(tcp).await?))),
-            tls => Ok(tls),
+    /// Runs the TLS handshake on a plain connection (implicit TLS, STARTTLS, STLS), giving up
+    /// after `limit` or when `stop` is cancelled: a client that stalls mid-handshake holds
+    /// neither its connection slot nor a shutdown for longer than that.
+    pub async fn upgrade(
+        self,
+        acceptor: &TlsAcceptor,
+        limit: Duration,
+        stop: &CancellationToken,
+    ) -> io::Result<Conn> {
+        let Conn::Plain(tcp) = self else {
+            return Ok(self);
+        };
+        tokio::select! {
+            done = tokio::time::timeout(limit, acceptor.accept(tcp)) => match done {
+                Ok(tls) => Ok(Conn::Tls(Box::new(tls?))),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no TLS handshake within {limit:?}"),
+                )),
+            },
+            _ = stop.cancelled() => Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "shutting down during the TLS handshake",
+            )),
         }
     }
 }

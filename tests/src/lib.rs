@@ -8,6 +8,7 @@ use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
+pub use bridgehead_backend::harvest::HarvestPolicy;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::pki::{self, ClusterPki};
 use bridgehead_backend::transport::TransportConfig;
@@ -93,6 +94,10 @@ pub struct Options {
     pub transport: TransportConfig,
     /// POP3 connector workers of the back-end (off by default; fast polling).
     pub connector: ConnectorConfig,
+    /// The unknown-recipient limit (recipient harvesting).
+    pub harvest: HarvestPolicy,
+    /// The front-end's TLS handshake deadline.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for Options {
@@ -122,6 +127,8 @@ impl Default for Options {
                 command_timeout: Duration::from_secs(20),
                 ..TransportConfig::default()
             },
+            harvest: HarvestPolicy::default(),
+            tls_handshake_timeout: FrontendConfig::default().tls_handshake_timeout,
             connector: ConnectorConfig {
                 workers: 0,
                 hostname: "mx.test.example".into(),
@@ -170,6 +177,7 @@ fn backend_config(
             lockout_after: opts.auth_lockout_after,
             ..AuthPolicy::default()
         },
+        harvest: opts.harvest.clone(),
         transport: opts.transport.clone(),
         connector: opts.connector.clone(),
         tls: pki.map(|p| TlsFiles {
@@ -214,6 +222,7 @@ impl Cluster {
             smtp_command_timeout: opts.smtp_command_timeout,
             recipient_cache_ttl: opts.recipient_cache_ttl,
             drain_timeout: Duration::from_secs(1),
+            tls_handshake_timeout: opts.tls_handshake_timeout,
             backend_tls: pki.as_ref().map(|p| ClientTlsFiles {
                 ca: p.ca.clone(),
                 cert: p.frontend_cert.clone(),
@@ -303,16 +312,22 @@ impl Cluster {
     /// Successful calls of `method` (say "fetch_many") the front-end made to back-ends, from
     /// its metrics.
     pub fn backend_calls(&self, method: &str) -> u64 {
+        self.frontend_metric(&format!(
+            "bridgehead_frontend_backend_call_seconds_count{{method=\"{method}\",outcome=\"ok\"}}"
+        ))
+    }
+
+    /// One value of the back-end's metrics: `series` is the name with its labels, as the
+    /// text format writes it (0 when absent).
+    pub fn backend_metric(&self, series: &str) -> u64 {
+        let registry = &self.backend.as_ref().expect("back-end running").registry;
+        metric(registry, series)
+    }
+
+    /// One value of the front-end's metrics, as `backend_metric`.
+    pub fn frontend_metric(&self, series: &str) -> u64 {
         let registry = &self.frontend.as_ref().expect("front-end running").registry;
-        let mut metrics = String::new();
-        prometheus_client::encoding::text::encode(&mut metrics, registry).expect("metrics");
-        let line = format!(
-            "bridgehead_frontend_backend_call_seconds_count{{method=\"{method}\",outcome=\"ok\"}} "
-        );
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .map_or(0, |n| n.parse().expect("a count"))
+        metric(registry, series)
     }
 
     pub async fn stop(mut self) {
@@ -321,6 +336,17 @@ impl Cluster {
         }
         self.stop_backend().await;
     }
+}
+
+/// One value from a registry's text encoding (0 when absent).
+fn metric(registry: &prometheus_client::registry::Registry, series: &str) -> u64 {
+    let mut metrics = String::new();
+    prometheus_client::encoding::text::encode(&mut metrics, registry).expect("metrics");
+    let prefix = format!("{series} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.parse().expect("a count"))
 }
 
 /// A self-signed certificate for localhost in `dir`.
@@ -342,6 +368,19 @@ pub struct RawClient {
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
         let tcp = TcpStream::connect(addr).await.expect("connect");
+        RawClient {
+            reader: BufReader::new(tcp),
+        }
+    }
+
+    /// Connects from another loopback address (127.0.0.0/8 is all ours): a client from
+    /// `source` as far as the server can tell.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind a loopback source address");
+        let tcp = socket.connect(addr).await.expect("connect");
         RawClient {
             reader: BufReader::new(tcp),
         }
@@ -386,6 +425,19 @@ impl RawClient {
             );
             all.push_str(&l);
             if l == ".\r\n" || (all.len() == l.len() && l.starts_with("-ERR")) {
+                return all;
+            }
+        }
+    }
+
+    /// A multi-line SMTP reply ("250-a", "250 b"), up to its last line.
+    pub async fn multiline_smtp(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let l = self.line().await;
+            assert!(l.len() >= 4, "connection closed inside a reply: {all}{l}");
+            all.push_str(&l);
+            if l.as_bytes()[3] == b' ' {
                 return all;
             }
         }

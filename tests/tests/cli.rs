@@ -225,10 +225,14 @@ c.quit()
 "#;
 
 /// The README's promise: start the cluster, deliver with the admin CLI, read with curl and
-/// poplib, stop with SIGTERM, start again with the mail still there.
+/// poplib, stop with SIGTERM, start again with the mail still there — from a data directory
+/// whose parent only its owner may enter (as `mktemp -d` or a home directory under `/root`
+/// makes it), where PostgreSQL, run as `postgres` when we are root, cannot go.
 #[test]
 fn dev_cluster_end_to_end() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let data = dir.path().join("data");
     // Everything the cluster logs, at debug level, to check that no secret is in it.
     let log = dir.path().join("dev.log");
@@ -388,7 +392,18 @@ fn dev_cluster_end_to_end() {
 
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("POP3 login"), "the log has the sessions");
-    let pg_password = std::fs::read_to_string(data.join("postgres/pg-password")).unwrap();
+    // As root, PostgreSQL's files had to go where `postgres` can reach them, and dev said so.
+    let pg_data = Path::new(e["postgres_data"].as_str().unwrap());
+    // SAFETY: geteuid(2) has no preconditions.
+    let as_root = unsafe { geteuid() } == 0;
+    assert_eq!(
+        !pg_data.starts_with(&data),
+        as_root,
+        "{}",
+        pg_data.display()
+    );
+    let pg_dir = pg_data.parent().unwrap();
+    let pg_password = std::fs::read_to_string(pg_dir.join("pg-password")).unwrap();
     let token = e["admin_token"].as_str().unwrap();
     for secret in [
         pass.as_str(),
@@ -398,9 +413,13 @@ fn dev_cluster_end_to_end() {
     ] {
         assert!(!logged.contains(secret), "a secret is in the log");
     }
+    if as_root {
+        std::fs::remove_dir_all(pg_dir).unwrap();
+    }
 }
 
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+    fn geteuid() -> u32;
 }

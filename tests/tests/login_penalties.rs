@@ -2,6 +2,7 @@
 //! while; a valid account of one's own does not reset the count of guesses at others; users
 //! behind one address (a NAT) who mistype and then log in do not lock it out; expired counts
 //! are pruned.
+use bridgehead_backend::store::PenaltyCurve;
 use bridgehead_tests::{Cluster, Options, RawClient};
 use std::time::{Duration, Instant};
 
@@ -113,17 +114,29 @@ async fn users_who_mistype_then_log_in_do_not_lock_their_address_out() {
 async fn expired_failure_counts_are_pruned() {
     let c = cluster(3, Duration::from_secs(60)).await;
     let s = &c.store;
-    s.record_auth_failures(&["user:old@example.com".into()], 1)
+    let curve = PenaltyCurve {
+        base_secs: 0.1,
+        max_secs: 1.0,
+        window_secs: 1,
+    };
+    s.record_auth_failures(&["user:old@example.com"], curve)
         .await
         .unwrap();
+    s.record_unknown_recipient("192.0.2.1", 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    s.record_auth_failures(&["user:new@example.com".into()], 1)
+    s.record_auth_failures(&["user:new@example.com"], curve)
         .await
         .unwrap();
+    s.record_unknown_recipient("192.0.2.2", 1).await.unwrap();
     assert_eq!(
-        s.prune_auth_failures(1).await.unwrap(),
-        1,
-        "only the old count"
+        s.prune_penalties(1, 1).await.unwrap(),
+        2,
+        "only the old counts"
+    );
+    assert_eq!(
+        s.record_unknown_recipient("192.0.2.2", 1).await.unwrap(),
+        2,
+        "the recent unknown-recipient count stays"
     );
     assert_eq!(
         s.recent_auth_failures("user:old@example.com", 3600)

@@ -1,7 +1,7 @@
 //! `bridgehead.v1.Auth`: password checks for SMTP AUTH and other protocols.
 use super::convert::{account, failure, required};
 use super::Services;
-use crate::auth::{login, LoginOutcome};
+use crate::auth::LoginOutcome;
 use bridgehead_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -12,14 +12,7 @@ impl pb::auth_server::Auth for Services {
         req: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateReply>, Status> {
         let c = required(req.into_inner().credentials, "credentials")?;
-        let outcome = login(
-            &self.store,
-            &self.settings.auth,
-            &c.username,
-            &c.password,
-            &c.client_address,
-        )
-        .await?;
+        let outcome = self.login(&c).await?;
         let reply = match outcome {
             LoginOutcome::Failed { delay } => {
                 pb::authenticate_reply::Outcome::Failure(failure(delay))

@@ -3,6 +3,7 @@ use super::convert::required;
 use super::Services;
 use crate::address::Address;
 use crate::directory;
+use crate::harvest::{self, Miss};
 use crate::relay::{decide, Verdict};
 use crate::store::Entry;
 use crate::submit::{Accepted, Envelope, Finished, Submission};
@@ -36,6 +37,25 @@ impl pb::delivery_server::Delivery for Services {
         // A mailbox's answer depends on nothing but the address (and room for the size).
         let reusable = matches!(verdict, Verdict::Local { .. })
             && matches!(facts.map(|f| f.entry), Some(Entry::Mailbox(..)));
+        let miss = match verdict {
+            Verdict::UnknownLocal if !req.authenticated => {
+                let policy = &self.settings.harvest;
+                harvest::unknown_recipient(&self.store, policy, &req.client_address).await?
+            }
+            _ => Miss::Counted,
+        };
+        let penalty_secs = match miss {
+            Miss::Counted => 0,
+            Miss::LimitReached | Miss::Refused => self.settings.harvest.window_secs(),
+        };
+        if miss == Miss::Refused {
+            self.settings.metrics.harvest_refusals.inc();
+            return Ok(Response::new(pb::RecipientReply {
+                verdict: V::Throttled as i32,
+                penalty_secs,
+                ..Default::default()
+            }));
+        }
         let (verdict, canonical, reason) = match verdict {
             Verdict::Local { address, .. }
             | Verdict::Group { address, .. }
@@ -52,6 +72,7 @@ impl pb::delivery_server::Delivery for Services {
             canonical,
             reason,
             reusable,
+            penalty_secs,
         }))
     }
 

@@ -1,7 +1,7 @@
 //! `bridgehead.v1.Maildrop`: the POP3 maildrop, one stateless call per POP3 step.
 use super::convert::{account, entry, failure, lease, lease_secs, required};
 use super::Services;
-use crate::auth::{login, LoginOutcome};
+use crate::auth::LoginOutcome;
 use bridgehead_proto::v1 as pb;
 use futures::StreamExt;
 use std::pin::Pin;
@@ -18,14 +18,7 @@ impl pb::maildrop_server::Maildrop for Services {
         if req.session_token.is_empty() {
             return Err(Status::invalid_argument("session_token is required"));
         }
-        let outcome = login(
-            &self.store,
-            &self.settings.auth,
-            &c.username,
-            &c.password,
-            &c.client_address,
-        )
-        .await?;
+        let outcome = self.login(&c).await?;
         let account_id = match outcome {
             LoginOutcome::Failed { delay } => {
                 return Ok(reply(Outcome::AuthFailed(failure(delay))))

@@ -13,7 +13,8 @@ mod maildrop;
 mod span;
 mod status;
 
-use crate::auth::AuthPolicy;
+use crate::auth::{AuthPolicy, LoginOutcome, Refusal};
+use crate::error::StoreError;
 use crate::store::Store;
 use bridgehead_proto::v1::admin_server::AdminServer;
 use bridgehead_proto::v1::auth_server::AuthServer;
@@ -36,12 +37,41 @@ pub struct ServiceSettings {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_message_size: u64,
     pub auth: AuthPolicy,
+    pub harvest: crate::harvest::HarvestPolicy,
 }
 
 #[derive(Clone)]
 struct Services {
     store: Store,
     settings: Arc<ServiceSettings>,
+}
+
+impl Services {
+    /// A login through the shared policy, its refusals counted by reason.
+    async fn login(
+        &self,
+        c: &bridgehead_proto::v1::Credentials,
+    ) -> Result<LoginOutcome, StoreError> {
+        let settings = &self.settings;
+        let (outcome, refusal) = crate::auth::login(
+            &self.store,
+            &settings.auth,
+            &c.username,
+            &c.password,
+            &c.client_address,
+        )
+        .await?;
+        if let Some(r) = refusal {
+            let result = match r {
+                Refusal::Wrong => "wrong",
+                Refusal::LockedOut => "locked_out",
+                Refusal::Throttled => "throttled",
+            };
+            let label = crate::metrics::Result { result };
+            settings.metrics.login_refusals.get_or_create(&label).inc();
+        }
+        Ok(outcome)
+    }
 }
 
 /// Serves every service on `listener` until `shutdown` is cancelled, then finishes the
@@ -60,12 +90,7 @@ pub async fn serve(
     health.set_serving::<AuthServer<Services>>().await;
     health.set_serving::<MaildropServer<Services>>().await;
     health.set_serving::<DeliveryServer<Services>>().await;
-    tokio::spawn(watch_database(
-        health,
-        store,
-        services.settings.clone(),
-        shutdown.clone(),
-    ));
+    tokio::spawn(watch_database(health, store, shutdown.clone()));
     let token = services.settings.admin_token.clone();
     let mtls = services.settings.tls.is_some();
     let front_end_only = move |req: tonic::Request<()>| require_front_end(mtls, req);
@@ -133,16 +158,12 @@ fn require_front_end(
     Ok(req)
 }
 
-/// Reports NOT_SERVING on the health service while PostgreSQL does not answer, and
-/// does the store's small periodic chores.
+/// Reports NOT_SERVING on the health service while PostgreSQL does not answer.
 async fn watch_database(
     health: tonic_health::server::HealthReporter,
     store: Store,
-    settings: Arc<ServiceSettings>,
     shutdown: CancellationToken,
 ) {
-    let metrics = &settings.metrics;
-    let window = settings.auth.window_secs();
     let mut serving = true;
     loop {
         tokio::select! {
@@ -153,18 +174,6 @@ async fn watch_database(
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
         let up = store.ping().await;
-        if up {
-            if let Ok((depth, oldest)) = store.queue_stats().await {
-                metrics.queue_depth.set(depth);
-                metrics.queue_oldest_seconds.set(oldest);
-            }
-            if let Err(e) = store.prune_submissions().await {
-                tracing::warn!(error = %e, "pruning old submission tokens failed");
-            }
-            if let Err(e) = store.prune_auth_failures(window).await {
-                tracing::warn!(error = %e, "pruning expired login failure counts failed");
-            }
-        }
         if up != serving {
             serving = up;
             let status = if up {

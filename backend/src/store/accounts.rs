@@ -1,4 +1,4 @@
-//! Domains, accounts, aliases and login checks.
+//! Domains, accounts and aliases.
 //!
 //! Addresses arrive here already canonical (`address::Address`). A name is either an
 //! account's address or an alias, never both (checked under a per-address advisory lock).
@@ -27,14 +27,6 @@ pub struct UserInfo {
 pub struct AliasInfo {
     pub alias: String,
     pub target: String,
-}
-
-/// What a login needs from the store: the account (if the name exists) and its hash.
-#[derive(Debug, Clone)]
-pub struct LoginCheck {
-    pub account_id: i64,
-    pub address: String,
-    pub password_hash: String,
 }
 
 impl Store {
@@ -227,19 +219,6 @@ impl Store {
         })
     }
 
-    /// The account a login name belongs to, with its password hash.
-    pub async fn login_check(&self, username: &str) -> Result<Option<LoginCheck>> {
-        let row = sqlx::query("SELECT id, address, password_hash FROM accounts WHERE address = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| LoginCheck {
-            account_id: r.get("id"),
-            address: r.get("address"),
-            password_hash: r.get("password_hash"),
-        }))
-    }
-
     /// The account (id, address) that mail for `addr` goes to: the user itself or an alias's target.
     pub async fn resolve_recipient(&self, addr: &Address) -> Result<Option<(i64, String)>> {
         let row = sqlx::query(
@@ -253,82 +232,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| (r.get("id"), r.get("address"))))
-    }
-
-    /// Counts a failed login under each key (client address, user name); failures older
-    /// than `window_secs` are forgotten. Returns the highest count among the keys.
-    pub async fn record_auth_failures(&self, keys: &[String], window_secs: u32) -> Result<u32> {
-        let n: Option<i32> = sqlx::query_scalar(
-            "WITH up AS (
-               INSERT INTO auth_failures (key, failures, last_failure)
-               SELECT k, 1, now() FROM unnest($1::text[]) AS k
-               ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN auth_failures.last_failure < now() - make_interval(secs => $2)
-                                 THEN 1 ELSE auth_failures.failures + 1 END,
-                 last_failure = now()
-               RETURNING failures)
-             SELECT max(failures) FROM up",
-        )
-        .bind(keys)
-        .bind(f64::from(window_secs))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n.unwrap_or(0).max(0) as u32)
-    }
-
-    /// Failed logins counted under `key` within the last `window_secs`.
-    pub async fn recent_auth_failures(&self, key: &str, window_secs: u32) -> Result<u32> {
-        let n: Option<i32> = sqlx::query_scalar(
-            "SELECT failures FROM auth_failures
-              WHERE key = $1 AND last_failure >= now() - make_interval(secs => $2)",
-        )
-        .bind(key)
-        .bind(f64::from(window_secs))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(n.unwrap_or(0).max(0) as u32)
-    }
-
-    /// Forgets failure counts whose last failure is older than the window (a count that old
-    /// starts afresh anyway): guesses at many names leave no lasting rows.
-    pub async fn prune_auth_failures(&self, window_secs: u32) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM auth_failures WHERE last_failure < now() - make_interval(secs => $1)",
-        )
-        .bind(f64::from(window_secs))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// After a successful login: forgets `user_key`'s count, and takes the failures counted
-    /// under `pair_key` (this user from this address, within the window) back out of
-    /// `address_key`'s count — only this user's own mistakes are forgiven at this address.
-    pub async fn forgive_auth_failures(
-        &self,
-        address_key: &str,
-        pair_key: &str,
-        user_key: &str,
-        window_secs: u32,
-    ) -> Result<()> {
-        sqlx::query(
-            "WITH mine AS (
-               DELETE FROM auth_failures WHERE key = $2
-               RETURNING CASE WHEN last_failure >= now() - make_interval(secs => $4)
-                              THEN failures ELSE 0 END AS n),
-             address AS (
-               UPDATE auth_failures a
-                  SET failures = greatest(a.failures - (SELECT sum(n) FROM mine)::int, 0)
-                WHERE a.key = $1 AND EXISTS (SELECT 1 FROM mine))
-             DELETE FROM auth_failures WHERE key = $3",
-        )
-        .bind(address_key)
-        .bind(pair_key)
-        .bind(user_key)
-        .bind(f64::from(window_secs))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn require_domain(&self, name: &str) -> Result<()> {

@@ -13,13 +13,15 @@ mod connectors;
 mod delivery;
 mod directory;
 mod maildrop;
+mod penalties;
 mod queue;
 
-pub use accounts::{AliasInfo, DomainInfo, LoginCheck, UserInfo};
+pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
 pub use delivery::{ContentWriter, Delivered, Outbound};
 pub use directory::{DomainSettings, Entry, GroupInfo};
 pub use maildrop::{MessageEntry, MessageStream};
+pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
 pub use queue::{QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement};
 
 use crate::error::Result;

@@ -72,11 +72,13 @@ impl Backends {
             V::OverQuota => RcptVerdict::OverQuota,
             V::BadSyntax => RcptVerdict::BadSyntax(reply.reason),
             V::SenderRefused => RcptVerdict::SenderRefused,
+            V::Throttled => RcptVerdict::Throttled,
             V::Unspecified => RcptVerdict::Unavailable,
         };
         Ok(Answer {
             verdict,
             reusable: reply.reusable,
+            penalty: Duration::from_secs(u64::from(reply.penalty_secs)),
         })
     }
 

@@ -88,6 +88,9 @@ fn plain(s: &mut Session, b64: &[u8]) -> Vec<Action> {
     match sasl::plain(b64) {
         Ok((user, pass)) => start_login(s, user, pass),
         Err(SaslError::BadBase64) => vec![err("Invalid base64 data")],
+        Err(SaslError::MalformedPlain) => vec![err(
+            "Malformed PLAIN response: expected [authzid] NUL user NUL password",
+        )],
         Err(SaslError::BadPlain) => vec![err("[AUTH] Authentication failed")],
     }
 }

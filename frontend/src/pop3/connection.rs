@@ -32,6 +32,7 @@ pub struct Pop3Settings {
     pub idle_timeout: Duration,
     pub lease_seconds: u32,
     pub max_bad_commands: u32,
+    pub tls_handshake_timeout: Duration,
 }
 
 /// What every POP3 connection of a front-end shares.
@@ -66,6 +67,7 @@ pub async fn serve(
         tls_restarted: false,
         peer,
         ctx,
+        shutdown: shutdown.clone(),
     };
     if let Err(e) = driver.run(&shutdown).await {
         tracing::debug!(%peer, error = %e, "POP3 connection ended with an error");
@@ -87,6 +89,7 @@ struct Driver {
     tls_restarted: bool,
     peer: SocketAddr,
     ctx: Arc<Pop3Context>,
+    shutdown: CancellationToken,
 }
 
 impl Driver {
@@ -189,7 +192,8 @@ impl Driver {
                     .clone()
                     .expect("STLS offered only with TLS configured");
                 let conn = self.conn.take().expect("connection present");
-                self.conn = Some(conn.upgrade(&acceptor).await?);
+                let limit = self.ctx.settings.tls_handshake_timeout;
+                self.conn = Some(conn.upgrade(&acceptor, limit, &self.shutdown).await?);
                 self.tls_restarted = true;
                 return Ok(Some(Event::TlsStarted));
             }

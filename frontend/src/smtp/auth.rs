@@ -56,6 +56,9 @@ fn plain(s: &mut Session, b64: &[u8]) -> Vec<Action> {
     match sasl::plain(b64) {
         Ok((user, password)) => authenticate(s, user, password),
         Err(SaslError::BadBase64) => vec![reply("501 5.5.2 Invalid base64 data")],
+        Err(SaslError::MalformedPlain) => vec![reply(
+            "501 5.5.2 Malformed PLAIN response: expected [authzid] NUL user NUL password",
+        )],
         Err(SaslError::BadPlain) => vec![reply("535 5.7.8 Authentication credentials invalid")],
     }
 }

@@ -6,6 +6,7 @@
 //! §4.2, CVE-2011-0411 class); the message goes to a back-end only when its DATA ended
 //! cleanly, and "250" follows only the back-end's commit.
 use super::data::DataReceiver;
+use super::harvest::HarvestGuard;
 use super::recipients::RecipientCache;
 use super::session::{
     Action, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
@@ -39,12 +40,15 @@ pub struct SmtpSettings {
     pub command_timeout: Duration,
     /// Waiting for the next block of DATA (§4.5.3.2.5: at least 3 minutes).
     pub data_timeout: Duration,
+    /// The TLS handshake after STARTTLS.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// What every SMTP connection of a front-end shares.
 pub struct SmtpContext {
     pub backends: Arc<Backends>,
     pub recipients: RecipientCache,
+    pub harvest: HarvestGuard,
     pub tls: Option<TlsAcceptor>,
     pub settings: SmtpSettings,
 }
@@ -80,6 +84,7 @@ pub async fn serve(
         peer,
         ctx: ctx.clone(),
         transaction: None,
+        shutdown: shutdown.clone(),
     };
     if let Err(e) = driver.run(tls, &shutdown).await {
         tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
@@ -101,6 +106,7 @@ struct Driver {
     /// The span of the open mail transaction: its RCPT checks and its submission are one
     /// trace.
     transaction: Option<tracing::Span>,
+    shutdown: CancellationToken,
 }
 
 impl Driver {
@@ -230,7 +236,8 @@ impl Driver {
                     .clone()
                     .expect("STARTTLS offered only with TLS configured");
                 let conn = self.conn.take().expect("connection present");
-                let conn = conn.upgrade(&acceptor).await?;
+                let limit = self.ctx.settings.tls_handshake_timeout;
+                let conn = conn.upgrade(&acceptor, limit, &self.shutdown).await?;
                 let tls = conn.tls_description().unwrap_or_default();
                 self.conn = Some(conn);
                 self.tls_restarted = true;
@@ -306,7 +313,12 @@ impl Driver {
         size: u64,
     ) -> RcptVerdict {
         let (cache, backends) = (&self.ctx.recipients, &self.ctx.backends);
-        if let Some(canonical) = cache.get(address, size, Instant::now()) {
+        let now = Instant::now();
+        if !authenticated && self.ctx.harvest.refused(self.peer.ip(), now) {
+            backends.metrics().harvest_refusals.inc();
+            return RcptVerdict::Throttled;
+        }
+        if let Some(canonical) = cache.get(address, size, now) {
             backends.metrics().recipient_cache_hits.inc();
             return RcptVerdict::Accept(canonical);
         }
@@ -315,7 +327,10 @@ impl Driver {
             .await
         {
             Ok(answer) => {
-                cache.put(address, size, &answer, Instant::now());
+                if !answer.penalty.is_zero() {
+                    self.ctx.harvest.refuse(self.peer.ip(), answer.penalty, now);
+                }
+                cache.put(address, size, &answer, now);
                 answer.verdict
             }
             Err(_) => RcptVerdict::Unavailable,

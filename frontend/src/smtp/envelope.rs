@@ -12,6 +12,11 @@ pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Act
     if s.tx.is_some() {
         return s.bad("503 5.5.1 Nested MAIL command");
     }
+    if !from.is_ascii() && !params.smtputf8 {
+        return s.bad(&format!(
+            "553 5.6.7 <{from}>: Non-ASCII address requires SMTPUTF8 (RFC 6531)"
+        ));
+    }
     if s.config.listener != Listener::Mx {
         let Some((_, owned)) = &s.auth else {
             return s.bad("530 5.7.0 Authentication required");
@@ -42,6 +47,11 @@ pub(super) fn rcpt(s: &mut Session, to: String, notify: u32, orcpt: String) -> V
     let Some(tx) = &s.tx else {
         return s.bad("503 5.5.1 Need MAIL command");
     };
+    if !to.is_ascii() && !tx.params.smtputf8 {
+        return s.bad(&format!(
+            "553 5.6.7 <{to}>: Non-ASCII address requires SMTPUTF8 (RFC 6531)"
+        ));
+    }
     if tx.recipients.len() >= s.config.max_recipients {
         return vec![reply("452 4.5.3 Too many recipients")];
     }
@@ -89,6 +99,9 @@ pub(super) fn recipient_checked(s: &mut Session, verdict: RcptVerdict) -> Vec<Ac
         RcptVerdict::BadSyntax(why) => format!("553 5.1.3 <{asked}>: {why}"),
         RcptVerdict::SenderRefused => {
             format!("550 5.7.1 <{asked}>: Sender not allowed to send to this group")
+        }
+        RcptVerdict::Throttled => {
+            "450 4.7.1 Too many unknown recipients from your address; try again later".into()
         }
         RcptVerdict::Unavailable => {
             return vec![reply("451 4.3.0 Temporary lookup failure, try again later")]

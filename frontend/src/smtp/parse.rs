@@ -52,11 +52,38 @@ pub enum ParseError {
     Unknown,
     BadSender,
     BadRecipient,
+    /// The line is not UTF-8 (RFC 6531 §3.3 allows UTF-8 only): never replaced, refused.
+    InvalidUtf8(Verb),
     Syntax(String),
+}
+
+/// Which command a line that could not be parsed was meant to be, for its refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Mail,
+    Rcpt,
+    Other,
+}
+
+impl Verb {
+    fn of(line: &[u8]) -> Verb {
+        let head = line.get(..4).unwrap_or(line);
+        if head.eq_ignore_ascii_case(b"MAIL") {
+            Verb::Mail
+        } else if head.eq_ignore_ascii_case(b"RCPT") {
+            Verb::Rcpt
+        } else {
+            Verb::Other
+        }
+    }
 }
 
 /// Parses one command line; `line` ends with LF (CR LF or a bare LF).
 pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
+    // smtp-proto would replace invalid sequences with U+FFFD: data changed without a word.
+    if std::str::from_utf8(line).is_err() {
+        return Err(ParseError::InvalidUtf8(Verb::of(line)));
+    }
     let request = Request::parse(&mut line.iter()).map_err(|e| match e {
         ProtoError::UnknownCommand => ParseError::Unknown,
         ProtoError::InvalidSenderAddress => ParseError::BadSender,
@@ -219,6 +246,27 @@ mod tests {
         assert!(matches!(
             parse_command(b"MAIL FROM:a@b\r\n"),
             Err(ParseError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_invalid_utf8_instead_of_replacing_it() {
+        assert_eq!(
+            parse_command(b"MAIL FROM:<\xff\xfe\x80@example.net> SMTPUTF8\r\n"),
+            Err(ParseError::InvalidUtf8(Verb::Mail))
+        );
+        assert_eq!(
+            parse_command(b"rcpt TO:<a\xc3@example.net>\r\n"),
+            Err(ParseError::InvalidUtf8(Verb::Rcpt))
+        );
+        assert_eq!(
+            parse_command(b"EHLO \xc0\xaf\r\n"),
+            Err(ParseError::InvalidUtf8(Verb::Other))
+        );
+        // Valid UTF-8 is kept as it is (whether it is allowed is the session's business).
+        assert!(matches!(
+            parse_command("RCPT TO:<jürgen@local.test>\r\n".as_bytes()),
+            Ok(Command::Rcpt { to, .. }) if to == "jürgen@local.test"
         ));
     }
 }

@@ -21,6 +21,8 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub struct Answer {
     pub verdict: RcptVerdict,
     pub reusable: bool,
+    /// Non-zero: refuse every RCPT from this client address for this long (harvesting).
+    pub penalty: Duration,
 }
 
 #[derive(Debug)]
@@ -98,6 +100,7 @@ mod tests {
         Answer {
             verdict: RcptVerdict::Accept(canonical.into()),
             reusable,
+            penalty: Duration::ZERO,
         }
     }
 
@@ -139,6 +142,7 @@ mod tests {
             let answer = Answer {
                 verdict,
                 reusable: true,
+                penalty: Duration::ZERO,
             };
             cache.put("b@x.test", 0, &answer, t);
         }

@@ -9,7 +9,7 @@
 //! password is taken without TLS unless configured; on submission ports nothing is accepted
 //! before AUTH, and MAIL FROM must be an address the account owns; "250" for a message is
 //! sent only when the back-end reports it committed.
-use super::parse::{parse_command, Command, ParseError};
+use super::parse::{parse_command, Command, ParseError, Verb};
 use super::{auth, envelope};
 
 /// What kind of listener the session runs on.
@@ -44,6 +44,8 @@ pub enum RcptVerdict {
     /// A group whose sender policy refuses this sender.
     SenderRefused,
     BadSyntax(String),
+    /// The client address asked for too many unknown recipients (harvesting).
+    Throttled,
     Unavailable,
 }
 
@@ -256,6 +258,13 @@ impl Session {
                 return self.bad("501 5.1.3 Bad recipient address syntax")
             }
             Err(ParseError::Syntax(s)) => return self.bad(&format!("501 5.5.4 {s}")),
+            Err(ParseError::InvalidUtf8(verb)) => {
+                return self.bad(match verb {
+                    Verb::Mail => "553 5.1.7 Sender address is not valid UTF-8",
+                    Verb::Rcpt => "553 5.1.3 Recipient address is not valid UTF-8",
+                    Verb::Other => "501 5.5.4 Command is not valid UTF-8",
+                })
+            }
         };
         self.command(command)
     }

@@ -351,3 +351,37 @@ fn too_many_hops_and_bad_commands_close() {
         .ends_with("421 4.7.0 Too many errors, closing connection\r\n"));
     assert!(h.session.is_closed());
 }
+
+#[test]
+fn invalid_utf8_is_refused_and_non_ascii_needs_smtputf8() {
+    let input = b"EHLO c\r\nMAIL FROM:<\xff\xfe\x80@outside.example> SMTPUTF8\r\nMAIL FROM:<x@outside.example>\r\nRCPT TO:<d\xc3\xa9mo@local.test>\r\nRCPT TO:<a\xc3@local.test>\r\nRSET\r\nMAIL FROM:<j\xc3\xb6rg@outside.example>\r\nMAIL FROM:<j\xc3\xb6rg@outside.example> SMTPUTF8\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: hi\r\n\r\nhi\r\n.\r\nEHLO \xc0\xaf\r\n";
+    let h = transcript(Listener::Mx, false, input);
+    let r = replies(&h);
+    assert!(
+        r.contains(&"553 5.1.7 Sender address is not valid UTF-8"),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"553 5.6.7 <démo@local.test>: Non-ASCII address requires SMTPUTF8 (RFC 6531)")
+    );
+    assert!(r.contains(&"553 5.1.3 Recipient address is not valid UTF-8"));
+    assert!(r.contains(
+        &"553 5.6.7 <jörg@outside.example>: Non-ASCII address requires SMTPUTF8 (RFC 6531)"
+    ));
+    assert!(r.contains(&"501 5.5.4 Command is not valid UTF-8"));
+    let (env, _) = &h.submitted[0];
+    assert_eq!(env.mail_from, "jörg@outside.example");
+    assert!(env.smtputf8);
+    assert_eq!(env.protocol, "UTF8SMTP");
+}
+
+#[test]
+fn malformed_auth_plain_is_a_syntax_error() {
+    let input =
+        b"EHLO c\r\nAUTH PLAIN =\r\nAUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QA\r\nAUTH PLAIN\r\n=\r\n";
+    let h = transcript(Listener::Submissions, true, input);
+    let r = replies(&h);
+    let syntax = "501 5.5.2 Malformed PLAIN response: expected [authzid] NUL user NUL password";
+    assert_eq!(r.iter().filter(|l| **l == syntax).count(), 3, "{r:?}");
+    assert!(!h.out.contains("535"), "{r:?}");
+}

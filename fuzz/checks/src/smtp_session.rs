@@ -1,7 +1,9 @@
 //! The SMTP framer, command parser, session and DATA receiver on arbitrary input, as the
 //! driver runs them. Invariants: no panic; DATA ends only at CRLF.CRLF; every reply line is a
 //! three-digit code, a space or hyphen, and CRLF (RFC 5321 §4.2); a message is handed on only
-//! after its end of data, with 1..=max_recipients recipients.
+//! after its end of data, with 1..=max_recipients recipients; addresses are never altered
+//! (no U+FFFD that the input did not carry: invalid UTF-8 is refused, not replaced), and a
+//! non-ASCII address reaches the back-end only in an SMTPUTF8 transaction (RFC 6531).
 use bridgehead_frontend::lines::{Frame, Framer};
 use bridgehead_frontend::smtp::data::DataReceiver;
 use bridgehead_frontend::smtp::session::{
@@ -42,6 +44,13 @@ pub fn run(data: &[u8]) {
     });
     let mut f = Framer::default();
     let mut buf = data.to_vec();
+    let carries_replacement = data.windows(3).any(|w| w == "\u{fffd}".as_bytes());
+    let unaltered = |address: &str| {
+        assert!(
+            carries_replacement || !address.contains('\u{fffd}'),
+            "an address was altered: {address:?}"
+        );
+    };
     let mut receiver: Option<DataReceiver> = None;
     let mut spool = Vec::new();
     let mut pending = s.handle(Event::Connected { tls: None });
@@ -53,7 +62,11 @@ pub fn run(data: &[u8]) {
                     user: "u@fuzz".into(),
                     addresses: vec!["u@fuzz".into()],
                 })),
-                Action::CheckRecipient { address, .. } => {
+                Action::CheckRecipient {
+                    address, sender, ..
+                } => {
+                    unaltered(&address);
+                    unaltered(&sender);
                     Some(Event::RecipientChecked(RcptVerdict::Accept(address)))
                 }
                 Action::ReceiveData { max_size } => {
@@ -63,6 +76,9 @@ pub fn run(data: &[u8]) {
                 Action::Submit(envelope) => {
                     assert!(data_ended, "message handed on before its end of data");
                     assert!((1..=5).contains(&envelope.recipients.len()));
+                    let ascii = envelope.mail_from.is_ascii()
+                        && envelope.recipients.iter().all(|r| r.0.is_ascii());
+                    assert!(ascii || envelope.smtputf8, "non-ASCII without SMTPUTF8");
                     Some(Event::Submitted(SubmitResult::Queued("Q".into())))
                 }
                 Action::StartTls => Some(Event::TlsStarted { tls: "TLS".into() }),
