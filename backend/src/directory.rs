@@ -21,15 +21,20 @@ pub struct Expansion {
     pub seen: HashSet<String>,
 }
 
-/// Gathers what `relay::decide` needs about `addr` for a message from `sender`, sent by a
-/// client at `client`.
-pub async fn facts(
-    store: &Store,
-    addr: &Address,
-    size: u64,
-    sender: &str,
-    client: &str,
-) -> Result<Facts> {
+/// Who a recipient is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// MAIL FROM, for group sender policies.
+    pub sender: &'a str,
+    /// The SMTP client's address.
+    pub client: &'a str,
+    /// The session authenticated: a user of ours, never the other system of a shared domain
+    /// (even when both reach us from one address, behind one NAT).
+    pub authenticated: bool,
+}
+
+/// Gathers what `relay::decide` needs about `addr` for a message of `size` octets.
+pub async fn facts(store: &Store, addr: &Address, size: u64, asker: Asker<'_>) -> Result<Facts> {
     let Some((settings, entry)) = store.domain_and_entry(addr, size).await? else {
         return Ok(Facts::outside());
     };
@@ -55,12 +60,13 @@ pub async fn facts(
                 }
             }
         }
-        (Entry::None, DomainKind::Shared) => {
-            facts.from_next_hop = from_next_hop(store, addr.domain(), client).await?;
+        (Entry::None, DomainKind::Shared) if !asker.authenticated => {
+            facts.from_next_hop = from_next_hop(store, addr.domain(), asker.client).await?;
         }
         (Entry::Group { id, policy }, _) if policy == "members" => {
             let expansion = expand_group(store, *id).await?;
-            facts.sender_is_member = expansion.seen.contains(&sender.to_ascii_lowercase());
+            let sender = asker.sender.to_ascii_lowercase();
+            facts.sender_is_member = expansion.seen.contains(&sender);
         }
         _ => {}
     }
@@ -80,6 +86,22 @@ async fn from_next_hop(store: &Store, domain: &str, client: &str) -> Result<bool
     Ok(addrs
         .map(|mut a| a.any(|s| s.ip() == client))
         .unwrap_or(false))
+}
+
+/// The postmaster's address: the configured one, or postmaster@ the first domain. Mail to
+/// the bare `Postmaster` (RFC 5321 §4.5.1: it MUST be accepted) and reports nobody else can
+/// take go there.
+pub async fn postmaster(store: &Store, configured: Option<&str>) -> Result<Option<String>> {
+    if let Some(p) = configured {
+        return Ok(Some(p.to_string()));
+    }
+    let domain = store.primary_domain().await?;
+    Ok(domain.map(|d| format!("postmaster@{d}")))
+}
+
+/// `RCPT TO:<Postmaster>` with no domain (case-insensitive, RFC 5321 §4.1.1.3).
+pub fn is_bare_postmaster(address: &str) -> bool {
+    address.trim().eq_ignore_ascii_case("postmaster")
 }
 
 /// Expands a group to its final recipients.

@@ -78,12 +78,15 @@ impl Submission {
             auth_user: env.auth_user.clone(),
             recipients: Vec::new(),
         };
+        let asker = directory::Asker {
+            sender: &env.mail_from,
+            client: &env.client_address,
+            authenticated,
+        };
         for (address, notify, orcpt) in &env.recipients {
             let parsed = Address::parse(address);
             let facts = match &parsed {
-                Ok(a) => {
-                    Some(directory::facts(store, a, 0, &env.mail_from, &env.client_address).await?)
-                }
+                Ok(a) => Some(directory::facts(store, a, 0, asker).await?),
                 Err(_) => None,
             };
             let mut outside = Vec::new();

@@ -268,3 +268,65 @@ async fn catch_all_and_unique_names() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs its next hop first"));
     c.stop().await;
 }
+
+/// Submission as a logged-in user, from 127.0.0.1 — the address the other system's route
+/// points at (clients and the on-site server behind one NAT); returns the RCPT and final codes.
+const SUBMIT_FROM_NEXT_HOP: &str = r#"
+import smtplib, ssl, sys, json
+host, port, user, password, rcpt = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP(host, port, source_address=("127.0.0.1", 0), timeout=20)
+s.starttls(context=ctx)
+s.login(user, password)
+s.mail(user)
+code = s.rcpt(rcpt)[0]
+final = s.data("Subject: from the office\r\n\r\nhello\r\n")[0] if code == 250 else None
+s.quit()
+print(json.dumps({"rcpt": code, "data": final}))
+"#;
+
+/// Unauthenticated MX from 127.0.0.1: this is the other system by its address.
+const MX_FROM_NEXT_HOP: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), source_address=("127.0.0.1", 0), timeout=20)
+s.ehlo("other.example")
+s.mail("x@outside.example")
+print(s.rcpt(sys.argv[3])[0])
+s.quit()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_in_user_at_the_other_systems_address_reaches_its_users() {
+    let (a, b) = (cluster().await, cluster().await);
+    a.add_user("a1@shared.example", "a1 password").await;
+    b.add_user("b1@shared.example", "b1").await;
+    route(&a, "shared.example", b.smtp).await;
+    route(&b, "shared.example", a.smtp).await;
+    admin(&a, &["domain", "kind", "shared.example", "shared"]);
+    admin(&b, &["domain", "kind", "shared.example", "shared"]);
+    // Unauthenticated from the other system's address: mail for a name we do not have came
+    // from the other system, and is refused rather than sent back (no loop).
+    let (host, port) = (a.smtp.ip().to_string(), a.smtp.port().to_string());
+    let code = blocking(move || python(MX_FROM_NEXT_HOP, &[&host, &port, "b1@shared.example"]))
+        .await;
+    assert_eq!(code.trim(), "550");
+    // Logged in from that same address: a user of ours, writing to a user of the other system.
+    let port = a.submission.port().to_string();
+    let out = blocking(move || {
+        let args = [
+            "127.0.0.1",
+            &port,
+            "a1@shared.example",
+            "a1 password",
+            "b1@shared.example",
+        ];
+        python(SUBMIT_FROM_NEXT_HOP, &args)
+    })
+    .await;
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["rcpt"], 250, "{r}");
+    assert_eq!(r["data"], 250, "{r}");
+    wait_count(&b, "b1@shared.example", 1).await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -17,7 +17,13 @@ impl pb::delivery_server::Delivery for Services {
         &self,
         req: Request<pb::RecipientRequest>,
     ) -> Result<Response<pb::RecipientReply>, Status> {
-        let req = req.into_inner();
+        let mut req = req.into_inner();
+        if directory::is_bare_postmaster(&req.address) {
+            let configured = self.settings.transport.postmaster.as_deref();
+            if let Some(p) = directory::postmaster(&self.store, configured).await? {
+                req.address = p;
+            }
+        }
         let parsed = Address::parse(&req.address);
         let facts = match &parsed {
             Ok(a) => Some(
@@ -25,8 +31,11 @@ impl pb::delivery_server::Delivery for Services {
                     &self.store,
                     a,
                     req.size_hint,
-                    &req.sender,
-                    &req.client_address,
+                    directory::Asker {
+                        sender: &req.sender,
+                        client: &req.client_address,
+                        authenticated: req.authenticated,
+                    },
                 )
                 .await?,
             ),

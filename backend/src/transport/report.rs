@@ -155,12 +155,9 @@ fn reportable(
 
 /// The undeliverable mailbox: configured, or postmaster@ the first domain.
 async fn postmaster(store: &Store, config: &TransportConfig) -> Result<Option<String>> {
-    if let Some(p) = &config.postmaster {
-        return Ok(Some(p.clone()));
-    }
-    let domain = store.primary_domain().await?;
-    if domain.is_none() {
+    let found = crate::directory::postmaster(store, config.postmaster.as_deref()).await?;
+    if found.is_none() {
         tracing::warn!("a bounce of a bounce has nowhere to go: no domain is configured");
     }
-    Ok(domain.map(|d| format!("postmaster@{d}")))
+    Ok(found)
 }

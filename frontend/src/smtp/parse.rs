@@ -114,7 +114,11 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         Request::Rcpt { to } => Command::Rcpt {
             notify: notify(to.flags),
             orcpt: to.orcpt.map(|o| o.into_owned()).unwrap_or_default(),
-            to: to.address.into_owned(),
+            to: match to.address.into_owned() {
+                // smtp-proto leaves the domain-less `<Postmaster>` (RFC 5321 §4.1.1.3) empty.
+                empty if empty.is_empty() => bare_postmaster(line)?,
+                to => to,
+            },
         },
         Request::Data => Command::Data,
         Request::Bdat { .. } => Command::Bdat,
@@ -140,6 +144,17 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
             return Err(ParseError::Unknown)
         }
     })
+}
+
+/// "Postmaster" for `RCPT TO:<Postmaster>` in any case; any other empty path is refused.
+fn bare_postmaster(line: &[u8]) -> Result<String, ParseError> {
+    let path = line.get(8..).unwrap_or_default().trim_ascii_start();
+    let named = path.get(..12).is_some_and(|p| p.eq_ignore_ascii_case(b"<postmaster>"));
+    if named {
+        Ok("Postmaster".to_string())
+    } else {
+        Err(ParseError::BadRecipient)
+    }
 }
 
 fn body(flags: u64) -> &'static str {
@@ -234,6 +249,15 @@ mod tests {
                 initial: None
             })
         );
+    }
+
+    #[test]
+    fn the_bare_postmaster_is_a_recipient() {
+        for line in [&b"RCPT TO:<Postmaster>\r\n"[..], b"rcpt to: <POSTMASTER> NOTIFY=NEVER\r\n"] {
+            let got = parse_command(line);
+            assert!(matches!(&got, Ok(Command::Rcpt { to, .. }) if to == "Postmaster"), "{got:?}");
+        }
+        assert_eq!(parse_command(b"RCPT TO:<>\r\n"), Err(ParseError::BadRecipient));
     }
 
     #[test]
