@@ -5,6 +5,12 @@
 //! octets (RFC 5321 §4.5.3.1.1) made of dot-atom characters only (no quoting, no `%`, `!`,
 //! `@` or `:` — the forms used for relay tricks never name a local mailbox), and a domain of
 //! at most 255 octets made of LDH labels (RFC 1035/5321).
+//!
+//! Internationalised addresses (RFC 6531/6532): a local part may also hold UTF-8 characters
+//! other than controls and spaces; it is kept in Unicode NFC, lower-cased. A domain given in
+//! U-labels is kept as its A-labels (IDNA/UTS 46, `xn--…`), so `jürgen@bücher.example` and
+//! `JÜRGEN@xn--bcher-kva.example` are one address. Whether a session may use such an
+//! address at all (SMTPUTF8) is the protocol's business, not this module's.
 use crate::error::StoreError;
 use std::fmt;
 
@@ -22,17 +28,18 @@ impl Address {
         if local.is_empty() {
             return Err(bad("empty local part"));
         }
+        let local = canonical_local(local);
         if local.len() > 64 {
             return Err(bad("local part longer than 64 octets"));
         }
-        if !local.bytes().all(is_atext) || local.starts_with('.') || local.ends_with('.') {
+        if !local.chars().all(is_local_char) || local.starts_with('.') || local.ends_with('.') {
             return Err(bad("local part has characters that are not allowed"));
         }
         if local.contains("..") {
             return Err(bad("local part has two dots in a row"));
         }
         Ok(Address {
-            local: local.to_ascii_lowercase(),
+            local,
             domain: parse_domain(domain).map_err(bad)?,
         })
     }
@@ -44,6 +51,27 @@ impl Address {
     pub fn domain(&self) -> &str {
         &self.domain
     }
+
+    /// Whether the address needs SMTPUTF8 to be sent (a non-ASCII local part; the domain is
+    /// always kept in A-labels).
+    pub fn is_international(&self) -> bool {
+        !self.local.is_ascii()
+    }
+}
+
+/// A local part as the store keys it: lower-cased, in Unicode NFC when not ASCII.
+fn canonical_local(local: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if local.is_ascii() {
+        local.to_ascii_lowercase()
+    } else {
+        local
+            .nfc()
+            .collect::<String>()
+            .to_lowercase()
+            .nfc()
+            .collect()
+    }
 }
 
 impl fmt::Display for Address {
@@ -52,9 +80,18 @@ impl fmt::Display for Address {
     }
 }
 
-/// Canonical (lower-case) domain name, or why it is not one.
+/// Canonical (lower-case, A-label) domain name, or why it is not one.
 pub fn parse_domain(input: &str) -> Result<String, &'static str> {
     let d = input.trim();
+    if !d.is_ascii() {
+        let ascii = idna::domain_to_ascii_strict(d)
+            .map_err(|_| "domain is not a valid internationalised domain name")?;
+        return parse_ascii_domain(&ascii);
+    }
+    parse_ascii_domain(d)
+}
+
+fn parse_ascii_domain(d: &str) -> Result<String, &'static str> {
     if d.is_empty() {
         return Err("empty domain");
     }
@@ -80,9 +117,14 @@ pub fn parse_domain(input: &str) -> Result<String, &'static str> {
     Ok(d.to_ascii_lowercase())
 }
 
-/// RFC 5322 atext plus the dot, less `!` and `%` (bang paths and the percent hack).
-fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"#$&'*+-/=?^_`{|}~.".contains(&b)
+/// RFC 5322 atext plus the dot, less `!` and `%` (bang paths and the percent hack); beyond
+/// ASCII, RFC 6532's UTF8-non-ascii less controls, spaces and the replacement character.
+fn is_local_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || "#$&'*+-/=?^_`{|}~.".contains(c)
+    } else {
+        !c.is_control() && !c.is_whitespace() && c != '\u{fffd}'
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +159,29 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(65));
         assert!(Address::parse(&long).is_err());
+    }
+
+    #[test]
+    fn international_addresses_are_normalised() {
+        let a = Address::parse("JÜRGEN@Bücher.Example").unwrap();
+        assert_eq!(a.to_string(), "jürgen@xn--bcher-kva.example");
+        assert!(a.is_international());
+        // NFD input (u + combining diaeresis) and the A-label domain name the same address.
+        let nfd = Address::parse("ju\u{308}rgen@xn--bcher-kva.example").unwrap();
+        assert_eq!(nfd, a);
+        assert!(!Address::parse("alice@bücher.example")
+            .unwrap()
+            .is_international());
+        for bad in [
+            "j\u{fffd}rgen@example.com",
+            "a\u{0}b@example.com",
+            "a\u{2003}b@example.com",
+            "a@bü..example",
+            "a@-bü.example",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}@example.com", "ü".repeat(33));
+        assert!(Address::parse(&long).is_err(), "64 octets, not characters");
     }
 }

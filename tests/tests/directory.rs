@@ -307,8 +307,8 @@ async fn a_logged_in_user_at_the_other_systems_address_reaches_its_users() {
     // Unauthenticated from the other system's address: mail for a name we do not have came
     // from the other system, and is refused rather than sent back (no loop).
     let (host, port) = (a.smtp.ip().to_string(), a.smtp.port().to_string());
-    let code = blocking(move || python(MX_FROM_NEXT_HOP, &[&host, &port, "b1@shared.example"]))
-        .await;
+    let code =
+        blocking(move || python(MX_FROM_NEXT_HOP, &[&host, &port, "b1@shared.example"])).await;
     assert_eq!(code.trim(), "550");
     // Logged in from that same address: a user of ours, writing to a user of the other system.
     let port = a.submission.port().to_string();

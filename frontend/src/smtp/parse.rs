@@ -149,7 +149,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
 /// "Postmaster" for `RCPT TO:<Postmaster>` in any case; any other empty path is refused.
 fn bare_postmaster(line: &[u8]) -> Result<String, ParseError> {
     let path = line.get(8..).unwrap_or_default().trim_ascii_start();
-    let named = path.get(..12).is_some_and(|p| p.eq_ignore_ascii_case(b"<postmaster>"));
+    let named = path
+        .get(..12)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"<postmaster>"));
     if named {
         Ok("Postmaster".to_string())
     } else {
@@ -253,11 +255,20 @@ mod tests {
 
     #[test]
     fn the_bare_postmaster_is_a_recipient() {
-        for line in [&b"RCPT TO:<Postmaster>\r\n"[..], b"rcpt to: <POSTMASTER> NOTIFY=NEVER\r\n"] {
+        for line in [
+            &b"RCPT TO:<Postmaster>\r\n"[..],
+            b"rcpt to: <POSTMASTER> NOTIFY=NEVER\r\n",
+        ] {
             let got = parse_command(line);
-            assert!(matches!(&got, Ok(Command::Rcpt { to, .. }) if to == "Postmaster"), "{got:?}");
+            assert!(
+                matches!(&got, Ok(Command::Rcpt { to, .. }) if to == "Postmaster"),
+                "{got:?}"
+            );
         }
-        assert_eq!(parse_command(b"RCPT TO:<>\r\n"), Err(ParseError::BadRecipient));
+        assert_eq!(
+            parse_command(b"RCPT TO:<>\r\n"),
+            Err(ParseError::BadRecipient)
+        );
     }
 
     #[test]
