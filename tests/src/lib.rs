@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 
 pub mod checks;
 pub mod otlp;
+pub mod outbound;
 pub mod procs;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";

@@ -3,9 +3,8 @@
 //! time compressed by configuration, and every report parsed with Python's `email` package.
 use bridgehead_backend::store::Route;
 use bridgehead_backend::submit::{Envelope, Submission};
-use bridgehead_tests::{
-    blocking, eventually, python, read_mailbox, Cluster, Options, Sink, ADMIN_TOKEN,
-};
+use bridgehead_tests::outbound::{self, parse_dsn, queue_empty};
+use bridgehead_tests::{blocking, eventually, read_mailbox, Cluster, Options, Sink, ADMIN_TOKEN};
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,88 +19,20 @@ async fn cluster_with(mut opts: Options) -> Cluster {
 }
 
 async fn route(c: &Cluster, port: u16, tls: &str) {
-    c.store
-        .set_route(&Route {
-            domain: "outside.example".into(),
-            host: "127.0.0.1".into(),
-            port,
-            tls: tls.into(),
-            auth_user: None,
-            auth_secret: None,
-        })
-        .await
-        .unwrap();
+    outbound::route(c, "outside.example", port, tls).await
 }
-
-const SEND: &str = r#"
-import smtplib, ssl, sys
-host, port, user, password = sys.argv[1:5]
-rcpts = sys.argv[5].split(",")
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
-s.login(user, password)
-msg = "From: <%s>\r\nTo: <%s>\r\nSubject: outbound test\r\nMessage-ID: <out1@client.example>\r\n\r\nHello out there.\r\n" % (user, rcpts[0])
-notify = sys.argv[6] if len(sys.argv) > 6 else "FAILURE,DELAY"
-s.sendmail(user, rcpts, msg, rcpt_options=["NOTIFY=" + notify])
-s.quit()
-"#;
 
 async fn send(c: &Cluster, rcpts: &[&str]) {
     send_notify(c, rcpts, "FAILURE,DELAY").await
 }
 
 async fn send_notify(c: &Cluster, rcpts: &[&str], notify: &'static str) {
-    let (host, port) = (
-        c.submissions.ip().to_string(),
-        c.submissions.port().to_string(),
-    );
-    let rcpts = rcpts.join(",");
-    blocking(move || python(SEND, &[&host, &port, ALICE, PASS, &rcpts, notify])).await;
-}
-
-/// Parses a report with Python's email package: content type, report type, and per recipient
-/// (Final-Recipient, Action, Status), plus the type of the returned original.
-const PARSE_DSN: &str = r#"
-import email, json, sys
-from email import policy
-msg = email.message_from_string(sys.stdin.read() if False else open(sys.argv[1]).read(), policy=policy.compat32)
-assert msg.get_content_type() == "multipart/report", msg.get_content_type()
-parts = msg.get_payload()
-status = [p for p in parts if p.get_content_type() == "message/delivery-status"][0]
-blocks = status.get_payload()
-recipients = [{"final": b["Final-Recipient"], "action": b["Action"], "status": b["Status"],
-               "diagnostic": b.get("Diagnostic-Code", "")} for b in blocks[1:]]
-print(json.dumps({
-    "report_type": msg.get_param("report-type"),
-    "from": msg["From"], "auto": msg["Auto-Submitted"], "in_reply_to": msg["In-Reply-To"],
-    "reporting_mta": blocks[0]["Reporting-MTA"],
-    "recipients": recipients,
-    "types": [p.get_content_type() for p in parts],
-    "defects": [str(d) for d in msg.defects],
-}))
-"#;
-
-async fn parse_dsn(stored: Vec<u8>) -> serde_json::Value {
-    blocking(move || {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dsn.eml");
-        std::fs::write(&path, &stored).unwrap();
-        let out = python(PARSE_DSN, &[path.to_str().unwrap()]);
-        serde_json::from_str(&out).unwrap()
-    })
-    .await
+    outbound::submit(c, ALICE, PASS, rcpts, notify).await
 }
 
 /// The messages in a mailbox, straight from the store (prefix + content).
 async fn mailbox(c: &Cluster, address: &str) -> Vec<Vec<u8>> {
     read_mailbox(&c.store, address, None).await
-}
-
-async fn queue_empty(c: &Cluster) {
-    eventually("the queue to empty", || async {
-        c.store.queue_list().await.unwrap().is_empty().then_some(())
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,72 +314,6 @@ async fn a_bounce_is_never_bounced_out() {
     c.stop().await;
 }
 
-/// A back-end process killed in the middle of a delivery loses nothing: another back-end takes
-/// the message over once the dead one's claim has ended — never while it could still be
-/// sending it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_back_end_killed_mid_delivery_loses_nothing() {
-    let c = Cluster::start().await; // its own back-end sends nothing
-    c.add_user(ALICE, PASS).await;
-    let sink = blocking(|| Sink::start(&["--slow", "2"], false)).await;
-    route(&c, sink.port, "none").await;
-    let spawn_backend = || {
-        Command::new(env!("CARGO_BIN_EXE_bridgehead"))
-            .args([
-                "backend",
-                "--listen",
-                "127.0.0.1:0",
-                "--transport-workers",
-                "1",
-                "--claim-secs",
-                "4",
-            ])
-            .args([
-                "--queue-poll-ms",
-                "50",
-                "--retry-first-secs",
-                "1",
-                "--hostname",
-                "mx.test.example",
-            ])
-            .args(["--database-url", &c.database_url])
-            .env_remove("BRIDGEHEAD_ADMIN_TOKEN")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start a back-end process")
-    };
-    let mut first = spawn_backend();
-    send(&c, &["friend@outside.example"]).await;
-    eventually("the first back-end to be sending", || async {
-        (sink.data_started() >= 1).then_some(())
-    })
-    .await;
-    first.kill().unwrap(); // SIGKILL, mid-DATA
-    first.wait().unwrap();
-    let mut second = spawn_backend();
-    queue_empty(&c).await;
-    let got = sink.received();
-    second.kill().unwrap();
-    second.wait().unwrap();
-    assert!(!got.is_empty(), "the message reached the peer");
-    let starts: Vec<f64> = got
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["started"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
-    for pair in starts.windows(2) {
-        assert!(
-            pair[1] - pair[0] >= 3.0,
-            "sent again within the first claim: {starts:?}"
-        );
-    }
-    c.stop().await;
-}
-
 /// The smart host ('*') with AUTH over STARTTLS, and a success report for NOTIFY=SUCCESS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_host_with_auth_and_success_report() {
@@ -479,47 +344,5 @@ async fn smart_host_with_auth_and_success_report() {
     assert_eq!(dsn["recipients"][0]["action"], "relayed");
     assert_eq!(dsn["recipients"][0]["status"], "2.0.0");
     queue_empty(&c).await;
-    c.stop().await;
-}
-
-/// A stopping back-end gives back the queue claims it did not get to: another back-end
-/// claims those entries at once, and the attempt that never happened is not counted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_not_attempted_are_given_back() {
-    let c = Cluster::start().await;
-    c.add_user(ALICE, PASS).await;
-    let env = Envelope {
-        mail_from: ALICE.into(),
-        recipients: vec![("someone@outside.example".into(), 0, String::new())],
-        auth_user: ALICE.into(),
-        received_by: "mx.test.example".into(),
-        ..Envelope::default()
-    };
-    let mut s = Submission::begin(&c.store, env, 1 << 20).await.unwrap();
-    s.write(b"Subject: out\r\n\r\nbody\r\n").await.unwrap();
-    s.finish().await.unwrap();
-    let first = c.store.claim_due("stopping", 300, 10).await.unwrap();
-    assert_eq!(first.len(), 1);
-    assert!(
-        c.store
-            .claim_due("other", 300, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "claimed"
-    );
-    let ids: Vec<i64> = first.iter().map(|m| m.id).collect();
-    assert_eq!(
-        c.store.release_claims("other", &ids).await.unwrap(),
-        0,
-        "not its claim"
-    );
-    assert_eq!(c.store.release_claims("stopping", &ids).await.unwrap(), 1);
-    let again = c.store.claim_due("other", 300, 10).await.unwrap();
-    assert_eq!(again.len(), 1, "free at once");
-    assert_eq!(
-        again[0].attempts, first[0].attempts,
-        "the given-back claim counted no attempt"
-    );
     c.stop().await;
 }

@@ -103,6 +103,21 @@ impl Store {
         self.with_recipients(rows).await
     }
 
+    /// Extends `worker`'s claim on entry `id` to `claim_secs` from now, while it still holds
+    /// it; false when the claim has ended or is another's (then `worker` must stop at once).
+    pub async fn renew_claim(&self, worker: &str, id: i64, claim_secs: u32) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbound_queue SET claim_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND claimed_by = $2 AND claim_until > now()",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(f64::from(claim_secs))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Gives back claims of `worker` on entries it did not attempt (it is stopping), so
     /// another back-end takes them now rather than when the claim would have run out.
     pub async fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<u64> {

@@ -51,7 +51,7 @@ pub struct TransportConfig {
     /// Name in EHLO, in Reporting-MTA and in MAILER-DAEMON@.
     pub hostname: String,
     pub poll_interval: Duration,
-    /// How long a claim lasts; an attempt must finish within it.
+    /// How long a claim lasts; renewed every third of it while an attempt runs.
     pub claim: Duration,
     pub first_retry: Duration,
     pub max_retry: Duration,

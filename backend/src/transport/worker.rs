@@ -1,6 +1,10 @@
 //! One transport worker: claim due entries, try each, settle it.
 //!
-//! Invariants: a recipient's status moves from pending only on a definite answer (2xx after
+//! Invariants: an entry is attempted only under a live claim, renewed every third of its
+//! length while the attempt runs (a next hop may take longer than a claim: five-minute
+//! command timeouts); when the claim cannot be renewed before it ends, the attempt is dropped
+//! mid-conversation and nothing is recorded, so no other back-end ever sends a message while
+//! this one may still be sending it. A recipient's status moves from pending only on a definite answer (2xx after
 //! DATA: delivered; 5xx: failed) or when the message's lifetime ends; every other outcome
 //! (connection refused, 4xx, TLS not offered where required, DNS trouble) leaves it pending for
 //! a later attempt with backoff. Connections to a host are reused within a batch.
@@ -12,6 +16,8 @@ use crate::store::{QueuedMessage, QueuedRecipient, RecipientResult, Store};
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub struct Worker {
@@ -66,7 +72,7 @@ impl Worker {
                     break;
                 }
                 let queue_id = m.queue_id.clone();
-                if let Err(e) = self.attempt(m, &mut conns).await {
+                if let Err(e) = self.attempt_claimed(m, &mut conns, claim).await {
                     tracing::warn!(worker = %self.name, queue_id, error = %e, "could not settle the attempt; the claim will expire");
                 }
             }
@@ -87,6 +93,47 @@ impl Worker {
                 tracing::warn!(worker = %self.name, error = %e, "stopping: claims will expire instead")
             }
         }
+    }
+
+    /// Attempts `m` while renewing its claim; drops the attempt (and the connections, which
+    /// may be mid-transaction) if the claim is lost or cannot be renewed in time.
+    async fn attempt_claimed(
+        &self,
+        m: QueuedMessage,
+        conns: &mut Connections,
+        claim_secs: u32,
+    ) -> Result<(), crate::StoreError> {
+        let (id, queue_id) = (m.id, m.queue_id.clone());
+        let length = Duration::from_secs(u64::from(claim_secs));
+        let every = length / 3;
+        let mut held_until = Instant::now() + length;
+        // The batch was claimed at once: a late entry's claim may have run out meanwhile.
+        if !self.store.renew_claim(&self.name, id, claim_secs).await? {
+            tracing::warn!(worker = %self.name, queue_id, "claim ended before the attempt; skipped");
+            return Ok(());
+        }
+        let lost = {
+            let attempt = self.attempt(m, conns);
+            tokio::pin!(attempt);
+            loop {
+                tokio::select! {
+                    done = &mut attempt => return done,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                match self.store.renew_claim(&self.name, id, claim_secs).await {
+                    Ok(true) => held_until = Instant::now() + length,
+                    Ok(false) => break "the claim was lost",
+                    Err(e) if Instant::now() + every >= held_until => {
+                        tracing::warn!(worker = %self.name, queue_id, error = %e, "cannot renew the claim");
+                        break "the claim could not be renewed before it ends";
+                    }
+                    Err(_) => {} // try again at the next tick; the claim still has time
+                }
+            }
+        };
+        conns.clear();
+        tracing::warn!(worker = %self.name, queue_id, reason = lost, "attempt abandoned; nothing recorded");
+        Ok(())
     }
 
     async fn attempt(
