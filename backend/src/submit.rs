@@ -33,6 +33,10 @@ pub struct Envelope {
     pub submission: bool,
     pub received_by: String,
     pub submit_token: String,
+    /// RFC 6152 BODY= as given ("", "7BIT", "8BITMIME", "BINARYMIME").
+    pub body: String,
+    /// RFC 6531 SMTPUTF8 was given.
+    pub smtputf8: bool,
 }
 
 /// How `Submission::finish` went.
@@ -77,6 +81,8 @@ impl Submission {
             envid: env.envid.clone(),
             auth_user: env.auth_user.clone(),
             recipients: Vec::new(),
+            body: env.body.clone(),
+            smtputf8: env.smtputf8,
         };
         let asker = directory::Asker {
             sender: &env.mail_from,

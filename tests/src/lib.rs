@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 pub mod checks;
 pub mod otlp;
 pub mod outbound;
+pub mod postfix;
 pub mod procs;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";

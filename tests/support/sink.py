@@ -1,11 +1,12 @@
 """A destination SMTP server for transport tests, on aiosmtpd.
 
 Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT] [--slow SECONDS]
-       [--auth USER:SECRET]
+       [--auth USER:SECRET] [--smtputf8] [--no-8bitmime]
 Each message received is appended to OUTFILE as one JSON line. Recipients containing the
 --reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. --slow N waits N
 seconds before answering the end of DATA (noting the start in OUTFILE.data-started). With --tls the
-server offers STARTTLS. Prints "ready" once listening; stops when its standard input closes.
+server offers STARTTLS. --smtputf8 offers SMTPUTF8; --no-8bitmime leaves 8BITMIME out of the EHLO
+reply (a 7-bit-only peer). Each record has the MAIL parameters. Prints "ready" once listening; stops when its standard input closes.
 """
 import argparse
 import asyncio
@@ -19,8 +20,15 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Handler:
-    def __init__(self, out, reject, defer, slow):
+    def __init__(self, out, reject, defer, slow, no_8bitmime):
         self.out, self.reject, self.defer, self.slow = out, reject, defer, slow
+        self.no_8bitmime = no_8bitmime
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.no_8bitmime:
+            responses = [r for r in responses if "8BITMIME" not in r]
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.reject and self.reject in address:
@@ -41,6 +49,7 @@ class Handler:
             "started": started,
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
+            "mail_options": envelope.mail_options,
             "rcpt_options": envelope.rcpt_options,
             "data": envelope.original_content.decode("utf-8", "replace"),
             "tls": session.ssl is not None,
@@ -60,12 +69,14 @@ def main():
     p.add_argument("--defer")
     p.add_argument("--slow", type=float, default=0.0)
     p.add_argument("--auth", help="USER:SECRET required (over TLS) before MAIL")
+    p.add_argument("--smtputf8", action="store_true")
+    p.add_argument("--no-8bitmime", action="store_true")
     a = p.parse_args()
     ctx = None
     if a.tls:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls[0], a.tls[1])
-    handler = Handler(a.out, a.reject, a.defer, a.slow)
+    handler = Handler(a.out, a.reject, a.defer, a.slow, a.no_8bitmime)
     extra = {}
     if a.auth:
         user, secret = a.auth.split(":", 1)
@@ -77,7 +88,7 @@ def main():
 
         extra = dict(authenticator=authenticator, auth_required=True, auth_require_tls=True)
     c = Controller(handler, hostname="127.0.0.1", port=a.port, tls_context=ctx,
-                   require_starttls=False, ready_timeout=20, **extra)
+                   require_starttls=False, ready_timeout=20, enable_SMTPUTF8=a.smtputf8, **extra)
     c.start()
     print("ready", flush=True)
     sys.stdin.read()

@@ -173,5 +173,7 @@ fn envelope(e: pb::Envelope) -> Envelope {
         submission: e.submission,
         received_by: e.received_by,
         submit_token: e.submit_token,
+        body: e.body,
+        smtputf8: e.smtputf8,
     }
 }

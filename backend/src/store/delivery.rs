@@ -30,6 +30,10 @@ pub struct Outbound {
     pub auth_user: String,
     /// (address, RFC 3461 NOTIFY bits, ORCPT)
     pub recipients: Vec<(String, u32, String)>,
+    /// RFC 6152 BODY= as received ("" when not given).
+    pub body: String,
+    /// RFC 6531 SMTPUTF8 as received.
+    pub smtputf8: bool,
 }
 
 /// An open delivery: content is streamed in with `write`, then `deliver` commits it.
@@ -207,8 +211,9 @@ impl ContentWriter {
 
     async fn queue(&mut self, out: &Outbound) -> Result<()> {
         let entry: i64 = sqlx::query_scalar(
-            "INSERT INTO outbound_queue (queue_id, content_id, mail_from, ret, envid, auth_user)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO outbound_queue
+               (queue_id, content_id, mail_from, ret, envid, auth_user, body, smtputf8)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&out.queue_id)
         .bind(self.content_id)
@@ -216,6 +221,8 @@ impl ContentWriter {
         .bind(&out.ret)
         .bind(&out.envid)
         .bind(&out.auth_user)
+        .bind(&out.body)
+        .bind(out.smtputf8)
         .fetch_one(&mut **self.tx().await?)
         .await?;
         let (addrs, rest): (Vec<&str>, Vec<(i32, &str)>) = out

@@ -37,6 +37,10 @@ pub struct QueuedMessage {
     pub delay_warned: bool,
     pub size: i64,
     pub recipients: Vec<QueuedRecipient>,
+    /// RFC 6152 BODY= as received ("" when not given).
+    pub body: String,
+    /// RFC 6531 SMTPUTF8 as received.
+    pub smtputf8: bool,
 }
 
 /// What became of one recipient in an attempt.
@@ -48,6 +52,9 @@ pub struct RecipientResult {
     pub dsn_status: String,
     pub diagnostic: String,
     pub remote_mta: String,
+    /// The next hop offered DSN and was given this recipient's NOTIFY: delivered, it reports
+    /// success itself (RFC 3461 §5.2.1), so we do not.
+    pub notify_passed_on: bool,
 }
 
 /// How an attempt leaves the entry.
@@ -73,7 +80,7 @@ pub struct Route {
 
 const ENTRY_COLUMNS: &str =
     "id, queue_id, content_id, mail_from, ret, envid, created_at, next_attempt_at,
-     attempts, last_error, held, delay_warned,
+     attempts, last_error, held, delay_warned, body, smtputf8,
      (SELECT size FROM contents c WHERE c.id = content_id) AS size";
 
 impl Store {
@@ -393,6 +400,8 @@ fn entry(r: &sqlx::postgres::PgRow) -> QueuedMessage {
         delay_warned: r.get("delay_warned"),
         size: r.get::<Option<i64>, _>("size").unwrap_or(0),
         recipients: Vec::new(),
+        body: r.get("body"),
+        smtputf8: r.get("smtputf8"),
     }
 }
 

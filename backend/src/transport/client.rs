@@ -1,5 +1,5 @@
 //! The SMTP client of the outbound transport (RFC 5321, 3207 STARTTLS, 4954 AUTH, 2920
-//! PIPELINING, 3461 DSN, 1870 SIZE).
+//! PIPELINING, 3461 DSN, 1870 SIZE, 6152 8BITMIME, 6531 SMTPUTF8).
 //!
 //! Invariants: every line we send ends with CRLF and nothing else; content goes out
 //! dot-stuffed; a server that sends anything after its "220" to STARTTLS and before the TLS
@@ -80,6 +80,20 @@ pub struct Outgoing<'a> {
     pub envid: &'a str,
     /// Canonical CRLF content, not yet dot-stuffed.
     pub content: &'a [u8],
+    /// Send `BODY=8BITMIME` (the server offers it; the content has 8-bit octets or was
+    /// declared so).
+    pub eight_bit: bool,
+    /// Send `SMTPUTF8` (the server offers it).
+    pub smtputf8: bool,
+}
+
+/// The service extensions of the server that matter to what may be sent to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extensions {
+    pub eight_bit_mime: bool,
+    pub smtputf8: bool,
+    /// RFC 3461 DSN: NOTIFY and ORCPT are passed on.
+    pub dsn: bool,
 }
 
 #[derive(Debug)]
@@ -96,6 +110,7 @@ pub struct SmtpClient {
     pipelining: bool,
     dsn: bool,
     size: bool,
+    extensions: Extensions,
     timeout: Duration,
 }
 
@@ -126,6 +141,7 @@ impl SmtpClient {
             pipelining: false,
             dsn: false,
             size: false,
+            extensions: Extensions::default(),
             timeout,
         };
         c.expect(220).await?;
@@ -141,6 +157,11 @@ impl SmtpClient {
         }
         c.pipelining = has(&caps, "PIPELINING");
         c.dsn = has(&caps, "DSN");
+        c.extensions = Extensions {
+            eight_bit_mime: has(&caps, "8BITMIME"),
+            smtputf8: has(&caps, "SMTPUTF8"),
+            dsn: c.dsn,
+        };
         c.size = caps
             .iter()
             .any(|l| l.to_ascii_uppercase().starts_with("SIZE"));
@@ -151,6 +172,11 @@ impl SmtpClient {
             c.auth_plain(user, secret).await?;
         }
         Ok(c)
+    }
+
+    /// What the server offers of 8BITMIME and SMTPUTF8.
+    pub fn extensions(&self) -> Extensions {
+        self.extensions
     }
 
     fn is_tls(&self) -> bool {
@@ -192,6 +218,12 @@ impl SmtpClient {
         let mut mail = format!("MAIL FROM:<{}>", m.from);
         if self.size {
             mail.push_str(&format!(" SIZE={}", m.content.len()));
+        }
+        if m.eight_bit && self.extensions.eight_bit_mime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if m.smtputf8 && self.extensions.smtputf8 {
+            mail.push_str(" SMTPUTF8");
         }
         if self.dsn {
             if !m.ret.is_empty() {

@@ -3,9 +3,11 @@
 //! record per-recipient results, retry with backoff, and report failures, delays and (when
 //! asked) successes to the sender as RFC 3464 DSNs.
 //!
-//! Parts: `route` (where mail for a domain goes), `client` (the SMTP client), `worker` (one
-//! attempt and its settlement), `report` (who gets a DSN and how it is stored).
+//! Parts: `route` (where mail for a domain goes), `client` (the SMTP client), `fit` (what
+//! may go to a hop, by its extensions), `worker` (one attempt and its settlement), `report`
+//! (who gets a DSN and how it is stored).
 pub mod client;
+mod fit;
 mod report;
 pub mod route;
 mod worker;
@@ -113,6 +115,7 @@ pub async fn bounce(
             dsn_status: "5.0.0".into(),
             diagnostic: "removed from the queue by the administrator".into(),
             remote_mta: String::new(),
+            notify_passed_on: false,
         })
         .collect();
     report::settle(

@@ -132,7 +132,12 @@ fn reportable(
                 "pending" if warn_delay && (notify == 0 || notify & NOTIFY_DELAY != 0) => {
                     DsnAction::Delayed
                 }
-                "delivered" if notify & NOTIFY_SUCCESS != 0 && !m.mail_from.is_empty() => {
+                // A DSN-capable next hop was given NOTIFY: it reports delivery itself.
+                "delivered"
+                    if notify & NOTIFY_SUCCESS != 0
+                        && !m.mail_from.is_empty()
+                        && !r.notify_passed_on =>
+                {
                     DsnAction::Relayed
                 }
                 _ => return None,

@@ -8,7 +8,8 @@
 //! DATA: delivered; 5xx: failed) or when the message's lifetime ends; every other outcome
 //! (connection refused, 4xx, TLS not offered where required, DNS trouble) leaves it pending for
 //! a later attempt with backoff. Connections to a host are reused within a batch.
-use super::client::{ClientError, Outgoing, SmtpClient};
+use super::client::{ClientError, Extensions, Outgoing, SmtpClient};
+use super::fit;
 use super::report;
 use super::route::{NextHop, Router};
 use super::{Target, TransportConfig};
@@ -200,17 +201,6 @@ impl Worker {
         content: &[u8],
         conns: &mut Connections,
     ) -> Vec<RecipientResult> {
-        let list: Vec<(String, u32, String)> = rcpts
-            .iter()
-            .map(|r| (r.address.clone(), r.notify, r.orcpt.clone()))
-            .collect();
-        let outgoing = Outgoing {
-            from: &m.mail_from,
-            recipients: &list,
-            ret: &m.ret,
-            envid: &m.envid,
-            content,
-        };
         let mut last_error = String::from("no mail server to try");
         for t in targets {
             let key = format!("{}:{}", t.host, t.port);
@@ -231,15 +221,43 @@ impl Worker {
                 }
             }
             let client = conns.get_mut(&key).expect("inserted above");
+            let hop = client.extensions();
+            let (going, mut results) = fit_hop(m, rcpts, content, hop, &t.host);
+            if going.rcpts.is_empty() {
+                return results;
+            }
+            let list: Vec<(String, u32, String)> = going
+                .rcpts
+                .iter()
+                .map(|r| (r.address.clone(), r.notify, r.orcpt.clone()))
+                .collect();
+            let outgoing = Outgoing {
+                from: &m.mail_from,
+                recipients: &list,
+                ret: &m.ret,
+                envid: &m.envid,
+                content,
+                eight_bit: going.eight_bit,
+                smtputf8: going.smtputf8,
+            };
             match client.send_message(&outgoing).await {
-                Ok(outcome) => return per_recipient(rcpts, &outcome, &t.host),
+                Ok(outcome) => {
+                    let mut done = per_recipient(&going.rcpts, &outcome, &t.host);
+                    for (d, r) in done.iter_mut().zip(&going.rcpts) {
+                        d.notify_passed_on = hop.dsn && r.notify != 0;
+                    }
+                    results.extend(done);
+                    return results;
+                }
                 Err(ClientError::Rejected(r)) => {
                     let status = if r.is_permanent() {
                         "failed"
                     } else {
                         "pending"
                     };
-                    return all(rcpts, status, &r.status(), &r.line(), &t.host);
+                    let rest = all(&going.rcpts, status, &r.status(), &r.line(), &t.host);
+                    results.extend(rest);
+                    return results;
                 }
                 Err(e) => {
                     conns.remove(&key);
@@ -249,6 +267,44 @@ impl Worker {
         }
         all(rcpts, "pending", "4.4.1", &last_error, "")
     }
+}
+
+/// What goes to a hop of these extensions, and the recipients failed because they cannot.
+struct Going<'a> {
+    rcpts: Vec<&'a QueuedRecipient>,
+    eight_bit: bool,
+    smtputf8: bool,
+}
+
+fn fit_hop<'a>(
+    m: &QueuedMessage,
+    rcpts: &[&'a QueuedRecipient],
+    content: &[u8],
+    hop: Extensions,
+    host: &str,
+) -> (Going<'a>, Vec<RecipientResult>) {
+    let message = fit::Message {
+        from: &m.mail_from,
+        body: &m.body,
+        smtputf8: m.smtputf8,
+        content,
+    };
+    let addresses: Vec<&str> = rcpts.iter().map(|r| r.address.as_str()).collect();
+    let plan = fit::plan(message, &addresses, hop);
+    let mut results = Vec::new();
+    let mut going = Vec::new();
+    for (i, r) in rcpts.iter().enumerate() {
+        match plan.refused.iter().find(|x| x.0 == i) {
+            Some((_, status, why)) => results.push(result(r, "failed", status, why, host)),
+            None => going.push(*r),
+        }
+    }
+    let going = Going {
+        rcpts: going,
+        eight_bit: plan.eight_bit,
+        smtputf8: plan.smtputf8,
+    };
+    (going, results)
 }
 
 fn per_recipient(
@@ -302,5 +358,6 @@ fn result(
         dsn_status: dsn.to_string(),
         diagnostic: why.to_string(),
         remote_mta: host.to_string(),
+        notify_passed_on: false,
     }
 }
