@@ -2,7 +2,8 @@
 //! `domain`, delivers into one Maildir, and sends everything else — its delivery status
 //! notifications included — to a relay host (the Bridgehead under test). Run as root (Postfix's
 //! master needs it), with its own configuration, queue and data directories; stopped with
-//! `postfix stop` and its master killed by PID when the handle drops.
+//! `postfix stop` and its master killed by PID when the handle drops. Its log holds the SMTP
+//! conversations with loopback peers, so tests can see which commands were used.
 use crate::procs::{free_port, wait_port};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,7 +70,7 @@ impl Postfix {
         files.iter().map(|f| std::fs::read(f).unwrap()).collect()
     }
 
-    /// Postfix's own log, for failure messages.
+    /// Postfix's own log (with every SMTP command to and from 127.0.0.1: `debug_peer_list`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
     }
@@ -152,6 +153,7 @@ virtual_gid_maps = static:{gid}
 relayhost = [127.0.0.1]:{relay}
 maillog_file = {root}/maillog
 maillog_file_prefixes = /tmp
+debug_peer_list = 127.0.0.1
 ",
         root = root.display()
     )

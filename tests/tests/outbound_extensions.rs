@@ -133,6 +133,10 @@ async fn a_dsn_capable_next_hop_alone_reports_success() {
     })
     .await;
     assert_eq!(pf.delivered().len(), 1, "{}", pf.log());
+    // Postfix's server offers CHUNKING: the message went to it as a BDAT, not with DATA.
+    let log = pf.log();
+    assert!(log.contains("< unknown[127.0.0.1]: BDAT "), "{log}");
+    assert!(!log.contains("< unknown[127.0.0.1]: DATA"), "{log}");
     queue_empty(&c).await;
     // A second report would have come by now.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;

@@ -1,5 +1,6 @@
 //! SMTP conformance with plain outside clients (Python's smtplib, raw transcripts): the
-//! domain-less Postmaster (RFC 5321 §4.5.1), UTF-8 addresses under SMTPUTF8 (RFC 6531).
+//! domain-less Postmaster (RFC 5321 §4.5.1), UTF-8 addresses under SMTPUTF8 (RFC 6531), and
+//! CHUNKING (RFC 3030) on the wire.
 use bridgehead_tests::{read_mailbox, Cluster, RawClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,5 +99,43 @@ async fn utf8_addresses_are_accepted_with_smtputf8() {
     let queued = c.store.queue_entries().await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].2, vec!["jörg@outside.example".to_string()]);
+    c.stop().await;
+}
+
+/// CHUNKING on the wire: BDAT chunks pipelined in one write, their octets taken as they are
+/// (dots and "QUIT" lines inside included), a refused BDAT's octets dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_chunks_over_a_real_connection() {
+    let c = Cluster::start().await;
+    c.add_user("alice@example.com", "pw").await;
+    let first = b"Subject: chunked\r\n\r\n.\r\nQUIT\r\n";
+    let last = b"..two dots\r\nend\r\n";
+    let mut s = RawClient::connect(c.smtp).await;
+    s.line().await;
+    s.send(b"EHLO outside.example\r\n").await;
+    assert!(s.multiline_smtp().await.contains("250-CHUNKING"));
+    let mut pipelined =
+        b"BDAT 4\r\nRSETMAIL FROM:<x@outside.example>\r\nRCPT TO:<alice@example.com>\r\n".to_vec();
+    pipelined.extend_from_slice(format!("BDAT {}\r\n", first.len()).as_bytes());
+    pipelined.extend_from_slice(first);
+    pipelined.extend_from_slice(format!("BDAT {} LAST\r\n", last.len()).as_bytes());
+    pipelined.extend_from_slice(last);
+    s.send(&pipelined).await;
+    assert_eq!(s.line().await, "503 5.5.1 Need MAIL command\r\n");
+    assert!(s.line().await.starts_with("250 2.1.0"));
+    assert!(s.line().await.starts_with("250 2.1.5"));
+    assert_eq!(
+        s.line().await,
+        format!("250 2.0.0 {} octets received\r\n", first.len())
+    );
+    assert!(s.line().await.starts_with("250 2.0.0 Ok"));
+    let got = read_mailbox(&c.store, "alice@example.com", None).await;
+    assert_eq!(got.len(), 1);
+    let expected = [&first[..], &last[..]].concat();
+    assert!(
+        got[0].ends_with(&expected),
+        "{}",
+        String::from_utf8_lossy(&got[0])
+    );
     c.stop().await;
 }

@@ -1,8 +1,8 @@
 //! The SMTP client of the outbound transport (RFC 5321, 3207 STARTTLS, 4954 AUTH, 2920
-//! PIPELINING, 3461 DSN, 1870 SIZE, 6152 8BITMIME, 6531 SMTPUTF8).
+//! PIPELINING, 3461 DSN, 1870 SIZE, 6152 8BITMIME, 6531 SMTPUTF8, 3030 CHUNKING).
 //!
 //! Invariants: every line we send ends with CRLF and nothing else; content goes out
-//! dot-stuffed; a server that sends anything after its "220" to STARTTLS and before the TLS
+//! dot-stuffed after DATA, or as it is in one `BDAT n LAST` when the server offers CHUNKING; a server that sends anything after its "220" to STARTTLS and before the TLS
 //! handshake is refused (response injection); AUTH is only sent over TLS.
 use super::{Target, TlsMode};
 use crate::tls_client::{self, ClientStream};
@@ -94,6 +94,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// RFC 3461 DSN: NOTIFY and ORCPT are passed on.
     pub dsn: bool,
+    /// RFC 3030 CHUNKING: the content goes in a BDAT.
+    pub chunking: bool,
 }
 
 #[derive(Debug)]
@@ -161,6 +163,7 @@ impl SmtpClient {
             eight_bit_mime: has(&caps, "8BITMIME"),
             smtputf8: has(&caps, "SMTPUTF8"),
             dsn: c.dsn,
+            chunking: has(&caps, "CHUNKING"),
         };
         c.size = caps
             .iter()
@@ -244,7 +247,10 @@ impl SmtpClient {
             }
             commands.push(rcpt + "\r\n");
         }
-        commands.push("DATA\r\n".to_string());
+        let chunking = self.extensions.chunking;
+        if !chunking {
+            commands.push("DATA\r\n".to_string());
+        }
         let replies = if self.pipelining {
             self.send(&commands.concat()).await?;
             let mut replies = Vec::with_capacity(commands.len());
@@ -270,8 +276,11 @@ impl SmtpClient {
             return Err(ClientError::Rejected(mail_reply));
         }
         let rcpt_replies: Vec<Reply> = replies[1..=m.recipients.len()].to_vec();
-        let data_reply = replies.last().cloned().expect("DATA reply");
         let any_accepted = rcpt_replies.iter().any(Reply::is_positive);
+        if chunking {
+            return self.send_chunk(m, rcpt_replies, any_accepted).await;
+        }
+        let data_reply = replies.last().cloned().expect("DATA reply");
         if data_reply.code != 354 || !any_accepted {
             if data_reply.code == 354 {
                 // Every RCPT failed but DATA was accepted in the pipeline: end it empty.
@@ -288,6 +297,30 @@ impl SmtpClient {
         let end = self.reply().await?;
         Ok(Outcome {
             recipients: rcpt_replies,
+            data: Some(end),
+        })
+    }
+
+    /// The content as one `BDAT n LAST` (no dot-stuffing), once a recipient was accepted.
+    async fn send_chunk(
+        &mut self,
+        m: &Outgoing<'_>,
+        recipients: Vec<Reply>,
+        any_accepted: bool,
+    ) -> Result<Outcome, ClientError> {
+        if !any_accepted {
+            self.reset().await?;
+            return Ok(Outcome {
+                recipients,
+                data: None,
+            });
+        }
+        self.send(&format!("BDAT {} LAST\r\n", m.content.len()))
+            .await?;
+        self.write_all(m.content).await?;
+        let end = self.reply().await?;
+        Ok(Outcome {
+            recipients,
             data: Some(end),
         })
     }

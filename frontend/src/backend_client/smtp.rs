@@ -7,6 +7,7 @@ use bridgehead_proto::v1 as pb;
 use bridgehead_proto::v1::auth_client::AuthClient;
 use bridgehead_proto::v1::delivery_client::DeliveryClient;
 use bridgehead_proto::CHUNK_SIZE;
+use bytes::Bytes;
 use std::time::Duration;
 
 /// SMTP calls.
@@ -84,26 +85,30 @@ impl Backends {
 
     /// Hands a message to a back-end; returns the queue id once it is committed. The same
     /// `token` makes a repeat on another back-end (after a lost reply) store nothing twice.
+    /// The content comes in blocks (the spool's) that the requests share, never copy: each
+    /// request, and each retry, points into them.
     pub async fn submit(
         &self,
         env: &Envelope,
         origin: &Origin,
-        content: &[u8],
+        content: Vec<Bytes>,
     ) -> Result<String, BackendError> {
         let envelope = wire_envelope(env, origin);
-        let reply = if content.len() <= CHUNK_SIZE {
+        let total: usize = content.iter().map(Bytes::len).sum();
+        let reply = if total <= CHUNK_SIZE && content.len() <= 1 {
             // One request instead of a stream: the common, small message.
+            let whole = content.into_iter().next().unwrap_or_default();
             self.idempotent("submit", |ch| {
                 let whole = pb::WholeMessage {
                     envelope: Some(envelope.clone()),
-                    content: content.to_vec(),
+                    content: whole.clone(),
                 };
                 async move { DeliveryClient::new(ch).submit_whole(whole).await }
             })
             .await?
         } else {
             self.idempotent("submit", |ch| {
-                let parts = submit_parts(envelope.clone(), content);
+                let parts = submit_parts(envelope.clone(), &content);
                 async move { DeliveryClient::new(ch).submit(futures_iter(parts)).await }
             })
             .await?
@@ -148,14 +153,15 @@ fn wire_envelope(e: &Envelope, o: &Origin) -> pb::Envelope {
     }
 }
 
-fn submit_parts(envelope: pb::Envelope, content: &[u8]) -> Vec<pb::SubmitPart> {
+/// The envelope, then the content's blocks as they are.
+fn submit_parts(envelope: pb::Envelope, content: &[Bytes]) -> Vec<pb::SubmitPart> {
     use pb::submit_part::Part;
-    let mut parts = Vec::with_capacity(2 + content.len() / CHUNK_SIZE);
+    let mut parts = Vec::with_capacity(1 + content.len());
     parts.push(pb::SubmitPart {
         part: Some(Part::Envelope(envelope)),
     });
-    parts.extend(content.chunks(CHUNK_SIZE).map(|c| pb::SubmitPart {
-        part: Some(Part::Data(c.to_vec())),
+    parts.extend(content.iter().map(|block| pb::SubmitPart {
+        part: Some(Part::Data(block.clone())),
     }));
     parts
 }

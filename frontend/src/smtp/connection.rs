@@ -1,18 +1,17 @@
 //! The SMTP connection driver: sockets, TLS and back-end calls around the pure `Session`.
 //!
-//! One job: read, feed the session (command lines, or DATA through `DataReceiver`), carry
-//! out its actions. Replies to pipelined commands are gathered and written together
+//! One job: read, feed the session (command lines, DATA through `DataReceiver`, or BDAT
+//! chunks by their length), carry out its actions. Replies to pipelined commands are gathered and written together
 //! (RFC 2920). Invariants: after STARTTLS every byte already read is thrown away (RFC 3207
 //! §4.2, CVE-2011-0411 class); the message goes to a back-end only when its DATA ended
 //! cleanly, and "250" follows only the back-end's commit.
-use super::data::DataReceiver;
 use super::harvest::HarvestGuard;
+use super::intake::{Intake, Step};
 use super::recipients::RecipientCache;
 use super::session::{
     Action, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
 use crate::backend_client::{BackendError, Backends, Origin};
-use crate::lines::{Frame, Framer};
 use crate::metrics::Protocol;
 use crate::smtp::session::AuthResult;
 use crate::tls::Conn;
@@ -76,10 +75,8 @@ pub async fn serve(
         conn: Some(conn),
         buf: Vec::with_capacity(1024),
         out: String::new(),
-        framer: Framer::default(),
+        intake: Intake::default(),
         session: Session::new(config),
-        data: None,
-        spool: Vec::new(),
         tls_restarted: false,
         peer,
         ctx: ctx.clone(),
@@ -95,11 +92,9 @@ struct Driver {
     conn: Option<Conn>,
     buf: Vec<u8>,
     out: String,
-    framer: Framer,
+    /// Lines, DATA and BDAT chunks out of the bytes read; the message's spool.
+    intake: Intake,
     session: Session,
-    /// Set while DATA is being received.
-    data: Option<DataReceiver>,
-    spool: Vec<u8>,
     tls_restarted: bool,
     peer: SocketAddr,
     ctx: Arc<SmtpContext>,
@@ -128,19 +123,20 @@ impl Driver {
                 return Ok(());
             }
             let now = tokio::time::Instant::now();
-            let deadline = match (&self.data, data_started) {
-                (Some(_), None) => {
+            let deadline = match (self.intake.in_data(), data_started) {
+                (true, None) => {
                     data_started = Some(now);
                     now + self.ctx.settings.data_timeout
                 }
-                (Some(_), Some(started)) => {
+                (true, Some(started)) => {
                     (now + self.ctx.settings.data_timeout).min(started + DATA_LIMIT)
                 }
-                (None, _) => {
+                (false, _) => {
                     data_started = None;
                     last_command + self.ctx.settings.command_timeout
                 }
             };
+            let in_data = self.intake.in_data();
             let conn = self.conn.as_mut().expect("connection present");
             self.buf.reserve(4096);
             tokio::select! {
@@ -152,46 +148,43 @@ impl Driver {
                     Ok(Ok(_)) => {}
                     Err(_) => self.apply(Event::Timeout).await?,
                 },
-                _ = shutdown.cancelled(), if self.data.is_none() => self.apply(Event::ShuttingDown).await?,
+                _ = shutdown.cancelled(), if !in_data => self.apply(Event::ShuttingDown).await?,
             }
         }
     }
 
-    /// Feeds everything buffered: DATA to the receiver, complete lines to the session. True
-    /// when a command line (or the end of DATA) was processed.
+    /// Feeds everything buffered through the intake: lines, the end of DATA and of BDAT
+    /// chunks go to the session. True when one of them was processed.
     async fn process_input(&mut self) -> io::Result<bool> {
         let mut progress = false;
         let mut buf = std::mem::take(&mut self.buf);
         while !self.session.is_closed() {
-            if let Some(receiver) = self.data.as_mut() {
-                match receiver.feed(&buf, &mut self.spool) {
-                    None => {
-                        buf.clear();
-                        break;
-                    }
-                    Some(used) => {
-                        buf.drain(..used);
-                        let outcome = receiver.outcome();
-                        self.data = None;
-                        progress = true;
-                        self.apply(Event::DataReceived(outcome)).await?;
-                        continue;
-                    }
+            let (consumed, event) = match self.intake.next(&buf, self.session.max_line()) {
+                Step::More { consumed } => {
+                    buf.drain(..consumed);
+                    break;
                 }
-            }
-            match self.framer.next(&buf, self.session.max_line()) {
-                Frame::Incomplete => break,
-                Frame::Line { consumed, .. } => {
+                Step::Line { consumed } => {
                     progress = true;
                     self.apply(Event::Line(&buf[..consumed])).await?;
-                    buf.drain(..consumed);
+                    (consumed, None)
                 }
-                Frame::TooLong { consumed, ended } => {
-                    buf.drain(..consumed);
-                    if ended {
-                        self.apply(Event::LineTooLong).await?;
-                    }
+                Step::TooLong { consumed, ended } => {
+                    (consumed, ended.then_some(Event::LineTooLong))
                 }
+                Step::DataEnded { consumed, outcome } => {
+                    (consumed, Some(Event::DataReceived(outcome)))
+                }
+                Step::ChunkEnded { consumed, outcome } => {
+                    (consumed, Some(Event::ChunkReceived(outcome)))
+                }
+            };
+            buf.drain(..consumed);
+            if let Some(event) = event {
+                // A whole line, or the end of DATA or of a chunk, restarts the command clock;
+                // a part of an endless line does not.
+                progress = true;
+                self.apply(event).await?;
             }
             if self.tls_restarted {
                 self.tls_restarted = false;
@@ -273,8 +266,17 @@ impl Driver {
             }
             Action::ReceiveData { max_size } => {
                 self.flush().await?;
-                self.spool.clear();
-                self.data = Some(DataReceiver::new(max_size));
+                self.intake.receive_data(max_size);
+                None
+            }
+            Action::ReceiveChunk {
+                size,
+                max_size,
+                first,
+                last,
+                keep,
+            } => {
+                self.intake.receive_chunk(size, max_size, first, last, keep);
                 None
             }
             Action::Submit(envelope) => {
@@ -292,13 +294,15 @@ impl Driver {
             received_by: self.ctx.settings.hostname.clone(),
             token: uuid::Uuid::new_v4().to_string(),
         };
-        let result = backends.submit(envelope, &origin, &self.spool).await;
+        // The spool's blocks are what goes over the wire (no copy), freed with the handover.
+        let size = self.intake.spool.len() as u64;
+        let content = self.intake.spool.take();
+        let result = backends.submit(envelope, &origin, content).await;
         if result.is_ok() {
             let m = backends.metrics();
             m.messages_accepted.inc();
-            m.bytes_accepted.inc_by(self.spool.len() as u64);
+            m.bytes_accepted.inc_by(size);
         }
-        self.spool = Vec::new();
         submit_result(result, &self.peer)
     }
 

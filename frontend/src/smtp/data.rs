@@ -1,10 +1,14 @@
-//! The SMTP DATA receiver, pure and streaming (RFC 5321 §4.1.1.4, §4.5.2, §2.3.8).
+//! The SMTP DATA receiver, pure and streaming (RFC 5321 §4.1.1.4, §4.5.2, §2.3.8), also
+//! judging the content of BDAT chunks (RFC 3030).
 //!
 //! Invariants: the data ends only at CRLF "." CRLF (the first line counts as following a
 //! CRLF); a bare CR or bare LF never ends a line for this purpose and makes the message
 //! refused once the data ends, so no byte sequence can smuggle a second message out of one
 //! DATA (CVE-2023-51764 class). Leading dots are unstuffed. Content past the size limit is
-//! scanned but not kept. Received headers are counted for loop detection.
+//! scanned but not kept. Received headers are counted for loop detection. For BDAT the
+//! length says where the data ends and nothing is unstuffed, but the same rules judge the
+//! content — a bare CR or LF in a chunk refuses the message too, so nothing that a later
+//! hop could read as a line end travels on.
 
 /// How a completed DATA section is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,8 @@ pub struct DataReceiver {
     in_header: bool,
     header_prefix: Vec<u8>,
     received: u32,
+    /// DATA (dot-stuffed, ended by CRLF.CRLF); false for BDAT chunks.
+    stuffed: bool,
 }
 
 impl DataReceiver {
@@ -62,6 +68,23 @@ impl DataReceiver {
             in_header: true,
             header_prefix: Vec::with_capacity(9),
             received: 0,
+            stuffed: true,
+        }
+    }
+
+    /// A receiver for the content of BDAT chunks: no dot-stuffing and no end marker (`feed`
+    /// takes all of its input); `end_chunks` after the LAST chunk.
+    pub fn for_chunks(max_size: u64) -> Self {
+        DataReceiver {
+            stuffed: false,
+            ..DataReceiver::new(max_size)
+        }
+    }
+
+    /// After the LAST chunk: content ending in a lone CR ends with a bare line ending.
+    pub fn end_chunks(&mut self) {
+        if self.pos == Pos::Cr {
+            self.bare = true;
         }
     }
 
@@ -84,7 +107,7 @@ impl DataReceiver {
             let b = input[i];
             i += 1;
             match (self.pos, b) {
-                (Pos::LineStart, b'.') => self.pos = Pos::Dot,
+                (Pos::LineStart, b'.') if self.stuffed => self.pos = Pos::Dot,
                 (Pos::Dot, b'\r') => self.pos = Pos::DotCr,
                 (Pos::DotCr, b'\n') => return Some(i),
                 (Pos::DotCr, _) => {
@@ -243,6 +266,26 @@ mod tests {
                 );
                 assert_eq!(outcome, DataOutcome::BareLineEnding, "{bad:?}");
             }
+        }
+    }
+
+    #[test]
+    fn chunks_keep_dots_and_never_end_but_bare_line_endings_still_refuse() {
+        let content = b"Subject: x\r\n\r\n.\r\n..dot\r\nMAIL FROM:<a@b>\r\n";
+        for split in 0..=content.len() {
+            let mut r = DataReceiver::for_chunks(1 << 20);
+            let mut out = Vec::new();
+            assert_eq!(r.feed(&content[..split], &mut out), None);
+            assert_eq!(r.feed(&content[split..], &mut out), None);
+            r.end_chunks();
+            assert_eq!(out, content.to_vec(), "kept as sent");
+            assert_eq!(r.outcome(), DataOutcome::Ok { size: 41 });
+        }
+        for bad in [&b"a\nb\r\n"[..], b"a\rb\r\n", b"\n.\n", b"end\r"] {
+            let mut r = DataReceiver::for_chunks(1 << 20);
+            assert_eq!(r.feed(bad, &mut Vec::new()), None);
+            r.end_chunks();
+            assert_eq!(r.outcome(), DataOutcome::BareLineEnding, "{bad:?}");
         }
     }
 

@@ -1,4 +1,5 @@
-//! The mail transaction: MAIL, RCPT, DATA and the back-end's answers (RFC 5321 §3.3).
+//! The mail transaction: MAIL, RCPT, DATA or BDAT (RFC 3030) and the back-end's answers
+//! (RFC 5321 §3.3).
 use super::data::DataOutcome;
 use super::parse::MailParams;
 use super::session::{
@@ -39,6 +40,7 @@ pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Act
         from,
         params,
         recipients: Vec::new(),
+        chunks: 0,
     });
     vec![reply("250 2.1.0 Ok")]
 }
@@ -114,6 +116,7 @@ pub(super) fn data(s: &mut Session) -> Vec<Action> {
     match &s.tx {
         None => s.bad("503 5.5.1 Need MAIL command"),
         Some(tx) if tx.recipients.is_empty() => s.bad("554 5.5.1 No valid recipients"),
+        Some(tx) if tx.chunks > 0 => s.bad("503 5.5.1 DATA is not allowed after BDAT"),
         Some(_) => {
             s.state = State::Data;
             vec![
@@ -126,11 +129,61 @@ pub(super) fn data(s: &mut Session) -> Vec<Action> {
     }
 }
 
+/// BDAT: its octets are read whatever the verdict (they are on the wire); a refusal is
+/// answered once they are.
+pub(super) fn bdat(s: &mut Session, size: u64, last: bool) -> Vec<Action> {
+    let refusal = match &s.tx {
+        None => Some("503 5.5.1 Need MAIL command"),
+        Some(tx) if tx.recipients.is_empty() => Some("554 5.5.1 No valid recipients"),
+        Some(_) => None,
+    };
+    let first = s.tx.as_ref().is_some_and(|tx| tx.chunks == 0);
+    if let Some(tx) = s.tx.as_mut().filter(|_| refusal.is_none()) {
+        tx.chunks += 1;
+    }
+    s.state = State::Chunk {
+        size,
+        last,
+        refusal: refusal.map(str::to_string),
+    };
+    vec![Action::ReceiveChunk {
+        size,
+        max_size: s.config.max_message_size,
+        first,
+        last,
+        keep: refusal.is_none(),
+    }]
+}
+
+/// A BDAT chunk was read: refused, acknowledged, or (LAST) the message judged and handed on.
+pub(super) fn chunk_received(s: &mut Session, outcome: DataOutcome) -> Vec<Action> {
+    let State::Chunk {
+        size,
+        last,
+        refusal,
+    } = std::mem::replace(&mut s.state, State::Ready)
+    else {
+        return Vec::new();
+    };
+    if let Some(text) = refusal {
+        return s.bad(&text);
+    }
+    if !last {
+        return vec![reply(&format!("250 2.0.0 {size} octets received"))];
+    }
+    finish(s, outcome)
+}
+
 pub(super) fn data_received(s: &mut Session, outcome: DataOutcome) -> Vec<Action> {
     if s.state != State::Data {
         return Vec::new();
     }
     s.state = State::Ready;
+    finish(s, outcome)
+}
+
+/// The end of the data (DATA's CRLF.CRLF or the LAST chunk): refused, or handed on.
+fn finish(s: &mut Session, outcome: DataOutcome) -> Vec<Action> {
     let refusal = match outcome {
         DataOutcome::Ok { .. } => None,
         DataOutcome::BareLineEnding => {

@@ -7,9 +7,11 @@ pub mod connection;
 pub mod data;
 mod envelope;
 pub mod harvest;
+pub mod intake;
 pub mod parse;
 pub mod recipients;
 pub mod session;
+pub mod spool;
 
 pub use connection::{serve, SmtpContext};
 

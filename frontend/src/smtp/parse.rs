@@ -33,7 +33,11 @@ pub enum Command {
         orcpt: String,
     },
     Data,
-    Bdat,
+    /// RFC 3030: the next `size` octets are message data; `last` ends it.
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -121,7 +125,13 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
             },
         },
         Request::Data => Command::Data,
-        Request::Bdat { .. } => Command::Bdat,
+        Request::Bdat {
+            chunk_size,
+            is_last,
+        } => Command::Bdat {
+            size: chunk_size as u64,
+            last: is_last,
+        },
         Request::Rset => Command::Rset,
         Request::Noop { .. } => Command::Noop,
         Request::Quit => Command::Quit,

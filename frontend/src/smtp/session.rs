@@ -3,7 +3,8 @@
 //! Like Postfix's smtpd, it only strips the protocol: sender, recipients and content go to a
 //! back-end (`Action::Submit`), which stores them. No sockets, TLS or gRPC here. RFC 5321
 //! (SMTP), 3207 (STARTTLS), 4954 (AUTH), 2920 (PIPELINING), 1870 (SIZE), 6152 (8BITMIME),
-//! 2034/3463 (enhanced status codes), 3461 (DSN), 6531 (SMTPUTF8), 8314 (implicit TLS).
+//! 2034/3463 (enhanced status codes), 3461 (DSN), 6531 (SMTPUTF8), 8314 (implicit TLS), 3030
+//! (CHUNKING).
 //!
 //! Invariants: after STARTTLS everything said before is forgotten (HELO, MAIL, RCPT); no
 //! password is taken without TLS unless configured; on submission ports nothing is accepted
@@ -83,6 +84,8 @@ pub enum Event<'a> {
     Authenticated(AuthResult),
     RecipientChecked(RcptVerdict),
     DataReceived(super::data::DataOutcome),
+    /// A BDAT chunk's octets were all read; the content so far is judged so.
+    ChunkReceived(super::data::DataOutcome),
     Submitted(SubmitResult),
     Timeout,
     ShuttingDown,
@@ -124,6 +127,16 @@ pub enum Action {
     ReceiveData {
         max_size: u64,
     },
+    /// Read the next `size` octets as a BDAT chunk (RFC 3030): into the message when `keep`
+    /// (`first`: the message's first chunk, up to `max_size` in all; `last`: its end), or
+    /// read and dropped when the BDAT was refused.
+    ReceiveChunk {
+        size: u64,
+        max_size: u64,
+        first: bool,
+        last: bool,
+        keep: bool,
+    },
     Submit(Envelope),
     Close,
 }
@@ -134,6 +147,8 @@ pub(super) struct Transaction {
     pub from: String,
     pub params: super::parse::MailParams,
     pub recipients: Vec<(String, u32, String)>,
+    /// BDAT chunks taken so far (DATA is refused after one).
+    pub chunks: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +166,12 @@ pub(super) enum State {
         asked: String,
     },
     Data,
+    /// Reading a BDAT chunk; `refusal`: the reply once its octets are read, if refused.
+    Chunk {
+        size: u64,
+        last: bool,
+        refusal: Option<String>,
+    },
     Submitting,
     Closed,
 }
@@ -225,6 +246,7 @@ impl Session {
             Event::Authenticated(r) => auth::result(self, r),
             Event::RecipientChecked(v) => envelope::recipient_checked(self, v),
             Event::DataReceived(outcome) => envelope::data_received(self, outcome),
+            Event::ChunkReceived(outcome) => envelope::chunk_received(self, outcome),
             Event::Submitted(r) => envelope::submitted(self, r),
             Event::Timeout => self.close(&format!(
                 "421 4.4.2 {} Error: timeout exceeded",
@@ -278,7 +300,7 @@ impl Session {
             Command::Mail { from, params } => envelope::mail(self, from, params),
             Command::Rcpt { to, notify, orcpt } => envelope::rcpt(self, to, notify, orcpt),
             Command::Data => envelope::data(self),
-            Command::Bdat => self.bad("502 5.5.1 CHUNKING is not offered; use DATA"),
+            Command::Bdat { size, last } => envelope::bdat(self, size, last),
             Command::Rset => {
                 self.tx = None;
                 vec![reply("250 2.0.0 Ok")]
@@ -311,6 +333,7 @@ impl Session {
             "ENHANCEDSTATUSCODES".to_string(),
             "SMTPUTF8".to_string(),
             "DSN".to_string(),
+            "CHUNKING".to_string(),
         ];
         if self.tls.is_none() && self.config.starttls_available {
             lines.push("STARTTLS".to_string());

@@ -1,16 +1,14 @@
-//! Transcript tests of the pure SMTP session with the DATA receiver, the back-end played by
-//! a small in-memory directory. Transcripts also run split at every byte boundary.
-use super::data::DataReceiver;
+//! Transcript tests of the pure SMTP session behind the intake (lines, DATA, BDAT chunks),
+//! the back-end played by a small in-memory directory. Transcripts also run split at every
+//! byte boundary.
+use super::intake::{Intake, Step};
 use super::session::{
     Action, AuthResult, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
-use crate::lines::{Frame, Framer};
 
 struct Harness {
     session: Session,
-    framer: Framer,
-    data: Option<DataReceiver>,
-    spool: Vec<u8>,
+    intake: Intake,
     out: String,
     submitted: Vec<(Envelope, Vec<u8>)>,
     tls_started: bool,
@@ -44,9 +42,7 @@ impl Harness {
     fn new(listener: Listener, tls: bool) -> Harness {
         let mut h = Harness {
             session: Session::new(config(listener)),
-            framer: Framer::default(),
-            data: None,
-            spool: Vec::new(),
+            intake: Intake::default(),
             out: String::new(),
             submitted: Vec::new(),
             tls_started: false,
@@ -87,12 +83,22 @@ impl Harness {
                     ..
                 } => Some(Event::RecipientChecked(verdict(&address, authenticated))),
                 Action::ReceiveData { max_size } => {
-                    self.data = Some(DataReceiver::new(max_size));
-                    self.spool.clear();
+                    self.intake.receive_data(max_size);
+                    None
+                }
+                Action::ReceiveChunk {
+                    size,
+                    max_size,
+                    first,
+                    last,
+                    keep,
+                } => {
+                    self.intake.receive_chunk(size, max_size, first, last, keep);
                     None
                 }
                 Action::Submit(env) => {
-                    self.submitted.push((env, std::mem::take(&mut self.spool)));
+                    let content = self.intake.spool.take().concat();
+                    self.submitted.push((env, content));
                     Some(Event::Submitted(SubmitResult::Queued(format!(
                         "Q{}",
                         self.submitted.len()
@@ -108,34 +114,29 @@ impl Harness {
 
     fn feed(&mut self, buf: &mut Vec<u8>) {
         while !self.session.is_closed() {
-            if let Some(r) = self.data.as_mut() {
-                match r.feed(buf, &mut self.spool) {
-                    None => {
-                        buf.clear();
-                        return;
-                    }
-                    Some(n) => {
-                        buf.drain(..n);
-                        let outcome = r.outcome();
-                        self.data = None;
-                        self.apply(Event::DataReceived(outcome));
-                        continue;
-                    }
+            let (consumed, event) = match self.intake.next(buf, self.session.max_line()) {
+                Step::More { consumed } => {
+                    buf.drain(..consumed);
+                    return;
                 }
-            }
-            match self.framer.next(buf, self.session.max_line()) {
-                Frame::Incomplete => return,
-                Frame::Line { consumed, .. } => {
+                Step::Line { consumed } => {
                     let line = buf[..consumed].to_vec();
                     self.apply(Event::Line(&line));
-                    buf.drain(..consumed);
+                    (consumed, None)
                 }
-                Frame::TooLong { consumed, ended } => {
-                    buf.drain(..consumed);
-                    if ended {
-                        self.apply(Event::LineTooLong);
-                    }
+                Step::TooLong { consumed, ended } => {
+                    (consumed, ended.then_some(Event::LineTooLong))
                 }
+                Step::DataEnded { consumed, outcome } => {
+                    (consumed, Some(Event::DataReceived(outcome)))
+                }
+                Step::ChunkEnded { consumed, outcome } => {
+                    (consumed, Some(Event::ChunkReceived(outcome)))
+                }
+            };
+            buf.drain(..consumed);
+            if let Some(event) = event {
+                self.apply(event);
             }
             if self.tls_started {
                 self.tls_started = false;
@@ -295,7 +296,7 @@ fn smuggled_second_transaction_never_becomes_a_message() {
 fn limits_and_ordering_errors() {
     let long_line = format!("NOOP {}\r\n", "x".repeat(1100));
     let input = format!(
-        "MAIL FROM:<a@b.example>\r\nHELO c\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n{long_line}MAIL FROM:<a@b.example> SIZE=5000\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\nDATA\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nRSET\r\nVRFY alice\r\nBDAT 10 LAST\r\n"
+        "MAIL FROM:<a@b.example>\r\nHELO c\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n{long_line}MAIL FROM:<a@b.example> SIZE=5000\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\nDATA\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nRCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\nRSET\r\nVRFY alice\r\n"
     );
     let h = transcript(Listener::Mx, false, input.as_bytes());
     assert_eq!(
@@ -316,7 +317,6 @@ fn limits_and_ordering_errors() {
             "250 2.1.5 Ok",
             "250 2.0.0 Ok",
             "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery",
-            "502 5.5.1 CHUNKING is not offered; use DATA",
         ]
     );
 }
@@ -384,4 +384,67 @@ fn malformed_auth_plain_is_a_syntax_error() {
     let syntax = "501 5.5.2 Malformed PLAIN response: expected [authzid] NUL user NUL password";
     assert_eq!(r.iter().filter(|l| **l == syntax).count(), 3, "{r:?}");
     assert!(!h.out.contains("535"), "{r:?}");
+}
+
+#[test]
+fn bdat_chunks_are_their_octets_and_end_with_last() {
+    let input = b"EHLO c\r\nMAIL FROM:<x@outside.example>\r\nRCPT TO:<alice@local.test>\r\nBDAT 15\r\nSubject: hi\r\n\r\nBDAT 11 LAST\r\n.dot\r\nend\r\nQUIT\r\n";
+    let h = transcript(Listener::Mx, false, input);
+    let r = replies(&h);
+    assert!(r.contains(&"250-CHUNKING"), "{r:?}");
+    assert!(r.contains(&"250 2.0.0 15 octets received"), "{r:?}");
+    assert!(r.contains(&"250 2.0.0 Ok Q1"), "{r:?}");
+    assert_eq!(
+        h.submitted[0].1,
+        b"Subject: hi\r\n\r\n.dot\r\nend\r\n".to_vec(),
+        "no unstuffing"
+    );
+    assert_eq!(r.last(), Some(&"221 2.0.0 Bye"));
+}
+
+#[test]
+fn bdat_content_is_never_commands_and_bare_line_endings_refuse_it() {
+    // A chunk that holds what looks like the end of data and a second transaction.
+    let chunk = b"Subject: a\r\n\r\nx\n.\nMAIL FROM:<x@y>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\n";
+    let mut input =
+        b"EHLO c\r\nMAIL FROM:<x@outside.example>\r\nRCPT TO:<alice@local.test>\r\n".to_vec();
+    input.extend_from_slice(format!("BDAT {} LAST\r\n", chunk.len()).as_bytes());
+    input.extend_from_slice(chunk);
+    input.extend_from_slice(b"QUIT\r\n");
+    let h = transcript(Listener::Mx, false, &input);
+    let r = replies(&h);
+    assert!(h.submitted.is_empty(), "{r:?}");
+    assert!(r.contains(&"550 5.6.0 Message has bare CR or LF characters; lines must end with CRLF"));
+    assert!(
+        !r.iter().any(|l| l.starts_with("354")),
+        "no DATA was seen: {r:?}"
+    );
+    assert_eq!(r.last(), Some(&"221 2.0.0 Bye"));
+}
+
+#[test]
+fn refused_bdat_octets_are_read_and_dropped() {
+    // No transaction: the six octets "QUIT\r\n" are the chunk, not a command.
+    let input = b"EHLO c\r\nBDAT 6\r\nQUIT\r\nNOOP\r\nMAIL FROM:<x@outside.example>\r\nBDAT 2\r\nhiRCPT TO:<alice@local.test>\r\nBDAT 4\r\nab\r\nDATA\r\nBDAT 5000 LAST\r\n";
+    let mut input = input.to_vec();
+    input.extend(std::iter::repeat_n(b'x', 5000));
+    input.extend_from_slice(b"NOOP\r\n");
+    let h = transcript(Listener::Mx, false, &input);
+    let r = replies(&h);
+    assert_eq!(
+        r[r.len() - 9..],
+        [
+            "503 5.5.1 Need MAIL command",
+            "250 2.0.0 Ok",
+            "250 2.1.0 Ok",
+            "554 5.5.1 No valid recipients",
+            "250 2.1.5 Ok",
+            "250 2.0.0 4 octets received",
+            "503 5.5.1 DATA is not allowed after BDAT",
+            "552 5.3.4 Message size exceeds fixed maximum message size",
+            "250 2.0.0 Ok",
+        ][..],
+        "the NOOP after the big chunk is a command again: {r:?}"
+    );
+    assert!(h.submitted.is_empty());
 }

@@ -1,11 +1,11 @@
-//! The SMTP framer, command parser, session and DATA receiver on arbitrary input, as the
-//! driver runs them. Invariants: no panic; DATA ends only at CRLF.CRLF; every reply line is a
+//! The SMTP intake (framer, DATA receiver, BDAT chunks), command parser and session on
+//! arbitrary input, as the driver runs them. Invariants: no panic; DATA ends only at CRLF.CRLF; every reply line is a
 //! three-digit code, a space or hyphen, and CRLF (RFC 5321 §4.2); a message is handed on only
-//! after its end of data, with 1..=max_recipients recipients; addresses are never altered
+//! after its end of data (DATA or the LAST chunk), with 1..=max_recipients recipients and no
+//! bare LF in its content; addresses are never altered
 //! (no U+FFFD that the input did not carry: invalid UTF-8 is refused, not replaced), and a
 //! non-ASCII address reaches the back-end only in an SMTPUTF8 transaction (RFC 6531).
-use bridgehead_frontend::lines::{Frame, Framer};
-use bridgehead_frontend::smtp::data::DataReceiver;
+use bridgehead_frontend::smtp::intake::{Intake, Step};
 use bridgehead_frontend::smtp::session::{
     Action, AuthResult, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
@@ -42,7 +42,7 @@ pub fn run(data: &[u8]) {
         allow_plaintext_auth: true,
         max_bad_commands: 20,
     });
-    let mut f = Framer::default();
+    let mut intake = Intake::default();
     let mut buf = data.to_vec();
     let carries_replacement = data.windows(3).any(|w| w == "\u{fffd}".as_bytes());
     let unaltered = |address: &str| {
@@ -51,8 +51,6 @@ pub fn run(data: &[u8]) {
             "an address was altered: {address:?}"
         );
     };
-    let mut receiver: Option<DataReceiver> = None;
-    let mut spool = Vec::new();
     let mut pending = s.handle(Event::Connected { tls: None });
     let mut data_ended = false;
     loop {
@@ -70,7 +68,17 @@ pub fn run(data: &[u8]) {
                     Some(Event::RecipientChecked(RcptVerdict::Accept(address)))
                 }
                 Action::ReceiveData { max_size } => {
-                    receiver = Some(DataReceiver::new(max_size));
+                    intake.receive_data(max_size);
+                    None
+                }
+                Action::ReceiveChunk {
+                    size,
+                    max_size,
+                    first,
+                    last,
+                    keep,
+                } => {
+                    intake.receive_chunk(size, max_size, first, last, keep);
                     None
                 }
                 Action::Submit(envelope) => {
@@ -79,6 +87,11 @@ pub fn run(data: &[u8]) {
                     let ascii = envelope.mail_from.is_ascii()
                         && envelope.recipients.iter().all(|r| r.0.is_ascii());
                     assert!(ascii || envelope.smtputf8, "non-ASCII without SMTPUTF8");
+                    let content = intake.spool.take().concat();
+                    assert!(
+                        !content.windows(2).any(|w| w[0] != b'\r' && w[1] == b'\n'),
+                        "a bare LF reached the back-end"
+                    );
                     Some(Event::Submitted(SubmitResult::Queued("Q".into())))
                 }
                 Action::StartTls => Some(Event::TlsStarted { tls: "TLS".into() }),
@@ -93,40 +106,36 @@ pub fn run(data: &[u8]) {
             }
         }
         data_ended = false;
-        if s.is_closed() || buf.is_empty() {
+        if s.is_closed() {
             break;
         }
-        if let Some(r) = receiver.as_mut() {
-            match r.feed(&buf, &mut spool) {
-                None => break,
-                Some(n) => {
-                    assert!(
-                        buf[..n].ends_with(b"\r\n.\r\n") || n == 3,
-                        "DATA ended without CRLF.CRLF"
-                    );
-                    buf.drain(..n);
-                    let outcome = r.outcome();
-                    receiver = None;
-                    spool.clear();
-                    pending = s.handle(Event::DataReceived(outcome));
-                    data_ended = true;
-                    continue;
-                }
+        let (consumed, event) = match intake.next(&buf, s.max_line()) {
+            Step::More { consumed } => {
+                buf.drain(..consumed);
+                break;
             }
-        }
-        match f.next(&buf, s.max_line()) {
-            Frame::Incomplete => break,
-            Frame::Line { consumed, .. } => {
+            Step::Line { consumed } => {
                 let line = buf[..consumed].to_vec();
-                buf.drain(..consumed);
                 pending = s.handle(Event::Line(&line));
+                (consumed, None)
             }
-            Frame::TooLong { consumed, ended } => {
-                buf.drain(..consumed);
-                if ended {
-                    pending = s.handle(Event::LineTooLong);
-                }
+            Step::TooLong { consumed, ended } => (consumed, ended.then_some(Event::LineTooLong)),
+            Step::DataEnded { consumed, outcome } => {
+                assert!(
+                    buf[..consumed].ends_with(b"\r\n.\r\n") || consumed == 3,
+                    "DATA ended without CRLF.CRLF"
+                );
+                data_ended = true;
+                (consumed, Some(Event::DataReceived(outcome)))
             }
+            Step::ChunkEnded { consumed, outcome } => {
+                data_ended = true;
+                (consumed, Some(Event::ChunkReceived(outcome)))
+            }
+        };
+        buf.drain(..consumed);
+        if let Some(e) = event {
+            pending = s.handle(e);
         }
     }
 }

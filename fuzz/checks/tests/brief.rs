@@ -22,6 +22,8 @@ const TOKENS: &[&[u8]] = &[
     b"QUIT\r\n",
     b"RSET\r\n",
     b"DATA\r\n",
+    b"BDAT 7\r\n",
+    b"BDAT 3 LAST\r\n",
     b"STLS\r\n",
     b"STARTTLS\r\n",
     b"AUTH PLAIN\r\n",
