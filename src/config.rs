@@ -8,6 +8,7 @@ use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::harvest::HarvestPolicy;
+use bridgehead_backend::secrets::Secrets;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{BackendConfig, BackendHandle};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
@@ -152,6 +153,11 @@ pub struct BackendArgs {
     /// File holding the admin token.
     #[arg(long, env = "BRIDGEHEAD_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding the key that seals secrets at rest (connector passwords, route AUTH
+    /// secrets): 32 random bytes in base64 (`head -c 32 /dev/urandom | base64`), the same on
+    /// every back-end. Without it, such secrets cannot be stored.
+    #[arg(long, env = "BRIDGEHEAD_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Largest message accepted, in octets.
     #[arg(long, env = "BRIDGEHEAD_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<u64>,
@@ -420,6 +426,10 @@ impl BackendArgs {
                 _ => bail!("mutual TLS needs all of --tls-cert, --tls-key and --client-ca"),
             },
             transport,
+            secrets: match self.secret_key_file.or(file.secret_key_file) {
+                Some(path) => Secrets::from_key_file(&path)?,
+                None => Secrets::default(),
+            },
         })
     }
 

@@ -12,6 +12,7 @@ use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::secrets::Secrets;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
@@ -95,6 +96,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             key: pki.backend_key.clone(),
             client_ca: pki.ca.clone(),
         }),
+        secrets: dev_secrets(&dir.join("secret-key"))?,
     })
     .await?;
     let demo_password = ensure_demo(&backend.store, &dir).await?;
@@ -178,6 +180,14 @@ fn secret(path: &Path) -> Result<String> {
     let s = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
     write_private(path, format!("{s}\n").as_bytes())?;
     Ok(s)
+}
+
+/// The key that seals secrets at rest, made on first use.
+fn dev_secrets(path: &Path) -> Result<Secrets> {
+    if !path.exists() {
+        write_private(path, format!("{}\n", Secrets::new_key_text()).as_bytes())?;
+    }
+    Ok(Secrets::from_key_file(path)?)
 }
 
 /// Creates the demo domain and user once (a marker file remembers it), returns the password.

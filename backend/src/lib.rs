@@ -19,6 +19,7 @@ pub mod password;
 pub mod pgrunner;
 pub mod pki;
 pub mod relay;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod submit;

@@ -20,6 +20,8 @@ pub struct BackendConfig {
     pub connector: crate::connector::ConnectorConfig,
     /// Mutual TLS with front-ends (and TLS for the admin API).
     pub tls: Option<crate::grpc::TlsFiles>,
+    /// Seals secrets at rest (connector passwords, route AUTH secrets).
+    pub secrets: crate::secrets::Secrets,
 }
 
 /// A running back-end.
@@ -47,8 +49,11 @@ pub enum BackendError {
 
 impl BackendHandle {
     /// Opens the store (applying migrations), binds the gRPC port and starts serving.
-    pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError> {
+    pub async fn start(mut config: BackendConfig) -> Result<BackendHandle, BackendError> {
         let store = Store::open(&config.database_url, config.max_db_connections).await?;
+        config.transport.secrets = config.secrets.clone();
+        config.connector.secrets = config.secrets.clone();
+        seal_clear_secrets(&store, &config.secrets).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| BackendError::Listen(config.listen, e))?;
@@ -117,4 +122,31 @@ impl BackendHandle {
         served??;
         Ok(())
     }
+}
+
+/// Seals secrets stored in the clear before sealing existed, once a key is given (every
+/// back-end may do it at start: each value is replaced only if unchanged).
+async fn seal_clear_secrets(
+    store: &Store,
+    secrets: &crate::secrets::Secrets,
+) -> Result<(), BackendError> {
+    if !secrets.has_key() {
+        return Ok(());
+    }
+    let (connectors, routes) = store.clear_secrets().await?;
+    let sealed = connectors.len() + routes.len();
+    for (id, old) in connectors {
+        if let Ok(new) = secrets.seal("connector", &old) {
+            store.reseal_connector_secret(id, &old, &new).await?;
+        }
+    }
+    for (domain, old) in routes {
+        if let Ok(new) = secrets.seal("route", &old) {
+            store.reseal_route_secret(&domain, &old, &new).await?;
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(sealed, "secrets stored in the clear are sealed now");
+    }
+    Ok(())
 }

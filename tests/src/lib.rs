@@ -9,6 +9,10 @@ use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
 pub use bridgehead_backend::harvest::HarvestPolicy;
+use bridgehead_backend::secrets::Secrets;
+
+/// The test back-ends' key for secrets at rest.
+pub const SECRET_KEY: [u8; 32] = [42; 32];
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::pki::{self, ClusterPki};
 use bridgehead_backend::transport::TransportConfig;
@@ -187,6 +191,7 @@ fn backend_config(
             key: p.backend_key.clone(),
             client_ca: p.ca.clone(),
         }),
+        secrets: Secrets::from_key(&SECRET_KEY).expect("a 32-byte key"),
     }
 }
 

@@ -412,3 +412,41 @@ async fn cut_connection_and_backend_restart_lose_and_repeat_nothing() {
     assert!(c.uids(ISP_USER).await.is_empty());
     c.stop().await;
 }
+
+/// The outside account's password is sealed in PostgreSQL (never stored in the clear), still
+/// works for polling, and one stored in the clear before sealing existed is sealed when a
+/// back-end starts with a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_sealed_at_rest() {
+    let mut c = cluster().await;
+    c.deliver(ISP_USER, &msg("one", "To: chris@isp.example\r\n"))
+        .await;
+    add_connector(
+        &c,
+        "chris",
+        c.pop3s,
+        &["--to", "alice@example.com"],
+        ISP_PASS,
+    )
+    .await;
+    let stored = c.store.get_connector("chris").await.unwrap();
+    assert!(stored.secret.starts_with("bh1:"), "{}", stored.secret);
+    assert!(!stored.secret.contains(ISP_PASS));
+    assert_eq!(poll_now(&c, "chris").await.status.last_error, None);
+    // As a back-end before sealing existed would have stored it: in the clear.
+    let mut legacy = stored.clone();
+    legacy.secret = ISP_PASS.to_string();
+    c.store.update_connector(&legacy).await.unwrap();
+    assert_eq!(
+        c.store.get_connector("chris").await.unwrap().secret,
+        ISP_PASS
+    );
+    c.restart_backend().await;
+    let resealed = c.store.get_connector("chris").await.unwrap().secret;
+    assert!(resealed.starts_with("bh1:") && !resealed.contains(ISP_PASS));
+    c.deliver(ISP_USER, &msg("two", "To: chris@isp.example\r\n"))
+        .await;
+    assert_eq!(poll_now(&c, "chris").await.status.last_error, None);
+    assert_eq!(subjects(&c, "alice@example.com").await, vec!["one", "two"]);
+    c.stop().await;
+}

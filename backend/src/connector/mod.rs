@@ -25,6 +25,8 @@ pub struct ConnectorConfig {
     pub timeout: Duration,
     /// Default undeliverable mailbox (else postmaster@<first domain>).
     pub postmaster: Option<String>,
+    /// Opens the connectors' stored passwords.
+    pub secrets: crate::secrets::Secrets,
 }
 
 impl Default for ConnectorConfig {
@@ -35,6 +37,7 @@ impl Default for ConnectorConfig {
             poll_interval: Duration::from_secs(1),
             claim: Duration::from_secs(1800),
             timeout: Duration::from_secs(120),
+            secrets: Default::default(),
             postmaster: None,
         }
     }

@@ -23,6 +23,8 @@ enum PollError {
     Store(#[from] StoreError),
     #[error("no undeliverable mailbox: create {0} or set one for the connector")]
     NoUndeliverable(String),
+    #[error("the stored password: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 pub async fn poll(
@@ -75,7 +77,8 @@ async fn run(
     let seen = store.seen_uidls(c.id).await?;
     let mut client =
         Pop3Client::connect(&c.server, c.port, security, c.verify_cert, config.timeout).await?;
-    client.login(&c.auth, &c.username, &c.secret).await?;
+    let password = config.secrets.open("connector", &c.secret)?;
+    client.login(&c.auth, &c.username, &password).await?;
     let listing = client.uidl().await?;
     let keep_days = c
         .delete_after_days

@@ -267,13 +267,23 @@ impl pb::admin_server::Admin for Services {
                 "AUTH needs TLS: use --tls required or implicit",
             ));
         }
+        let auth_secret = match &auth_user {
+            Some(_) => Some(
+                self.settings
+                    .transport
+                    .secrets
+                    .seal("route", &r.auth_secret)
+                    .map_err(|e| Status::failed_precondition(e.to_string()))?,
+            ),
+            None => None,
+        };
         self.store
             .set_route(&Route {
                 domain,
                 host: r.host.trim().to_string(),
                 port: r.port as u16,
                 tls: r.tls,
-                auth_secret: auth_user.as_ref().map(|_| r.auth_secret),
+                auth_secret,
                 auth_user,
             })
             .await?;
@@ -311,7 +321,7 @@ impl pb::admin_server::Admin for Services {
 
     async fn edit_connector(&self, req: Request<pb::ConnectorInfo>) -> Reply<pb::Empty> {
         self.store
-            .update_connector(&connectors::from_proto(req.into_inner())?)
+            .update_connector(&connectors::edited(self, req.into_inner())?)
             .await?;
         empty()
     }

@@ -112,8 +112,28 @@ pub async fn add(s: &Services, c: pb::ConnectorInfo) -> Result<(), Status> {
             "a connector needs the outside account's password",
         ));
     }
-    s.store.add_connector(&from_proto(c)?).await?;
+    let mut connector = from_proto(c)?;
+    connector.secret = seal(s, &connector.secret)?;
+    s.store.add_connector(&connector).await?;
     Ok(())
+}
+
+/// A connector as edited: its new password (if one was given) sealed.
+pub fn edited(s: &Services, c: pb::ConnectorInfo) -> Result<Connector, Status> {
+    let mut connector = from_proto(c)?;
+    if !connector.secret.is_empty() {
+        connector.secret = seal(s, &connector.secret)?;
+    }
+    Ok(connector)
+}
+
+/// An outside account's password, sealed for storing.
+fn seal(s: &Services, secret: &str) -> Result<String, Status> {
+    s.settings
+        .transport
+        .secrets
+        .seal("connector", secret)
+        .map_err(|e| Status::failed_precondition(e.to_string()))
 }
 
 pub async fn rule(s: &Services, r: pb::ConnectorRule) -> Result<(), Status> {

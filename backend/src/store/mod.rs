@@ -15,6 +15,7 @@ mod directory;
 mod maildrop;
 mod penalties;
 mod queue;
+mod secrets;
 
 pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};

@@ -66,6 +66,8 @@ pub struct TransportConfig {
     pub postmaster: Option<String>,
     /// Originals larger than this are returned as headers only.
     pub max_returned: usize,
+    /// Opens the routes' stored AUTH secrets.
+    pub secrets: crate::secrets::Secrets,
 }
 
 impl Default for TransportConfig {
@@ -82,6 +84,7 @@ impl Default for TransportConfig {
             command_timeout: Duration::from_secs(300),
             postmaster: None,
             max_returned: 1024 * 1024,
+            secrets: Default::default(),
         }
     }
 }
@@ -141,7 +144,7 @@ pub fn spawn(
     if config.workers == 0 {
         return Vec::new();
     }
-    let router = std::sync::Arc::new(route::Router::new());
+    let router = std::sync::Arc::new(route::Router::new(config.secrets.clone()));
     let config = std::sync::Arc::new(config);
     (0..config.workers)
         .map(|n| {

@@ -2,6 +2,7 @@
 //! domain's MX hosts (RFC 5321 §5.1: by preference; no MX → the domain's own address
 //! records; a null MX, RFC 7505 → fail at once; a domain that does not exist → fail).
 use super::{Target, TlsMode};
+use crate::secrets::Secrets;
 use crate::store::Store;
 use hickory_resolver::TokioResolver;
 
@@ -19,16 +20,12 @@ pub enum NextHop {
 
 pub struct Router {
     resolver: Option<TokioResolver>,
-}
-
-impl Default for Router {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Opens routes' stored AUTH secrets.
+    secrets: Secrets,
 }
 
 impl Router {
-    pub fn new() -> Router {
+    pub fn new(secrets: Secrets) -> Router {
         let resolver = match TokioResolver::builder_tokio() {
             Ok(b) => Some(b.build()),
             Err(e) => {
@@ -36,18 +33,23 @@ impl Router {
                 None
             }
         };
-        Router { resolver }
+        Router { resolver, secrets }
     }
 
     pub async fn next_hop(&self, store: &Store, domain: &str) -> NextHop {
         match store.route_for(domain).await {
             Ok(Some(r)) => {
+                let secret = match r.auth_secret.map(|s| self.secrets.open("route", &s)) {
+                    Some(Err(e)) => return NextHop::Unknown(format!("route {domain}: {e}")),
+                    Some(Ok(s)) => Some(s),
+                    None => None,
+                };
                 return NextHop::Hosts(vec![Target {
                     host: r.host,
                     port: r.port,
                     tls: TlsMode::parse(&r.tls).unwrap_or(TlsMode::Opportunistic),
-                    auth: r.auth_user.zip(r.auth_secret),
-                }])
+                    auth: r.auth_user.zip(secret),
+                }]);
             }
             Ok(None) => {}
             Err(e) => return NextHop::Unknown(format!("route lookup failed: {e}")),
