@@ -1,8 +1,10 @@
 //! The store's small periodic chores, run by every back-end every few seconds: queue
-//! metrics, and pruning of the bookkeeping tables (submission tokens older than a day,
-//! expired login-failure and unknown-recipient counts, addresses an account has not logged
-//! in from for a month), so floods of messages, guessed names or probed recipients leave no
-//! lasting rows. Each chore is one statement, idempotent, safe on any number of back-ends.
+//! metrics, pruning of the bookkeeping tables (submission tokens older than a day, expired
+//! login-failure and unknown-recipient counts, addresses an account has not logged in from
+//! for a month), so floods of messages, guessed names or probed recipients leave no lasting
+//! rows, and a sweep of content nobody references (a race of two deleting transactions can
+//! leave one), a bounded batch per round, walking the table by id. Each chore is one
+//! statement, idempotent, safe on any number of back-ends.
 use crate::metrics::Metrics;
 use crate::store::Store;
 use std::sync::Arc;
@@ -11,6 +13,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const EVERY: Duration = Duration::from_secs(5);
+/// Contents looked at per round by the sweep (a million in under two hours).
+const SWEEP_BATCH: i64 = 1000;
+/// Only content at least this old is swept: anything younger may still be on its way to
+/// being referenced.
+const SWEEP_MIN_AGE_SECS: u32 = 3600;
 
 /// What the chores need to know.
 #[derive(Debug, Clone)]
@@ -29,24 +36,28 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut swept_to = 0;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(EVERY) => {}
             }
-            run_once(&store, &chores, &metrics).await;
+            if run_once(&store, &chores, &metrics).await {
+                swept_to = sweep(&store, swept_to).await;
+            }
         }
     })
 }
 
-async fn run_once(store: &Store, chores: &Chores, metrics: &Metrics) {
+/// One round of the chores; false when PostgreSQL is away.
+async fn run_once(store: &Store, chores: &Chores, metrics: &Metrics) -> bool {
     match store.queue_stats().await {
         Ok((depth, oldest)) => {
             metrics.queue_depth.set(depth);
             metrics.queue_oldest_seconds.set(oldest);
         }
         // PostgreSQL is away: the health check says so; nothing else to do now.
-        Err(_) => return,
+        Err(_) => return false,
     }
     if let Err(e) = store.prune_submissions().await {
         tracing::warn!(error = %e, "pruning old submission tokens failed");
@@ -54,5 +65,25 @@ async fn run_once(store: &Store, chores: &Chores, metrics: &Metrics) {
     let (auth, harvest) = (chores.auth_window_secs, chores.harvest_window_secs);
     if let Err(e) = store.prune_penalties(auth, harvest).await {
         tracing::warn!(error = %e, "pruning expired penalty counts failed");
+    }
+    true
+}
+
+/// One batch of the content sweep after id `from`; returns where the next starts.
+async fn sweep(store: &Store, from: i64) -> i64 {
+    match store
+        .sweep_contents(from, SWEEP_BATCH, SWEEP_MIN_AGE_SECS)
+        .await
+    {
+        Ok((swept, next)) => {
+            if swept > 0 {
+                tracing::info!(swept, "unreferenced content swept");
+            }
+            next.unwrap_or(0)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sweeping unreferenced content failed");
+            from
+        }
     }
 }

@@ -336,6 +336,34 @@ impl ContentWriter {
 
 impl Store {
     /// Forgets submission tokens older than a day (a lost reply is repeated within seconds).
+    /// Sweeps content nobody references (left when two transactions dropped the last
+    /// references at once): the next `limit` contents after id `after`, those older than
+    /// `min_age_secs` and unreferenced are deleted. Returns how many went, and the last id
+    /// looked at (`None`: past the end — start again from 0).
+    pub async fn sweep_contents(
+        &self,
+        after: i64,
+        limit: i64,
+        min_age_secs: u32,
+    ) -> Result<(u64, Option<i64>)> {
+        let (swept, last): (i64, Option<i64>) = sqlx::query_as(
+            "WITH batch AS (SELECT id FROM contents WHERE id > $1 ORDER BY id LIMIT $2),
+             gone AS (
+               DELETE FROM contents c USING batch b
+                WHERE c.id = b.id AND c.created_at < now() - make_interval(secs => $3)
+                  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
+                  AND NOT EXISTS (SELECT 1 FROM outbound_queue q WHERE q.content_id = c.id)
+               RETURNING 1)
+             SELECT (SELECT count(*) FROM gone), (SELECT max(id) FROM batch)",
+        )
+        .bind(after)
+        .bind(limit)
+        .bind(f64::from(min_age_secs))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((swept.max(0) as u64, last))
+    }
+
     pub async fn prune_submissions(&self) -> Result<u64> {
         let done =
             sqlx::query("DELETE FROM submissions WHERE created_at < now() - interval '1 day'")
