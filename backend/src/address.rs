@@ -11,8 +11,15 @@
 //! U-labels is kept as its A-labels (IDNA/UTS 46, `xn--…`), so `jürgen@bücher.example` and
 //! `JÜRGEN@xn--bcher-kva.example` are one address. Whether a session may use such an
 //! address at all (SMTPUTF8) is the protocol's business, not this module's.
-use crate::error::StoreError;
 use std::fmt;
+
+/// Why input is not an address we accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address {input:?}: {why}")]
+pub struct AddressError {
+    pub input: String,
+    pub why: &'static str,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
@@ -21,8 +28,11 @@ pub struct Address {
 }
 
 impl Address {
-    pub fn parse(input: &str) -> Result<Address, StoreError> {
-        let bad = |why| StoreError::InvalidAddress(input.to_string(), why);
+    pub fn parse(input: &str) -> Result<Address, AddressError> {
+        let bad = |why| AddressError {
+            input: input.to_string(),
+            why,
+        };
         let s = input.trim();
         let (local, domain) = s.rsplit_once('@').ok_or_else(|| bad("missing @"))?;
         if local.is_empty() {

@@ -17,8 +17,8 @@
 //! growing delay, never a lockout, so nobody can lock a user out by guessing at their name. At
 //! most one argon2 verification per core runs at once; more logins wait their turn.
 use crate::address::Address;
-use crate::error::Result;
 use crate::password;
+use crate::store::Result;
 use crate::store::{AuthKeys, PenaltyCurve, Store};
 use std::sync::LazyLock;
 use std::time::Duration;

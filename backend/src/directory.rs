@@ -4,9 +4,10 @@
 //! recipient (mailboxes by account, outside addresses by address), and stops at a fixed size
 //! so a hostile directory cannot make a message fan out without bound.
 use crate::address::Address;
-use crate::error::Result;
+use crate::names::Entry;
 use crate::relay::{DomainKind, Facts};
-use crate::store::{Entry, Store};
+use crate::store::Result;
+use crate::store::Store;
 use std::collections::HashSet;
 
 /// Most final recipients one group may expand to.

@@ -6,7 +6,7 @@
 //!
 //! Invariant: counting costs nothing on the path of a known recipient; only an unknown one
 //! writes a row.
-use crate::error::Result;
+use crate::store::Result;
 use crate::store::Store;
 use std::time::Duration;
 

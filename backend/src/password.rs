@@ -5,7 +5,6 @@
 //! memory (19 MiB with the default parameters) from a small pool instead of mapping and
 //! zeroing it afresh each time — that cost as much CPU as the hash itself. The caller bounds
 //! how many run at once (`auth`), which bounds the pool.
-use crate::error::StoreError;
 use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::{Mutex, OnceLock};
@@ -15,20 +14,28 @@ static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 /// The most buffers kept; more at once are allocated and dropped.
 const MAX_POOLED: usize = 16;
 
-pub fn validate(password: &str) -> Result<(), StoreError> {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password must be 1 to 1024 characters")]
+    Length,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+pub fn validate(password: &str) -> Result<(), PasswordError> {
     if password.is_empty() || password.len() > 1024 {
-        return Err(StoreError::BadPassword);
+        return Err(PasswordError::Length);
     }
     Ok(())
 }
 
-pub fn hash(password: &str) -> Result<String, StoreError> {
+pub fn hash(password: &str) -> Result<String, PasswordError> {
     validate(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| StoreError::Hash(e.to_string()))
+        .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
 /// True when `password` matches `phc`; `None` verifies against a dummy hash and is false.

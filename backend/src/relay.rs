@@ -9,9 +9,8 @@
 //! domain, forwarded to the other system — unless the mail comes from that system, which would
 //! be a loop; otherwise refused at RCPT (550), never accepted and bounced later. An
 //! unauthenticated session gets "relay denied" for every address that is not valid here.
-use crate::address::Address;
-use crate::error::StoreError;
-use crate::store::Entry;
+use crate::address::{Address, AddressError};
+use crate::names::Entry;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -75,15 +74,14 @@ impl Facts {
 }
 
 pub fn decide(
-    parsed: &Result<Address, StoreError>,
+    parsed: &Result<Address, AddressError>,
     facts: Option<&Facts>,
     authenticated: bool,
 ) -> Verdict {
     let (addr, facts) = match (parsed, facts) {
         (Ok(a), Some(f)) => (a, f),
         (Err(_), _) | (_, None) if !authenticated => return Verdict::RelayDenied,
-        (Err(StoreError::InvalidAddress(_, why)), _) => return Verdict::BadSyntax(why.to_string()),
-        (Err(e), _) => return Verdict::BadSyntax(e.to_string()),
+        (Err(e), _) => return Verdict::BadSyntax(e.why.to_string()),
         (Ok(_), None) => return Verdict::BadSyntax("no facts".into()),
     };
     let address = addr.to_string();

@@ -36,7 +36,7 @@ pub struct BackendHandle {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BackendError {
+pub enum ServeError {
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("store: {0}")]
@@ -49,17 +49,17 @@ pub enum BackendError {
 
 impl BackendHandle {
     /// Opens the store (applying migrations), binds the gRPC port and starts serving.
-    pub async fn start(mut config: BackendConfig) -> Result<BackendHandle, BackendError> {
+    pub async fn start(mut config: BackendConfig) -> Result<BackendHandle, ServeError> {
         let store = Store::open(&config.database_url, config.max_db_connections).await?;
         config.transport.secrets = config.secrets.clone();
         config.connector.secrets = config.secrets.clone();
         seal_clear_secrets(&store, &config.secrets).await?;
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| BackendError::Listen(config.listen, e))?;
+            .map_err(|e| ServeError::Listen(config.listen, e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| BackendError::Listen(config.listen, e))?;
+            .map_err(|e| ServeError::Listen(config.listen, e))?;
         let shutdown = CancellationToken::new();
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry));
@@ -112,7 +112,7 @@ impl BackendHandle {
     }
 
     /// Stops accepting, finishes calls in flight, closes the database pool.
-    pub async fn stop(self) -> Result<(), BackendError> {
+    pub async fn stop(self) -> Result<(), ServeError> {
         self.shutdown.cancel();
         for w in self.workers {
             let _ = w.await;
@@ -129,7 +129,7 @@ impl BackendHandle {
 async fn seal_clear_secrets(
     store: &Store,
     secrets: &crate::secrets::Secrets,
-) -> Result<(), BackendError> {
+) -> Result<(), ServeError> {
     if !secrets.has_key() {
         return Ok(());
     }

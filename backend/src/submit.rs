@@ -7,9 +7,9 @@
 //! mailbox gets its own Return-Path; nothing is visible until the single COMMIT in `finish`.
 use crate::address::Address;
 use crate::directory;
-use crate::error::{Result, StoreError};
 use crate::relay::{decide, Verdict};
 use crate::store::{ContentWriter, Outbound, Store};
+use crate::store::{Result, StoreError};
 use crate::trace::{self, Arrival};
 use chrono::Utc;
 

@@ -4,7 +4,7 @@
 //! of them. A connection past the total limit or the per-address limit is told so in its
 //! protocol (`-ERR [SYS/TEMP]`, `421 4.7.0`) and closed at once rather than left waiting.
 //! The front-end keeps nothing that must survive it.
-use crate::backend_client::{BackendError, Backends, ClientTlsFiles};
+use crate::backend_client::{Backends, CallError, ClientTlsFiles};
 use crate::limits::AddressLimiter;
 use crate::metrics::{Metrics, OpenConnection, Protocol};
 use crate::pop3::{self, Pop3Context, Pop3Settings};
@@ -107,7 +107,7 @@ pub enum FrontendError {
     #[error("{0} needs a TLS certificate and key (--tls-cert, --tls-key)")]
     NeedsTls(&'static str),
     #[error("back-ends: {0}")]
-    Backends(#[from] BackendError),
+    Backends(#[from] CallError),
     #[error("--proxy-protocol-from: {0}")]
     Networks(String),
 }

@@ -10,9 +10,10 @@ use super::route::route;
 use super::ConnectorConfig;
 use crate::address::Address;
 use crate::directory;
-use crate::error::StoreError;
 use crate::metrics::Metrics;
-use crate::store::{Connector, Entry, Store};
+use crate::names::Entry;
+use crate::store::StoreError;
+use crate::store::{Connector, Store};
 use chrono::Utc;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
 use super::{connectors, directory_admin, Services};
-use crate::error::StoreError;
 use crate::password;
+use crate::store::StoreError;
 use crate::store::{QueuedMessage, Route};
 use crate::transport::{self, TlsMode};
 use bridgehead_proto::v1 as pb;
@@ -38,11 +38,11 @@ fn empty() -> Reply<pb::Empty> {
 }
 
 async fn hash(pw: String) -> Result<String, Status> {
-    password::validate(&pw)?;
+    password::validate(&pw).map_err(StoreError::from)?;
     let h = tokio::task::spawn_blocking(move || password::hash(&pw))
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
-    Ok(h?)
+    Ok(h.map_err(StoreError::from)?)
 }
 
 #[tonic::async_trait]

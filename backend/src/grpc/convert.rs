@@ -1,7 +1,7 @@
 //! Proto messages to domain values and back, at the boundary.
 use crate::address::{parse_domain, Address};
 use crate::auth::LoginOutcome;
-use crate::error::StoreError;
+use crate::store::StoreError;
 use crate::store::{MessageEntry, UserInfo};
 use bridgehead_proto::v1 as pb;
 use tonic::Status;
@@ -11,7 +11,7 @@ pub fn required<T>(field: Option<T>, name: &str) -> Result<T, Status> {
 }
 
 pub fn address(s: &str) -> Result<Address, Status> {
-    Ok(Address::parse(s)?)
+    Address::parse(s).map_err(|e| StoreError::from(e).into())
 }
 
 /// A domain name, or all domains when empty.
@@ -23,7 +23,10 @@ pub fn domain_filter(s: &str) -> Result<Option<String>, Status> {
 }
 
 pub fn domain(s: &str) -> Result<String, Status> {
-    parse_domain(s).map_err(|why| StoreError::InvalidAddress(s.to_string(), why).into())
+    parse_domain(s).map_err(|why| {
+        let input = s.to_string();
+        StoreError::from(crate::address::AddressError { input, why }).into()
+    })
 }
 
 pub fn lease(l: Option<pb::LeaseRef>) -> Result<pb::LeaseRef, Status> {

@@ -14,8 +14,8 @@ mod span;
 mod status;
 
 use crate::auth::{AuthPolicy, LoginOutcome, Refusal};
-use crate::error::StoreError;
 use crate::store::Store;
+use crate::store::StoreError;
 use bridgehead_proto::v1::admin_server::AdminServer;
 use bridgehead_proto::v1::auth_server::AuthServer;
 use bridgehead_proto::v1::delivery_server::DeliveryServer;

@@ -1,12 +1,16 @@
-//! The one place where back-end errors become gRPC statuses.
-use crate::error::StoreError;
+//! The one place where back-end errors become gRPC statuses. A lost lease or claim is
+//! `ABORTED` (a concurrency conflict: start again), a recipient refused at the end of DATA
+//! `FAILED_PRECONDITION` (what was checked no longer holds): the front-end tells them apart.
+use crate::password::PasswordError;
+use crate::store::StoreError;
 use tonic::{Code, Status};
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
         let code = match &e {
-            StoreError::InvalidAddress(..)
-            | StoreError::BadPassword
+            StoreError::InvalidAddress(_)
+            | StoreError::InvalidDatabaseName(_)
+            | StoreError::Password(PasswordError::Length)
             | StoreError::InvalidEnvelope(_) => Code::InvalidArgument,
             StoreError::UnknownDomain(_)
             | StoreError::UnknownUser(_)
@@ -22,13 +26,14 @@ impl From<StoreError> for Status {
             | StoreError::AddressTaken(_)
             | StoreError::ConnectorExists(_)
             | StoreError::DuplicateSubmission(_) => Code::AlreadyExists,
-            StoreError::DomainNotEmpty(..)
-            | StoreError::LeaseLost
-            | StoreError::RecipientRefused(..) => Code::FailedPrecondition,
+            StoreError::DomainNotEmpty(..) | StoreError::RecipientRefused(..) => {
+                Code::FailedPrecondition
+            }
+            StoreError::LeaseLost | StoreError::QueueClaimLost => Code::Aborted,
             StoreError::QuotaExceeded(_) => Code::ResourceExhausted,
             StoreError::TooLarge(_) => Code::OutOfRange,
             StoreError::Database(_) => Code::Unavailable,
-            StoreError::Hash(_) | StoreError::Migrate(_) => Code::Internal,
+            StoreError::Password(PasswordError::Hash(_)) | StoreError::Migrate(_) => Code::Internal,
         };
         if code == Code::Unavailable || code == Code::Internal {
             tracing::error!(error = %e, "request failed");

@@ -4,7 +4,7 @@
 //! account's address or an alias, never both (checked under a per-address advisory lock).
 use super::Store;
 use crate::address::Address;
-use crate::error::{Result, StoreError};
+use crate::store::{Result, StoreError};
 use sqlx::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

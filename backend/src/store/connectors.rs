@@ -5,7 +5,7 @@
 //! message (`ContentWriter::mark_seen`), never apart from it; the secret is never read back
 //! by the admin API.
 use super::Store;
-use crate::error::{Result, StoreError};
+use crate::store::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::HashMap;

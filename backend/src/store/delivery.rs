@@ -7,7 +7,7 @@
 //! so concurrent deliveries to overlapping recipients cannot deadlock.
 use super::Store;
 use crate::content::Canonicalizer;
-use crate::error::{Result, StoreError};
+use crate::store::{Result, StoreError};
 use bridgehead_proto::CHUNK_SIZE;
 use sqlx::{Postgres, Transaction};
 

@@ -5,24 +5,10 @@
 //! contact (`accounts::claim_name` checks all four under an advisory lock).
 use super::Store;
 use crate::address::Address;
-use crate::error::{Result, StoreError};
+use crate::names::Entry;
+use crate::store::{Result, StoreError};
 use sqlx::Row;
 use std::sync::LazyLock;
-
-/// What a local address is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
-    /// A mailbox (an account, directly or through an alias): id, address, over quota.
-    Mailbox(i64, String, bool),
-    Group {
-        id: i64,
-        policy: String,
-    },
-    Contact {
-        external: String,
-    },
-    None,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainSettings {

@@ -6,7 +6,7 @@
 //! repeated commit, when everything asked for is gone already — commit is idempotent).
 use super::Store;
 use crate::content::TopCutter;
-use crate::error::{Result, StoreError};
+use crate::store::{Result, StoreError};
 use futures::stream::{self, Stream};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::pin::Pin;

@@ -12,6 +12,7 @@ mod accounts;
 mod connectors;
 mod delivery;
 mod directory;
+mod error;
 mod maildrop;
 mod penalties;
 mod queue;
@@ -20,12 +21,12 @@ mod secrets;
 pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
 pub use delivery::{ContentWriter, Delivered, Outbound};
-pub use directory::{DomainSettings, Entry, GroupInfo};
+pub use directory::{DomainSettings, GroupInfo};
 pub use maildrop::{MessageEntry, MessageStream};
 pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
 pub use queue::{QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement};
 
-use crate::error::Result;
+pub use error::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -121,10 +122,7 @@ pub async fn ensure_database(maintenance_url: &str, name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(crate::StoreError::InvalidAddress(
-            name.to_string(),
-            "database names are [a-z0-9_]+",
-        ));
+        return Err(StoreError::InvalidDatabaseName(name.to_string()));
     }
     let mut conn = sqlx::PgConnection::connect(maintenance_url).await?;
     let exists: bool =

@@ -9,7 +9,7 @@
 //! logged in from within `KNOWN_FOR_DAYS` skips the turn, so guessing never locks a user
 //! out of their usual places.
 use super::Store;
-use crate::error::Result;
+use crate::store::Result;
 use sqlx::Row;
 
 /// How long a successful login makes its client address a known one for that account.

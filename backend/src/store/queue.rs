@@ -6,7 +6,7 @@
 //! leaves the queue in the same transaction that stores its report (see `ContentWriter::
 //! settle_queue_entry`), so a report is never lost or made twice.
 use super::Store;
-use crate::error::{Result, StoreError};
+use crate::store::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Row, Transaction};
 
@@ -326,7 +326,7 @@ impl Store {
     }
 }
 
-/// Records results; removes the entry when nobody is pending. Fails with `LeaseLost` when
+/// Records results; removes the entry when nobody is pending. Fails with `QueueClaimLost` when
 /// the claim is no longer `worker`'s (it expired and another back-end took the entry).
 pub(super) async fn settle(
     tx: &mut Transaction<'_, Postgres>,
@@ -341,7 +341,7 @@ pub(super) async fn settle(
             .fetch_optional(&mut **tx)
             .await?;
     if mine.is_none() {
-        return Err(StoreError::LeaseLost);
+        return Err(StoreError::QueueClaimLost);
     }
     for r in &s.results {
         sqlx::query(

@@ -1,7 +1,7 @@
 //! Stored secrets that are still in the clear (from before they were sealed), found and
 //! replaced by their sealed form — each only if it has not changed meanwhile.
 use super::Store;
-use crate::error::Result;
+use crate::store::Result;
 
 impl Store {
     /// Connector passwords (by connector id) and route AUTH secrets (by domain) that do not

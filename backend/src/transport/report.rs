@@ -10,7 +10,7 @@
 use super::TransportConfig;
 use crate::address::Address;
 use crate::dsn::{self, DsnAction, Report, ReportRecipient};
-use crate::error::Result;
+use crate::store::Result;
 use crate::store::{Outbound, QueuedMessage, RecipientResult, Settlement, Store};
 use crate::trace;
 use chrono::{DateTime, Utc};

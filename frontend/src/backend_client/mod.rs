@@ -58,10 +58,9 @@ pub struct ClientTlsFiles {
     pub key: PathBuf,
 }
 
-fn client_tls(f: &ClientTlsFiles) -> Result<ClientTlsConfig, BackendError> {
+fn client_tls(f: &ClientTlsFiles) -> Result<ClientTlsConfig, CallError> {
     let read = |p: &PathBuf| {
-        std::fs::read(p)
-            .map_err(|e| BackendError::BadAddress(p.display().to_string(), e.to_string()))
+        std::fs::read(p).map_err(|e| CallError::BadAddress(p.display().to_string(), e.to_string()))
     };
     Ok(ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(&f.ca)?))
@@ -70,7 +69,7 @@ fn client_tls(f: &ClientTlsFiles) -> Result<ClientTlsConfig, BackendError> {
 
 /// One message of a maildrop listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub struct ListedMessage {
     pub uid: i64,
     pub size: i64,
 }
@@ -79,7 +78,7 @@ pub struct Entry {
 pub enum OpenOutcome {
     Opened {
         account_id: i64,
-        messages: Vec<Entry>,
+        messages: Vec<ListedMessage>,
     },
     AuthFailed {
         delay: Duration,
@@ -96,11 +95,14 @@ pub struct Lease {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BackendError {
+pub enum CallError {
     #[error("no back-end is reachable: {0}")]
     Unavailable(String),
     #[error("the maildrop lease was lost")]
     LeaseLost,
+    /// What was checked before no longer holds (a recipient refused at the end of DATA).
+    #[error("{0}")]
+    RecipientRefused(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("the mailbox is over quota")]
@@ -113,17 +115,18 @@ pub enum BackendError {
     BadAddress(String, String),
 }
 
-impl From<Status> for BackendError {
+impl From<Status> for CallError {
     fn from(s: Status) -> Self {
         match s.code() {
-            Code::FailedPrecondition => BackendError::LeaseLost,
-            Code::ResourceExhausted => BackendError::Quota,
-            Code::OutOfRange => BackendError::TooLarge,
-            Code::NotFound => BackendError::NotFound(s.message().to_string()),
+            Code::Aborted => CallError::LeaseLost,
+            Code::FailedPrecondition => CallError::RecipientRefused(s.message().to_string()),
+            Code::ResourceExhausted => CallError::Quota,
+            Code::OutOfRange => CallError::TooLarge,
+            Code::NotFound => CallError::NotFound(s.message().to_string()),
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
-                BackendError::Unavailable(s.message().to_string())
+                CallError::Unavailable(s.message().to_string())
             }
-            _ => BackendError::Refused(s.message().to_string()),
+            _ => CallError::Refused(s.message().to_string()),
         }
     }
 }
@@ -151,7 +154,7 @@ pub struct MessageChunks(tonic::Streaming<pb::Chunk>);
 
 impl MessageChunks {
     /// The next chunk, or `None` at the end of the message.
-    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, BackendError> {
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, CallError> {
         Ok(self.0.message().await?.map(|c| c.data))
     }
 }
@@ -165,16 +168,16 @@ impl Backends {
         call_timeout: Duration,
         metrics: Arc<Metrics>,
         tls: Option<&ClientTlsFiles>,
-    ) -> Result<Backends, BackendError> {
+    ) -> Result<Backends, CallError> {
         if urls.is_empty() {
-            return Err(BackendError::BadAddress(
+            return Err(CallError::BadAddress(
                 String::new(),
                 "no back-end configured".into(),
             ));
         }
         let entries = urls
             .iter()
-            .map(|u| BackendEntry::parse(u).map_err(|e| BackendError::BadAddress(u.clone(), e)))
+            .map(|u| BackendEntry::parse(u).map_err(|e| CallError::BadAddress(u.clone(), e)))
             .collect::<Result<Vec<_>, _>>()?;
         let backends = Backends {
             pool: RwLock::new(Arc::default()),
@@ -190,7 +193,7 @@ impl Backends {
 
     /// A channel for one target: by address when resolved, checking the certificate
     /// against the configured name.
-    fn channel(&self, t: &Target) -> Result<Channel, BackendError> {
+    fn channel(&self, t: &Target) -> Result<Channel, CallError> {
         let e = &t.entry;
         let default_scheme = if self.tls.is_some() { "https" } else { "http" };
         let scheme = e.scheme.as_deref().unwrap_or(default_scheme);
@@ -200,7 +203,7 @@ impl Backends {
         };
         let url = format!("{scheme}://{authority}");
         let bad =
-            |err: tonic::transport::Error| BackendError::BadAddress(url.clone(), err.to_string());
+            |err: tonic::transport::Error| CallError::BadAddress(url.clone(), err.to_string());
         let mut endpoint = Endpoint::from_shared(url.clone()).map_err(bad)?;
         if let Some(c) = &self.tls {
             endpoint = endpoint
@@ -217,7 +220,7 @@ impl Backends {
     }
 
     /// Makes `targets` the call targets, keeping the channels of those already known.
-    fn install(&self, targets: Vec<Target>) -> Result<(), BackendError> {
+    fn install(&self, targets: Vec<Target>) -> Result<(), CallError> {
         let old = self.pool();
         let mut channels = Vec::with_capacity(targets.len());
         for t in &targets {
@@ -285,7 +288,7 @@ impl Backends {
     }
 
     /// Runs an idempotent call, moving to the next back-end while one is unreachable.
-    async fn idempotent<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, BackendError>
+    async fn idempotent<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, CallError>
     where
         F: Fn(Traced) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
@@ -302,7 +305,7 @@ impl Backends {
                 Err(s) if s.code() == Code::Unavailable => last = s,
                 other => {
                     self.metrics.call(method, other.is_ok(), began.elapsed());
-                    return other.map_err(BackendError::from);
+                    return other.map_err(CallError::from);
                 }
             }
         }
@@ -317,7 +320,7 @@ impl Backends {
         password: &str,
         client: &str,
         lease: &Lease,
-    ) -> Result<OpenOutcome, BackendError> {
+    ) -> Result<OpenOutcome, CallError> {
         use pb::open_reply::Outcome;
         let req = pb::OpenRequest {
             credentials: Some(credentials(user, password, client)),
@@ -334,7 +337,7 @@ impl Backends {
                 messages: m
                     .messages
                     .iter()
-                    .map(|e| Entry {
+                    .map(|e| ListedMessage {
                         uid: e.uid,
                         size: e.size,
                     })
@@ -344,11 +347,11 @@ impl Backends {
                 delay: Duration::from_millis(u64::from(f.delay_ms)),
             }),
             Some(Outcome::InUse(_)) => Ok(OpenOutcome::InUse),
-            None => Err(BackendError::Refused("empty reply to Open".into())),
+            None => Err(CallError::Refused("empty reply to Open".into())),
         }
     }
 
-    pub async fn renew(&self, lease: &Lease) -> Result<(), BackendError> {
+    pub async fn renew(&self, lease: &Lease) -> Result<(), CallError> {
         let req = lease_ref(lease);
         self.idempotent("renew", |ch| {
             let req = req.clone();
@@ -363,7 +366,7 @@ impl Backends {
         lease: &Lease,
         uid: i64,
         top: Option<u32>,
-    ) -> Result<MessageChunks, BackendError> {
+    ) -> Result<MessageChunks, CallError> {
         let req = pb::FetchRequest {
             lease: Some(lease_ref(lease)),
             uid,
@@ -384,7 +387,7 @@ impl Backends {
         &self,
         lease: &Lease,
         uids: Vec<i64>,
-    ) -> Result<Vec<(i64, Vec<u8>)>, BackendError> {
+    ) -> Result<Vec<(i64, Vec<u8>)>, CallError> {
         let req = pb::FetchManyRequest {
             lease: Some(lease_ref(lease)),
             uids,
@@ -400,7 +403,7 @@ impl Backends {
     }
 
     /// Deletes `uids` and ends the lease; returns how many were deleted.
-    pub async fn commit(&self, lease: &Lease, uids: Vec<i64>) -> Result<u32, BackendError> {
+    pub async fn commit(&self, lease: &Lease, uids: Vec<i64>) -> Result<u32, CallError> {
         let req = pb::CommitRequest {
             lease: Some(lease_ref(lease)),
             deleted_uids: uids,
@@ -414,7 +417,7 @@ impl Backends {
         Ok(reply.into_inner().deleted)
     }
 
-    pub async fn release(&self, lease: &Lease) -> Result<(), BackendError> {
+    pub async fn release(&self, lease: &Lease) -> Result<(), CallError> {
         let req = lease_ref(lease);
         self.idempotent("release", |ch| {
             let req = req.clone();

@@ -1,6 +1,6 @@
 //! SMTP's calls to the back-ends: authentication, the relay decision per recipient, and the
 //! handover of a message (one request for a message of one chunk, a stream otherwise).
-use super::{BackendError, Backends};
+use super::{Backends, CallError};
 use crate::smtp::recipients::Answer;
 use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
@@ -18,7 +18,7 @@ impl Backends {
         user: &str,
         password: &str,
         client: &str,
-    ) -> Result<AuthResult, BackendError> {
+    ) -> Result<AuthResult, CallError> {
         use pb::authenticate_reply::Outcome;
         let req = pb::AuthenticateRequest {
             credentials: Some(super::credentials(user, password, client)),
@@ -38,7 +38,7 @@ impl Backends {
                 tokio::time::sleep(Duration::from_millis(u64::from(f.delay_ms))).await;
                 Ok(AuthResult::Failed)
             }
-            None => Err(BackendError::Refused("empty reply to Authenticate".into())),
+            None => Err(CallError::Refused("empty reply to Authenticate".into())),
         }
     }
 
@@ -50,7 +50,7 @@ impl Backends {
         client: &str,
         authenticated: bool,
         size: u64,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Answer, CallError> {
         use pb::recipient_reply::Verdict as V;
         let req = pb::RecipientRequest {
             address: address.to_string(),
@@ -92,7 +92,7 @@ impl Backends {
         env: &Envelope,
         origin: &Origin,
         content: Vec<Bytes>,
-    ) -> Result<String, BackendError> {
+    ) -> Result<String, CallError> {
         let envelope = wire_envelope(env, origin);
         let total: usize = content.iter().map(Bytes::len).sum();
         let reply = if total <= CHUNK_SIZE && content.len() <= 1 {

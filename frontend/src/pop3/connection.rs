@@ -7,7 +7,7 @@
 use super::dotstuff::DotStuffer;
 use super::parse::{Frame, Framer};
 use super::session::{Action, Event, Listed, LoginResult, Session, SessionConfig};
-use crate::backend_client::{BackendError, Backends, Lease, OpenOutcome};
+use crate::backend_client::{Backends, CallError, Lease, OpenOutcome};
 use crate::metrics::Protocol;
 use crate::tls::Conn;
 use std::collections::VecDeque;
@@ -372,7 +372,7 @@ impl Driver {
         let Some(lease) = &self.lease else { return };
         match self.ctx.backends.renew(lease).await {
             Ok(()) => {}
-            Err(BackendError::LeaseLost) => {
+            Err(CallError::LeaseLost) => {
                 tracing::warn!(peer = %self.peer, "maildrop lease lost; QUIT will not delete");
             }
             Err(e) => {
@@ -418,8 +418,8 @@ async fn release(backends: &Backends, lease: &Lease, peer: SocketAddr) {
     }
 }
 
-fn fetch_failed(e: BackendError) -> Event<'static> {
+fn fetch_failed(e: CallError) -> Event<'static> {
     Event::FetchFailed {
-        missing: matches!(e, BackendError::NotFound(_)),
+        missing: matches!(e, CallError::NotFound(_)),
     }
 }

@@ -11,7 +11,7 @@ use super::recipients::RecipientCache;
 use super::session::{
     Action, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
-use crate::backend_client::{BackendError, Backends, Origin};
+use crate::backend_client::{Backends, CallError, Origin};
 use crate::metrics::Protocol;
 use crate::smtp::session::AuthResult;
 use crate::tls::Conn;
@@ -353,17 +353,15 @@ impl Driver {
     }
 }
 
-fn submit_result(result: Result<String, BackendError>, peer: &SocketAddr) -> SubmitResult {
+fn submit_result(result: Result<String, CallError>, peer: &SocketAddr) -> SubmitResult {
     match result {
         Ok(queue_id) => {
             tracing::info!(%peer, queue_id, "message accepted");
             SubmitResult::Queued(queue_id)
         }
-        Err(BackendError::Quota) => SubmitResult::OverQuota,
-        Err(BackendError::TooLarge) => SubmitResult::TooBig,
-        Err(BackendError::LeaseLost) => {
-            SubmitResult::Refused("a recipient is no longer valid".into())
-        }
+        Err(CallError::Quota) => SubmitResult::OverQuota,
+        Err(CallError::TooLarge) => SubmitResult::TooBig,
+        Err(CallError::RecipientRefused(why)) => SubmitResult::Refused(why),
         Err(e) => {
             tracing::warn!(%peer, error = %e, "message not stored");
             SubmitResult::Unavailable

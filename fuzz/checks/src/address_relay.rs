@@ -1,8 +1,8 @@
 //! Address parsing and the relay decision: no panic, and no unauthenticated session ever
 //! relays to a domain that is not ours, whatever the address looks like.
 use bridgehead_backend::address::Address;
+use bridgehead_backend::names::Entry;
 use bridgehead_backend::relay::{decide, DomainKind, Facts, Verdict};
-use bridgehead_backend::store::Entry;
 
 /// Runs the target on one input; panics when an invariant breaks.
 pub fn run(data: &[u8]) {

@@ -1,10 +1,16 @@
-//! The back-end's one error type. `grpc::status` maps it to `tonic::Status`, in one place.
+//! The store's error type, and what the domain modules on top of it return (the pure ones
+//! have their own small errors, converted here). `grpc::status` maps it to `tonic::Status`,
+//! in one place.
+use crate::address::AddressError;
+use crate::password::PasswordError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("invalid address {0:?}: {1}")]
-    InvalidAddress(String, &'static str),
+    #[error(transparent)]
+    InvalidAddress(#[from] AddressError),
+    #[error("invalid database name {0:?}: database names are [a-z0-9_]+")]
+    InvalidDatabaseName(String),
     #[error("domain {0} is not served here")]
     UnknownDomain(String),
     #[error("domain {0} exists already")]
@@ -19,14 +25,16 @@ pub enum StoreError {
     UnknownAlias(String),
     #[error("no mailbox for {0}")]
     UnknownRecipient(String),
-    #[error("password must be 1 to 1024 characters")]
-    BadPassword,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
     #[error("mailbox of {0} is over quota")]
     QuotaExceeded(String),
     #[error("message exceeds the maximum size of {0} octets")]
     TooLarge(u64),
     #[error("the maildrop lease was lost")]
     LeaseLost,
+    #[error("the queue claim was lost (it ended, and another back-end took the entry)")]
+    QueueClaimLost,
     #[error("recipient {0} is refused: {1}")]
     RecipientRefused(String, String),
     #[error("invalid envelope: {0}")]
@@ -49,8 +57,6 @@ pub enum StoreError {
     /// was rolled back.
     #[error("submitted before as {0}")]
     DuplicateSubmission(String),
-    #[error("password hashing failed: {0}")]
-    Hash(String),
     #[error("database: {0}")]
     Database(#[source] sqlx::Error),
     #[error("database migration: {0}")]
@@ -61,7 +67,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        crate::store::note_error(&e);
+        super::note_error(&e);
         StoreError::Database(e)
     }
 }
