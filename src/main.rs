@@ -1,9 +1,6 @@
 //! `bridgehead`: one binary, roles as subcommands. A thin clap dispatcher; each role lives
 //! in its own module (`dev`, `admin`) or library (`bridgehead-frontend`, `bridgehead-backend`).
 mod admin;
-mod admin_connector;
-mod admin_directory;
-mod admin_queue;
 mod bench;
 mod certs;
 mod config;

@@ -1,5 +1,5 @@
 //! `bridgehead admin queue …` and `bridgehead admin route …`: the outbound queue and next hops.
-use crate::admin::{read_password, Client};
+use super::client::{read_password, Client};
 use anyhow::{bail, Result};
 use bridgehead_proto::v1 as pb;
 use clap::Subcommand;

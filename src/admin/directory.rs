@@ -1,6 +1,6 @@
 //! `bridgehead admin group …` and `bridgehead admin contact …`: distribution groups and
 //! contacts (outside addresses with a local directory address).
-use crate::admin::Client;
+use super::client::Client;
 use anyhow::Result;
 use bridgehead_proto::v1 as pb;
 use clap::Subcommand;

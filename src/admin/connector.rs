@@ -1,7 +1,7 @@
 //! `bridgehead admin connector …`: POP3 connectors that bring mail from outside POP3
 //! mailboxes into local mailboxes. Passwords come from standard input or a prompt and are
 //! never shown.
-use crate::admin::{read_password, Client};
+use super::client::{read_password, Client};
 use anyhow::{bail, Result};
 use bridgehead_proto::v1 as pb;
 use clap::{Args, Subcommand};
@@ -157,57 +157,8 @@ pub async fn run(c: &mut Client, cmd: ConnectorCmd) -> Result<()> {
             name,
             settings,
             disabled,
-        } => {
-            let mut info = pb::ConnectorInfo {
-                name: name.clone(),
-                tls: "implicit".into(),
-                auth: "user".into(),
-                verify_cert: true,
-                interval_secs: 300,
-                enabled: !disabled,
-                log_level: "info".into(),
-                ..Default::default()
-            };
-            settings.apply(&mut info)?;
-            if info.mode.is_empty() {
-                bail!("say where the mail goes: --to ADDRESS (user mailbox) or --global DOMAIN");
-            }
-            if info.server.is_empty() || info.username.is_empty() {
-                bail!("a connector needs --server HOST:PORT and --user NAME");
-            }
-            info.secret = read_password(&format!(
-                "Password of {} at {}: ",
-                info.username, info.server
-            ))?;
-            c.add_connector(info).await?;
-            println!("added connector {name}");
-        }
-        ConnectorCmd::List => {
-            for x in c
-                .list_connectors(pb::Empty {})
-                .await?
-                .into_inner()
-                .connectors
-            {
-                let state = if x.enabled { "enabled" } else { "disabled" };
-                println!(
-                    "{}\t{} {}\t{}@{}:{}\t{state}\tlast poll {}\t{} fetched{}",
-                    x.name,
-                    x.mode,
-                    x.target,
-                    x.username,
-                    x.server,
-                    x.port,
-                    or_never(&x.last_poll_at),
-                    x.fetched_total,
-                    if x.last_error.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\terror: {}", x.last_error)
-                    }
-                );
-            }
-        }
+        } => add(c, name, settings, disabled).await?,
+        ConnectorCmd::List => list(c).await?,
         ConnectorCmd::Show { name } => show(&c.show_connector(req(&name)).await?.into_inner()),
         ConnectorCmd::Edit {
             name,
@@ -242,11 +193,69 @@ pub async fn run(c: &mut Client, cmd: ConnectorCmd) -> Result<()> {
             let n = c.retrieve_now(req(&name)).await?.into_inner().count;
             println!("{n} connector(s) will be polled now");
         }
-        ConnectorCmd::Rule(RuleCmd::Add {
+        ConnectorCmd::Rule(cmd) => rule(c, cmd).await?,
+    }
+    Ok(())
+}
+
+async fn add(c: &mut Client, name: String, settings: Settings, disabled: bool) -> Result<()> {
+    let mut info = pb::ConnectorInfo {
+        name: name.clone(),
+        tls: "implicit".into(),
+        auth: "user".into(),
+        verify_cert: true,
+        interval_secs: 300,
+        enabled: !disabled,
+        log_level: "info".into(),
+        ..Default::default()
+    };
+    settings.apply(&mut info)?;
+    if info.mode.is_empty() {
+        bail!("say where the mail goes: --to ADDRESS (user mailbox) or --global DOMAIN");
+    }
+    if info.server.is_empty() || info.username.is_empty() {
+        bail!("a connector needs --server HOST:PORT and --user NAME");
+    }
+    info.secret = read_password(&format!(
+        "Password of {} at {}: ",
+        info.username, info.server
+    ))?;
+    c.add_connector(info).await?;
+    println!("added connector {name}");
+    Ok(())
+}
+
+async fn list(c: &mut Client) -> Result<()> {
+    let all = c.list_connectors(pb::Empty {}).await?.into_inner();
+    for x in all.connectors {
+        let state = if x.enabled { "enabled" } else { "disabled" };
+        let error = if x.last_error.is_empty() {
+            String::new()
+        } else {
+            format!("\terror: {}", x.last_error)
+        };
+        println!(
+            "{}\t{} {}\t{}@{}:{}\t{state}\tlast poll {}\t{} fetched{error}",
+            x.name,
+            x.mode,
+            x.target,
+            x.username,
+            x.server,
+            x.port,
+            or_never(&x.last_poll_at),
+            x.fetched_total,
+        );
+    }
+    Ok(())
+}
+
+async fn rule(c: &mut Client, cmd: RuleCmd) -> Result<()> {
+    match cmd {
+        RuleCmd::Add {
             connector,
             text,
             target,
-        }) => {
+        } => {
             c.set_connector_rule(pb::ConnectorRule {
                 connector,
                 match_text: text.clone(),
@@ -255,7 +264,7 @@ pub async fn run(c: &mut Client, cmd: ConnectorCmd) -> Result<()> {
             .await?;
             println!("mail whose To or Cc contains {text:?} goes to {target}");
         }
-        ConnectorCmd::Rule(RuleCmd::Remove { connector, text }) => {
+        RuleCmd::Remove { connector, text } => {
             c.remove_connector_rule(pb::ConnectorRule {
                 connector,
                 match_text: text,
