@@ -2,8 +2,9 @@
 //!
 //! One job: serve the gRPC API (`grpc`) over the PostgreSQL mailbox store (`store`).
 //! Pure pieces (`address`, `content`, `password`) carry the rules; `store` is the only module
-//! that knows sqlx, `grpc` the only one that knows tonic. `pgrunner` starts a private
-//! PostgreSQL for `bridgehead dev` and the tests.
+//! that knows sqlx, `grpc` the only one that knows tonic. With the `dev` feature (the binary
+//! and the tests): `pgrunner` starts a private PostgreSQL for `bridgehead dev` and the tests,
+//! `pki` makes a cluster's certificates — tools around a cluster, not part of serving one.
 pub mod address;
 pub mod auth;
 pub mod chores;
@@ -16,7 +17,9 @@ pub mod harvest;
 pub mod metrics;
 pub mod names;
 pub mod password;
+#[cfg(feature = "dev")]
 pub mod pgrunner;
+#[cfg(feature = "dev")]
 pub mod pki;
 pub mod relay;
 pub mod secrets;
