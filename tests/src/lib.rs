@@ -509,7 +509,18 @@ pub struct Sink {
 
 impl Sink {
     /// `args`: extra sink options, e.g. `["--reject", "nobody"]`; `tls` offers STARTTLS.
+    /// A port taken between choosing it and binding it (other tests run beside) is retried
+    /// with another.
     pub fn start(args: &[&str], tls: bool) -> Sink {
+        for _ in 0..3 {
+            if let Some(sink) = Sink::try_start(args, tls) {
+                return sink;
+            }
+        }
+        panic!("the sink did not start (is aiosmtpd installed?)");
+    }
+
+    fn try_start(args: &[&str], tls: bool) -> Option<Sink> {
         use std::io::BufRead;
         let dir = tempfile::tempdir().expect("temp dir");
         let out = dir.path().join("received.jsonl");
@@ -536,17 +547,17 @@ impl Sink {
         std::io::BufReader::new(stdout)
             .read_line(&mut first)
             .expect("sink output");
-        assert_eq!(
-            first.trim(),
-            "ready",
-            "the sink did not start (is aiosmtpd installed?)"
-        );
-        Sink {
+        if first.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(Sink {
             port,
             out,
             child,
             _dir: dir,
-        }
+        })
     }
 
     /// The messages received so far, one JSON document each.

@@ -231,7 +231,10 @@ async fn tls_required_but_not_offered_and_451_defer() {
     })
     .await;
     assert!(entry.last_error.unwrap().contains("451 4.3.0"));
-    assert_eq!(entry.recipients[0].status, "pending");
+    assert_eq!(
+        entry.recipients[0].status,
+        bridgehead_backend::store::DeliveryStatus::Pending
+    );
     // The administrator gives up on it: the sender gets a failure report.
     admin(&c, &["queue", "delete", &entry.queue_id, "--bounce"]);
     let reports = eventually("the report", || async {

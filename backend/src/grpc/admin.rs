@@ -466,7 +466,7 @@ fn queue_entry(q: QueuedMessage) -> pb::QueueEntry {
             .into_iter()
             .map(|r| pb::QueuedRecipientInfo {
                 address: r.address,
-                status: r.status,
+                status: r.status.as_str().to_string(),
                 dsn_status: r.dsn_status,
                 diagnostic: r.diagnostic,
             })

@@ -24,7 +24,9 @@ pub use delivery::{ContentWriter, Delivered, Outbound};
 pub use directory::{DomainSettings, GroupInfo};
 pub use maildrop::{MessageEntry, MessageStream};
 pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
-pub use queue::{QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement};
+pub use queue::{
+    DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement,
+};
 
 pub use error::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -10,12 +10,41 @@ use crate::store::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Row, Transaction};
 
+/// Where an outbound recipient stands; kept in `outbound_recipients.status` as text (a
+/// CHECK constraint admits these three), mapped here only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// The column's text; anything else (impossible under the constraint) reads as pending,
+    /// so it is tried again rather than dropped.
+    fn from_db(text: &str) -> DeliveryStatus {
+        match text {
+            "delivered" => DeliveryStatus::Delivered,
+            "failed" => DeliveryStatus::Failed,
+            _ => DeliveryStatus::Pending,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRecipient {
     pub address: String,
     pub notify: u32,
     pub orcpt: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub dsn_status: String,
     pub diagnostic: String,
     pub remote_mta: String,
@@ -47,8 +76,7 @@ pub struct QueuedMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientResult {
     pub address: String,
-    /// "delivered", "failed" or "pending"
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     pub dsn_status: String,
     pub diagnostic: String,
     pub remote_mta: String,
@@ -163,7 +191,7 @@ impl Store {
                     address: r.get("address"),
                     notify: r.get::<i32, _>("notify") as u32,
                     orcpt: r.get("orcpt"),
-                    status: r.get("status"),
+                    status: DeliveryStatus::from_db(r.get("status")),
                     dsn_status: r.get("dsn_status"),
                     diagnostic: r.get("diagnostic"),
                     remote_mta: r.get("remote_mta"),
@@ -351,7 +379,7 @@ pub(super) async fn settle(
         )
         .bind(id)
         .bind(&r.address)
-        .bind(r.status)
+        .bind(r.status.as_str())
         .bind(&r.dsn_status)
         .bind(&r.diagnostic)
         .bind(&r.remote_mta)

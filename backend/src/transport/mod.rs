@@ -111,10 +111,10 @@ pub async fn bounce(
     let results = m
         .recipients
         .iter()
-        .filter(|r| r.status == "pending")
+        .filter(|r| r.status == crate::store::DeliveryStatus::Pending)
         .map(|r| crate::store::RecipientResult {
             address: r.address.clone(),
-            status: "failed",
+            status: crate::store::DeliveryStatus::Failed,
             dsn_status: "5.0.0".into(),
             diagnostic: "removed from the queue by the administrator".into(),
             remote_mta: String::new(),

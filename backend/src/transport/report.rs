@@ -11,7 +11,7 @@ use super::TransportConfig;
 use crate::address::Address;
 use crate::dsn::{self, DsnAction, Report, ReportRecipient};
 use crate::store::Result;
-use crate::store::{Outbound, QueuedMessage, RecipientResult, Settlement, Store};
+use crate::store::{DeliveryStatus, Outbound, QueuedMessage, RecipientResult, Settlement, Store};
 use crate::trace;
 use chrono::{DateTime, Utc};
 
@@ -32,13 +32,16 @@ pub async fn settle(
     let expires =
         m.created_at + chrono::Duration::from_std(config.lifetime).unwrap_or(chrono::Duration::MAX);
     if now >= expires {
-        for r in results.iter_mut().filter(|r| r.status == "pending") {
-            r.status = "failed";
+        for r in results
+            .iter_mut()
+            .filter(|r| r.status == DeliveryStatus::Pending)
+        {
+            r.status = DeliveryStatus::Failed;
             r.dsn_status = "4.4.7".into();
             r.diagnostic = format!("delivery time expired; last error: {}", r.diagnostic);
         }
     }
-    let pending = results.iter().any(|r| r.status == "pending");
+    let pending = results.iter().any(|r| r.status == DeliveryStatus::Pending);
     let warn_after =
         chrono::Duration::from_std(config.delay_warning).unwrap_or(chrono::Duration::MAX);
     let warn_delay = pending
@@ -49,7 +52,7 @@ pub async fn settle(
     let settlement = Settlement {
         last_error: results
             .iter()
-            .find(|r| r.status == "pending")
+            .find(|r| r.status == DeliveryStatus::Pending)
             .map(|r| r.diagnostic.clone())
             .unwrap_or_default(),
         next_attempt: pending.then(|| {
@@ -128,12 +131,16 @@ fn reportable(
                 .map(|q| q.orcpt.clone());
             let action = match r.status {
                 _ if notify & NOTIFY_NEVER != 0 => return None,
-                "failed" if notify == 0 || notify & NOTIFY_FAILURE != 0 => DsnAction::Failed,
-                "pending" if warn_delay && (notify == 0 || notify & NOTIFY_DELAY != 0) => {
+                DeliveryStatus::Failed if notify == 0 || notify & NOTIFY_FAILURE != 0 => {
+                    DsnAction::Failed
+                }
+                DeliveryStatus::Pending
+                    if warn_delay && (notify == 0 || notify & NOTIFY_DELAY != 0) =>
+                {
                     DsnAction::Delayed
                 }
                 // A DSN-capable next hop was given NOTIFY: it reports delivery itself.
-                "delivered"
+                DeliveryStatus::Delivered
                     if notify & NOTIFY_SUCCESS != 0
                         && !m.mail_from.is_empty()
                         && !r.notify_passed_on =>

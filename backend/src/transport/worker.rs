@@ -13,7 +13,7 @@ use super::fit;
 use super::report;
 use super::route::{NextHop, Router};
 use super::{Target, TransportConfig};
-use crate::store::{QueuedMessage, QueuedRecipient, RecipientResult, Store};
+use crate::store::{DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Store};
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -144,7 +144,11 @@ impl Worker {
     ) -> Result<(), crate::StoreError> {
         let content = self.store.content(m.content_id).await?;
         let mut by_domain: BTreeMap<String, Vec<&QueuedRecipient>> = BTreeMap::new();
-        for r in m.recipients.iter().filter(|r| r.status == "pending") {
+        for r in m
+            .recipients
+            .iter()
+            .filter(|r| r.status == DeliveryStatus::Pending)
+        {
             let domain = r
                 .address
                 .rsplit_once('@')
@@ -155,8 +159,12 @@ impl Worker {
         let mut results = Vec::new();
         for (domain, rcpts) in by_domain {
             let outcome = match self.router.next_hop(&self.store, &domain).await {
-                NextHop::Refused { status, reason } => all(&rcpts, "failed", status, &reason, ""),
-                NextHop::Unknown(reason) => all(&rcpts, "pending", "4.4.3", &reason, ""),
+                NextHop::Refused { status, reason } => {
+                    all(&rcpts, DeliveryStatus::Failed, status, &reason, "")
+                }
+                NextHop::Unknown(reason) => {
+                    all(&rcpts, DeliveryStatus::Pending, "4.4.3", &reason, "")
+                }
                 NextHop::Hosts(targets) => self.send(&targets, &m, &rcpts, &content, conns).await,
             };
             results.extend(outcome);
@@ -164,16 +172,18 @@ impl Worker {
         tracing::info!(
             queue_id = %m.queue_id,
             attempt = m.attempts,
-            delivered = results.iter().filter(|r| r.status == "delivered").count(),
-            failed = results.iter().filter(|r| r.status == "failed").count(),
-            pending = results.iter().filter(|r| r.status == "pending").count(),
+            delivered = results.iter().filter(|r| r.status == DeliveryStatus::Delivered).count(),
+            failed = results.iter().filter(|r| r.status == DeliveryStatus::Failed).count(),
+            pending = results.iter().filter(|r| r.status == DeliveryStatus::Pending).count(),
             "delivery attempt"
         );
         self.metrics.delivery_attempts.inc();
         for r in &results {
             self.metrics
                 .recipient_results
-                .get_or_create(&crate::metrics::Result { result: r.status })
+                .get_or_create(&crate::metrics::Result {
+                    result: r.status.as_str(),
+                })
                 .inc();
         }
         let reported = report::settle(
@@ -212,7 +222,13 @@ impl Worker {
                         conns.insert(key.clone(), c);
                     }
                     Err(ClientError::Rejected(r)) if r.is_permanent() => {
-                        return all(rcpts, "failed", &r.status(), &r.line(), &t.host);
+                        return all(
+                            rcpts,
+                            DeliveryStatus::Failed,
+                            &r.status(),
+                            &r.line(),
+                            &t.host,
+                        );
                     }
                     Err(e) => {
                         last_error = format!("connect to {key}: {e}");
@@ -251,9 +267,9 @@ impl Worker {
                 }
                 Err(ClientError::Rejected(r)) => {
                     let status = if r.is_permanent() {
-                        "failed"
+                        DeliveryStatus::Failed
                     } else {
-                        "pending"
+                        DeliveryStatus::Pending
                     };
                     let rest = all(&going.rcpts, status, &r.status(), &r.line(), &t.host);
                     results.extend(rest);
@@ -265,7 +281,7 @@ impl Worker {
                 }
             }
         }
-        all(rcpts, "pending", "4.4.1", &last_error, "")
+        all(rcpts, DeliveryStatus::Pending, "4.4.1", &last_error, "")
     }
 }
 
@@ -295,7 +311,9 @@ fn fit_hop<'a>(
     let mut going = Vec::new();
     for (i, r) in rcpts.iter().enumerate() {
         match plan.refused.iter().find(|x| x.0 == i) {
-            Some((_, status, why)) => results.push(result(r, "failed", status, why, host)),
+            Some((_, status, why)) => {
+                results.push(result(r, DeliveryStatus::Failed, status, why, host))
+            }
             None => going.push(*r),
         }
     }
@@ -321,11 +339,11 @@ fn per_recipient(
                 _ => reply,
             };
             let status = if final_reply.is_positive() && outcome.data.is_some() {
-                "delivered"
+                DeliveryStatus::Delivered
             } else if final_reply.is_permanent() {
-                "failed"
+                DeliveryStatus::Failed
             } else {
-                "pending"
+                DeliveryStatus::Pending
             };
             result(r, status, &final_reply.status(), &final_reply.line(), host)
         })
@@ -334,7 +352,7 @@ fn per_recipient(
 
 fn all(
     rcpts: &[&QueuedRecipient],
-    status: &'static str,
+    status: DeliveryStatus,
     dsn: &str,
     why: &str,
     host: &str,
@@ -347,7 +365,7 @@ fn all(
 
 fn result(
     r: &QueuedRecipient,
-    status: &'static str,
+    status: DeliveryStatus,
     dsn: &str,
     why: &str,
     host: &str,
