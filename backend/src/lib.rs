@@ -12,6 +12,7 @@ pub mod connector;
 pub mod content;
 pub mod directory;
 pub mod dsn;
+pub mod envelope;
 pub mod grpc;
 pub mod harvest;
 pub mod metrics;

@@ -7,6 +7,7 @@
 //! mailbox gets its own Return-Path; nothing is visible until the single COMMIT in `finish`.
 use crate::address::Address;
 use crate::directory;
+use crate::envelope::Recipient;
 use crate::relay::{decide, Verdict};
 use crate::store::{ContentWriter, Outbound, Store};
 use crate::store::{Result, StoreError};
@@ -22,7 +23,7 @@ const ADDED_HEADERS_ALLOWANCE: u64 = 8 * 1024;
 pub struct Envelope {
     pub mail_from: String,
     /// (address, RFC 3461 NOTIFY bits, ORCPT)
-    pub recipients: Vec<(String, u32, String)>,
+    pub recipients: Vec<Recipient>,
     pub ret: String,
     pub envid: String,
     pub client_address: String,
@@ -89,7 +90,12 @@ impl Submission {
             client: &env.client_address,
             authenticated,
         };
-        for (address, notify, orcpt) in &env.recipients {
+        for Recipient {
+            address,
+            notify,
+            orcpt,
+        } in &env.recipients
+        {
             let parsed = Address::parse(address);
             let facts = match &parsed {
                 Ok(a) => Some(directory::facts(store, a, 0, asker).await?),
@@ -118,8 +124,10 @@ impl Submission {
                 }
             }
             for a in outside {
-                if !outbound.recipients.iter().any(|r| r.0 == a) {
-                    outbound.recipients.push((a, *notify, orcpt.clone()));
+                if !outbound.recipients.iter().any(|r| r.address == a) {
+                    outbound
+                        .recipients
+                        .push(Recipient::new(a, *notify, orcpt.clone()));
                 }
             }
         }
@@ -132,7 +140,7 @@ impl Submission {
                 (id, address, prefix)
             })
             .collect();
-        let single = (env.recipients.len() == 1).then(|| env.recipients[0].0.clone());
+        let single = (env.recipients.len() == 1).then(|| env.recipients[0].address.clone());
         let arrival = Arrival {
             client_helo: env.client_helo,
             client_address: env.client_address,

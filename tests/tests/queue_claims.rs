@@ -3,6 +3,7 @@
 //! stalls past the claim's length does not make a second back-end send the message again
 //! (the claim is renewed while the attempt runs); a stopping back-end gives back what it did
 //! not attempt.
+use bridgehead_backend::envelope::Recipient;
 use bridgehead_backend::submit::{Envelope, Submission};
 use bridgehead_tests::outbound::{queue_empty, route, spawn_backend, submit};
 use bridgehead_tests::{blocking, eventually, Cluster, Sink};
@@ -88,7 +89,7 @@ async fn claims_not_attempted_are_given_back() {
     c.add_user(ALICE, PASS).await;
     let env = Envelope {
         mail_from: ALICE.into(),
-        recipients: vec![("someone@outside.example".into(), 0, String::new())],
+        recipients: vec![Recipient::new("someone@outside.example", 0, "")],
         auth_user: ALICE.into(),
         received_by: "mx.test.example".into(),
         ..Envelope::default()

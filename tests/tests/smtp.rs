@@ -286,7 +286,7 @@ async fn a_repeated_submission_is_stored_once_and_quota_holds() {
     let submit = |token: &str, body: Vec<u8>, rcpt: &str| {
         let env = Envelope {
             mail_from: "x@outside.example".into(),
-            recipients: vec![(rcpt.to_string(), 0, String::new())],
+            recipients: vec![bridgehead_backend::envelope::Recipient::new(rcpt, 0, "")],
             received_by: "mx.test.example".into(),
             submit_token: token.to_string(),
             ..Envelope::default()

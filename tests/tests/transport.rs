@@ -1,6 +1,7 @@
 //! Outbound transport against real SMTP peers on loopback (Python aiosmtpd): delivery through
 //! routes, failures injected (550, 451, connection refused, TLS required but not offered),
 //! time compressed by configuration, and every report parsed with Python's `email` package.
+use bridgehead_backend::envelope::Recipient;
 use bridgehead_backend::store::Route;
 use bridgehead_backend::submit::{Envelope, Submission};
 use bridgehead_tests::outbound::{self, parse_dsn, queue_empty};
@@ -295,7 +296,7 @@ async fn a_bounce_is_never_bounced_out() {
     // A message with the null sender (as a report to an outside sender is), to a refusing peer.
     let env = Envelope {
         mail_from: String::new(),
-        recipients: vec![("nobody@outside.example".into(), 0, String::new())],
+        recipients: vec![Recipient::new("nobody@outside.example", 0, "")],
         auth_user: "system".into(),
         received_by: "mx.test.example".into(),
         ..Envelope::default()

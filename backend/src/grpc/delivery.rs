@@ -3,6 +3,7 @@ use super::convert::required;
 use super::Services;
 use crate::address::Address;
 use crate::directory;
+use crate::envelope::Recipient;
 use crate::harvest::{self, Miss};
 use crate::names::Entry;
 use crate::relay::{decide, Verdict};
@@ -161,7 +162,7 @@ fn envelope(e: pb::Envelope) -> Envelope {
         recipients: e
             .recipients
             .into_iter()
-            .map(|r| (r.address, r.notify, r.orcpt))
+            .map(|r| Recipient::new(r.address, r.notify, r.orcpt))
             .collect(),
         ret: e.ret,
         envid: e.envid,

@@ -7,6 +7,7 @@
 //! so concurrent deliveries to overlapping recipients cannot deadlock.
 use super::Store;
 use crate::content::Canonicalizer;
+use crate::envelope::Recipient;
 use crate::store::{Result, StoreError};
 use bridgehead_proto::CHUNK_SIZE;
 use sqlx::{Postgres, Transaction};
@@ -28,8 +29,7 @@ pub struct Outbound {
     pub ret: String,
     pub envid: String,
     pub auth_user: String,
-    /// (address, RFC 3461 NOTIFY bits, ORCPT)
-    pub recipients: Vec<(String, u32, String)>,
+    pub recipients: Vec<Recipient>,
     /// RFC 6152 BODY= as received ("" when not given).
     pub body: String,
     /// RFC 6531 SMTPUTF8 as received.
@@ -228,7 +228,7 @@ impl ContentWriter {
         let (addrs, rest): (Vec<&str>, Vec<(i32, &str)>) = out
             .recipients
             .iter()
-            .map(|(a, n, o)| (a.as_str(), (*n as i32, o.as_str())))
+            .map(|r| (r.address.as_str(), (r.notify as i32, r.orcpt.as_str())))
             .unzip();
         let (notify, orcpt): (Vec<i32>, Vec<&str>) = rest.into_iter().unzip();
         sqlx::query(

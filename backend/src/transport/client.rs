@@ -5,6 +5,7 @@
 //! dot-stuffed after DATA, or as it is in one `BDAT n LAST` when the server offers CHUNKING; a server that sends anything after its "220" to STARTTLS and before the TLS
 //! handshake is refused (response injection); AUTH is only sent over TLS.
 use super::{Target, TlsMode};
+use crate::envelope::Recipient;
 use crate::tls_client::{self, ClientStream};
 use std::io;
 use std::time::Duration;
@@ -74,8 +75,7 @@ impl ClientError {
 /// One outgoing message to this server.
 pub struct Outgoing<'a> {
     pub from: &'a str,
-    /// (address, NOTIFY bits, ORCPT)
-    pub recipients: &'a [(String, u32, String)],
+    pub recipients: &'a [Recipient],
     pub ret: &'a str,
     pub envid: &'a str,
     /// Canonical CRLF content, not yet dot-stuffed.
@@ -237,13 +237,13 @@ impl SmtpClient {
             }
         }
         let mut commands = vec![mail + "\r\n"];
-        for (addr, notify, orcpt) in m.recipients {
-            let mut rcpt = format!("RCPT TO:<{addr}>");
-            if self.dsn && *notify != 0 {
-                rcpt.push_str(&format!(" NOTIFY={}", notify_words(*notify)));
+        for r in m.recipients {
+            let mut rcpt = format!("RCPT TO:<{}>", r.address);
+            if self.dsn && r.notify != 0 {
+                rcpt.push_str(&format!(" NOTIFY={}", notify_words(r.notify)));
             }
-            if self.dsn && !orcpt.is_empty() {
-                rcpt.push_str(&format!(" ORCPT=rfc822;{}", xtext(orcpt)));
+            if self.dsn && !r.orcpt.is_empty() {
+                rcpt.push_str(&format!(" ORCPT=rfc822;{}", xtext(&r.orcpt)));
             }
             commands.push(rcpt + "\r\n");
         }

@@ -10,6 +10,7 @@
 use super::TransportConfig;
 use crate::address::Address;
 use crate::dsn::{self, DsnAction, Report, ReportRecipient};
+use crate::envelope::Recipient;
 use crate::store::Result;
 use crate::store::{DeliveryStatus, Outbound, QueuedMessage, RecipientResult, Settlement, Store};
 use crate::trace;
@@ -99,7 +100,7 @@ pub async fn settle(
             let outbound = Outbound {
                 queue_id: format!("{}R{}", m.queue_id, m.attempts),
                 mail_from: String::new(),
-                recipients: vec![(recipient.clone(), NOTIFY_NEVER, String::new())],
+                recipients: vec![Recipient::new(&recipient, NOTIFY_NEVER, "")],
                 ..Outbound::default()
             };
             writer.deliver(&[], Some(&outbound)).await?;

@@ -13,6 +13,7 @@ use super::fit;
 use super::report;
 use super::route::{NextHop, Router};
 use super::{Target, TransportConfig};
+use crate::envelope::Recipient;
 use crate::store::{DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Store};
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
@@ -242,10 +243,10 @@ impl Worker {
             if going.rcpts.is_empty() {
                 return results;
             }
-            let list: Vec<(String, u32, String)> = going
+            let list: Vec<Recipient> = going
                 .rcpts
                 .iter()
-                .map(|r| (r.address.clone(), r.notify, r.orcpt.clone()))
+                .map(|r| Recipient::new(&r.address, r.notify, &r.orcpt))
                 .collect();
             let outgoing = Outgoing {
                 from: &m.mail_from,

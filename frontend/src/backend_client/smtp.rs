@@ -132,10 +132,10 @@ fn wire_envelope(e: &Envelope, o: &Origin) -> pb::Envelope {
         recipients: e
             .recipients
             .iter()
-            .map(|(address, notify, orcpt)| pb::SubmitRecipient {
-                address: address.clone(),
-                notify: *notify,
-                orcpt: orcpt.clone(),
+            .map(|r| pb::SubmitRecipient {
+                address: r.address.clone(),
+                notify: r.notify,
+                orcpt: r.orcpt.clone(),
             })
             .collect(),
         ret: e.ret.clone(),

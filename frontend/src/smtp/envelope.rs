@@ -3,7 +3,8 @@
 use super::data::DataOutcome;
 use super::parse::MailParams;
 use super::session::{
-    reply, Action, Envelope, Listener, RcptVerdict, Session, State, SubmitResult, Transaction,
+    reply, Action, Envelope, Listener, RcptVerdict, Recipient, Session, State, SubmitResult,
+    Transaction,
 };
 
 pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Action> {
@@ -86,8 +87,12 @@ pub(super) fn recipient_checked(s: &mut Session, verdict: RcptVerdict) -> Vec<Ac
     };
     let text = match verdict {
         RcptVerdict::Accept(address) => {
-            if !tx.recipients.iter().any(|r| r.0 == address) {
-                tx.recipients.push((address, notify, orcpt));
+            if !tx.recipients.iter().any(|r| r.address == address) {
+                tx.recipients.push(Recipient {
+                    address,
+                    notify,
+                    orcpt,
+                });
             }
             return vec![reply("250 2.1.5 Ok")];
         }

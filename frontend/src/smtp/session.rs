@@ -92,12 +92,22 @@ pub enum Event<'a> {
     Disconnected,
 }
 
+/// An accepted recipient: the address as the back-end named it, and its RFC 3461 DSN
+/// parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recipient {
+    pub address: String,
+    /// NOTIFY as bits: 1 SUCCESS, 2 FAILURE, 4 DELAY, 8 NEVER (0: not given).
+    pub notify: u32,
+    /// ORCPT as given ("" when not).
+    pub orcpt: String,
+}
+
 /// What the back-end gets with a message.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Envelope {
     pub mail_from: String,
-    /// (address, NOTIFY bits, ORCPT)
-    pub recipients: Vec<(String, u32, String)>,
+    pub recipients: Vec<Recipient>,
     pub ret: String,
     pub envid: String,
     pub body: String,
@@ -146,7 +156,7 @@ pub enum Action {
 pub(super) struct Transaction {
     pub from: String,
     pub params: super::parse::MailParams,
-    pub recipients: Vec<(String, u32, String)>,
+    pub recipients: Vec<Recipient>,
     /// BDAT chunks taken so far (DATA is refused after one).
     pub chunks: u32,
 }

@@ -3,7 +3,8 @@
 //! byte boundary.
 use super::intake::{Intake, Step};
 use super::session::{
-    Action, AuthResult, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
+    Action, AuthResult, Envelope, Event, Listener, RcptVerdict, Recipient, Session, SmtpConfig,
+    SubmitResult,
 };
 
 struct Harness {
@@ -194,7 +195,10 @@ fn inbound_mx_delivers_locally_and_refuses_relay() {
     assert_eq!(env.mail_from, "x@outside.example");
     assert_eq!(
         env.recipients,
-        vec![("alice@local.test".to_string(), 0, String::new())]
+        vec![Recipient {
+            address: "alice@local.test".into(),
+            ..Recipient::default()
+        }]
     );
     assert_eq!(env.protocol, "ESMTP");
     assert!(!env.submission);
@@ -227,7 +231,11 @@ fn submission_requires_tls_auth_and_an_owned_sender() {
     let (env, _) = &h.submitted[0];
     assert_eq!(
         env.recipients,
-        vec![("friend@outside.example".to_string(), 2, String::new())]
+        vec![Recipient {
+            address: "friend@outside.example".into(),
+            notify: 2,
+            ..Recipient::default()
+        }]
     );
     assert_eq!(env.auth_user, "alice@local.test");
     assert_eq!(env.protocol, "ESMTPSA");

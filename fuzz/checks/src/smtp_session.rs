@@ -85,7 +85,7 @@ pub fn run(data: &[u8]) {
                     assert!(data_ended, "message handed on before its end of data");
                     assert!((1..=5).contains(&envelope.recipients.len()));
                     let ascii = envelope.mail_from.is_ascii()
-                        && envelope.recipients.iter().all(|r| r.0.is_ascii());
+                        && envelope.recipients.iter().all(|r| r.address.is_ascii());
                     assert!(ascii || envelope.smtputf8, "non-ASCII without SMTPUTF8");
                     let content = intake.spool.take().concat();
                     assert!(
