@@ -1,14 +1,15 @@
 //! Bridgehead front-end node: stateless protocol listeners that proxy every mailbox
 //! operation to back-ends over gRPC.
 //!
-//! `pop3` holds the protocol (pure parsing and session, plus a thin driver), `tls` the
-//! rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code (with
-//! `discovery` deciding which back-end addresses it calls), and
-//! `server` the listeners, connection limit and shutdown.
+//! `pop3` and `smtp` hold the protocols (pure parsing and sessions, plus thin drivers), `tls`
+//! the rustls setup and the plain-or-TLS stream, `backend_client` the only tonic code (with
+//! `discovery` deciding which back-end addresses it calls) speaking the pure types of `mail`,
+//! and `server` the listeners, connection limit and shutdown.
 pub mod backend_client;
 pub mod discovery;
 pub mod limits;
 pub mod lines;
+pub mod mail;
 pub mod metrics;
 pub mod pop3;
 pub mod proxy;

@@ -1,8 +1,7 @@
 //! SMTP's calls to the back-ends: authentication, the relay decision per recipient, and the
 //! handover of a message (one request for a message of one chunk, a stream otherwise).
 use super::{Backends, CallError};
-use crate::smtp::recipients::Answer;
-use crate::smtp::session::{AuthResult, Envelope, RcptVerdict};
+use crate::mail::{Answer, AuthResult, Envelope, RcptVerdict};
 use bridgehead_proto::v1 as pb;
 use bridgehead_proto::v1::auth_client::AuthClient;
 use bridgehead_proto::v1::delivery_client::DeliveryClient;

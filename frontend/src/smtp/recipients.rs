@@ -8,22 +8,14 @@
 //! at the end of DATA, so a mailbox removed or filled within `ttl` gets a temporary 451/452
 //! there, never a stored message. The memory is bounded (`MAX_ENTRIES`); it is soft state a
 //! restart loses without harm. `ttl` zero turns it off.
-use super::session::RcptVerdict;
+pub use crate::mail::Answer;
+use crate::mail::RcptVerdict;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The most addresses remembered at once (about 100 bytes each).
 pub const MAX_ENTRIES: usize = 100_000;
-
-/// A back-end's answer on one recipient, and whether it may be given again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub verdict: RcptVerdict,
-    pub reusable: bool,
-    /// Non-zero: refuse every RCPT from this client address for this long (harvesting).
-    pub penalty: Duration,
-}
 
 #[derive(Debug)]
 struct Known {

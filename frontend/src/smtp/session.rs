@@ -12,6 +12,7 @@
 //! sent only when the back-end reports it committed.
 use super::parse::{parse_command, Command, ParseError, Verb};
 use super::{auth, envelope};
+pub use crate::mail::{AuthResult, Envelope, RcptVerdict, Recipient};
 
 /// What kind of listener the session runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,31 +34,6 @@ pub struct SmtpConfig {
     pub starttls_available: bool,
     pub allow_plaintext_auth: bool,
     pub max_bad_commands: u32,
-}
-
-/// The back-end's verdict on one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptVerdict {
-    Accept(String),
-    UnknownLocal,
-    RelayDenied,
-    OverQuota,
-    /// A group whose sender policy refuses this sender.
-    SenderRefused,
-    BadSyntax(String),
-    /// The client address asked for too many unknown recipients (harvesting).
-    Throttled,
-    Unavailable,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthResult {
-    Ok {
-        user: String,
-        addresses: Vec<String>,
-    },
-    Failed,
-    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,33 +66,6 @@ pub enum Event<'a> {
     Timeout,
     ShuttingDown,
     Disconnected,
-}
-
-/// An accepted recipient: the address as the back-end named it, and its RFC 3461 DSN
-/// parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Recipient {
-    pub address: String,
-    /// NOTIFY as bits: 1 SUCCESS, 2 FAILURE, 4 DELAY, 8 NEVER (0: not given).
-    pub notify: u32,
-    /// ORCPT as given ("" when not).
-    pub orcpt: String,
-}
-
-/// What the back-end gets with a message.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Envelope {
-    pub mail_from: String,
-    pub recipients: Vec<Recipient>,
-    pub ret: String,
-    pub envid: String,
-    pub body: String,
-    pub smtputf8: bool,
-    pub helo: String,
-    pub protocol: String,
-    pub tls: String,
-    pub auth_user: String,
-    pub submission: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
