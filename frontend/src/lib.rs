@@ -17,6 +17,7 @@ pub mod sasl;
 pub mod server;
 pub mod smtp;
 pub mod tls;
+pub mod wire;
 
 /// Shared by unit tests: a small deterministic pseudo-random source (xorshift64).
 #[cfg(test)]

@@ -2,20 +2,22 @@
 //!
 //! One job: read lines, feed them to the session, carry out its actions. Replies to
 //! pipelined commands are gathered and written together. Invariants: after STLS the bytes
-//! already read are thrown away (CVE-2011-0411 class); a session that ends without QUIT gives
+//! already read are thrown away (CVE-2011-0411 class; the rule lives in `wire`); a session that ends without QUIT gives
 //! its lease back and deletes nothing; a message is streamed chunk by chunk, never held whole.
 use super::dotstuff::DotStuffer;
+use super::lease;
 use super::parse::{Frame, Framer};
+use super::read_ahead::ReadAhead;
 use super::session::{Action, Event, Listed, LoginResult, Session, SessionConfig};
 use crate::backend_client::{Backends, CallError, Lease, OpenOutcome};
 use crate::metrics::Protocol;
 use crate::tls::Conn;
+use crate::wire::Wire;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -57,14 +59,12 @@ pub async fn serve(
         max_bad_commands: ctx.settings.max_bad_commands,
     };
     let mut driver = Driver {
-        conn: Some(conn),
+        wire: Wire::new(conn),
         buf: Vec::with_capacity(512),
-        out: Vec::new(),
         framer: Framer::default(),
         session: Session::new(config),
         lease: None,
-        ahead: Vec::new(),
-        tls_restarted: false,
+        ahead: ReadAhead::default(),
         peer,
         ctx,
         shutdown: shutdown.clone(),
@@ -73,20 +73,17 @@ pub async fn serve(
         tracing::debug!(%peer, error = %e, "POP3 connection ended with an error");
     }
     if let Some(lease) = driver.lease.take() {
-        release(&driver.ctx.backends, &lease, peer).await;
+        lease::release(&driver.ctx.backends, &lease, peer).await;
     }
 }
 
 struct Driver {
-    conn: Option<Conn>,
+    wire: Wire,
     buf: Vec<u8>,
-    out: Vec<u8>,
     framer: Framer,
     session: Session,
     lease: Option<Lease>,
-    /// Messages read ahead (uid, content), at most one `FetchMany` reply's worth.
-    ahead: Vec<(i64, Vec<u8>)>,
-    tls_restarted: bool,
+    ahead: ReadAhead,
     peer: SocketAddr,
     ctx: Arc<Pop3Context>,
     shutdown: CancellationToken,
@@ -96,8 +93,7 @@ impl Driver {
     async fn run(&mut self, shutdown: &CancellationToken) -> io::Result<()> {
         self.apply(Event::Connected).await?;
         let idle = self.ctx.settings.idle_timeout;
-        let renew_every =
-            Duration::from_secs(u64::from(self.ctx.settings.lease_seconds / 3).max(1));
+        let renew_every = lease::renew_every(self.ctx.settings.lease_seconds);
         let mut next_renew = Instant::now() + renew_every;
         // The idle clock restarts only when a whole command has arrived: a client that trickles
         // a byte now and then (slowloris) still times out.
@@ -108,14 +104,12 @@ impl Driver {
             }
             self.flush().await?;
             if self.session.is_closed() {
-                return self.close().await;
+                return self.wire.close(idle).await;
             }
             let deadline = last_command + idle;
             loop {
-                let conn = self.conn.as_mut().expect("connection present");
-                self.buf.reserve(1024);
                 tokio::select! {
-                    read = conn.read_buf(&mut self.buf) => {
+                    read = self.wire.read(&mut self.buf, 1024) => {
                         if read? == 0 {
                             self.apply(Event::Disconnected).await?;
                             return Ok(());
@@ -128,7 +122,9 @@ impl Driver {
                     }
                     _ = sleep_until(next_renew), if self.lease.is_some() => {
                         next_renew = Instant::now() + renew_every;
-                        self.renew().await;
+                        if let Some(l) = &self.lease {
+                            lease::renew(&self.ctx.backends, l, self.peer).await;
+                        }
                     }
                     _ = shutdown.cancelled() => {
                         self.apply(Event::ShuttingDown).await?;
@@ -158,11 +154,8 @@ impl Driver {
                     }
                 }
             }
-            if self.tls_restarted {
-                self.tls_restarted = false;
-                buf.clear(); // plaintext pipelined behind STLS is never trusted
-            }
-            if self.out.len() >= FLUSH_AT {
+            self.wire.after_step(&mut buf);
+            if self.wire.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
         }
@@ -183,18 +176,18 @@ impl Driver {
 
     async fn execute(&mut self, action: Action) -> io::Result<Option<Event<'static>>> {
         match action {
-            Action::Send(bytes) => self.out.extend_from_slice(&bytes),
+            Action::Send(bytes) => self.wire.out.extend_from_slice(&bytes),
             Action::StartTls => {
-                self.flush().await?;
                 let acceptor = self
                     .ctx
                     .tls
                     .clone()
                     .expect("STLS offered only with TLS configured");
-                let conn = self.conn.take().expect("connection present");
-                let limit = self.ctx.settings.tls_handshake_timeout;
-                self.conn = Some(conn.upgrade(&acceptor, limit, &self.shutdown).await?);
-                self.tls_restarted = true;
+                let s = &self.ctx.settings;
+                let (limit, idle) = (s.tls_handshake_timeout, s.idle_timeout);
+                self.wire
+                    .start_tls(&acceptor, limit, &self.shutdown, idle)
+                    .await?;
                 return Ok(Some(Event::TlsStarted));
             }
             Action::Login { user, password } => {
@@ -302,11 +295,13 @@ impl Driver {
         ahead: Vec<i64>,
     ) -> io::Result<Option<Event<'static>>> {
         if top.is_none() {
-            if let Some(data) = self.read_ahead(uid, ahead).await {
-                self.out.extend_from_slice(header.as_bytes());
+            let (backends, lease) = (&self.ctx.backends, self.lease.as_ref());
+            if let Some(data) = self.ahead.take(backends, lease, uid, ahead).await {
+                let out = &mut self.wire.out;
+                out.extend_from_slice(header.as_bytes());
                 let mut stuffer = DotStuffer::default();
-                stuffer.push(&data, &mut self.out);
-                stuffer.finish(&mut self.out);
+                stuffer.push(&data, out);
+                stuffer.finish(out);
                 self.count_retrieved(data.len() as u64);
                 return Ok(None);
             }
@@ -320,13 +315,13 @@ impl Driver {
             Ok(first) => first,
             Err(e) => return Ok(Some(fetch_failed(e))),
         };
-        self.out.extend_from_slice(header.as_bytes());
+        self.wire.out.extend_from_slice(header.as_bytes());
         let mut stuffer = DotStuffer::default();
         let mut sent = 0u64;
         while let Some(chunk) = next {
             sent += chunk.len() as u64;
-            stuffer.push(&chunk, &mut self.out);
-            if self.out.len() >= FLUSH_AT {
+            stuffer.push(&chunk, &mut self.wire.out);
+            if self.wire.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
             next = chunks
@@ -334,7 +329,7 @@ impl Driver {
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
-        stuffer.finish(&mut self.out);
+        stuffer.finish(&mut self.wire.out);
         if top.is_none() {
             self.count_retrieved(sent);
         }
@@ -347,74 +342,12 @@ impl Driver {
         m.bytes_retrieved.inc_by(octets);
     }
 
-    /// Message `uid` from the read-ahead; when it is not there and `ahead` names more
-    /// messages, fetches it with them in one call. `None`: fetch it on its own (which also
-    /// reports why, should the batch have failed).
-    async fn read_ahead(&mut self, uid: i64, ahead: Vec<i64>) -> Option<Vec<u8>> {
-        if let Some(i) = self.ahead.iter().position(|(u, _)| *u == uid) {
-            return Some(self.ahead.swap_remove(i).1);
-        }
-        if ahead.is_empty() {
-            return None;
-        }
-        let lease = self.lease.as_ref()?;
-        let uids = std::iter::once(uid).chain(ahead).collect();
-        let mut got = self.ctx.backends.fetch_many(lease, uids).await.ok()?;
-        let this = got
-            .iter()
-            .position(|(u, _)| *u == uid)
-            .map(|i| got.remove(i).1);
-        self.ahead = got;
-        this
-    }
-
-    async fn renew(&mut self) {
-        let Some(lease) = &self.lease else { return };
-        match self.ctx.backends.renew(lease).await {
-            Ok(()) => {}
-            Err(CallError::LeaseLost) => {
-                tracing::warn!(peer = %self.peer, "maildrop lease lost; QUIT will not delete");
-            }
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, error = %e, "lease renewal failed; will retry")
-            }
-        }
-    }
-
     async fn flush(&mut self) -> io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let conn = self.conn.as_mut().expect("connection present");
-        conn.send_within(&self.out, self.ctx.settings.idle_timeout)
-            .await?;
-        self.out.clear();
-        if self.out.capacity() > FLUSH_AT * 2 {
-            self.out.shrink_to(4096);
+        self.wire.flush(self.ctx.settings.idle_timeout).await?;
+        if self.wire.out.capacity() > FLUSH_AT * 2 {
+            self.wire.out.shrink_to(4096);
         }
         Ok(())
-    }
-
-    async fn close(&mut self) -> io::Result<()> {
-        self.flush().await?;
-        if let Some(conn) = self.conn.as_mut() {
-            let _ = conn.shutdown().await;
-        }
-        Ok(())
-    }
-}
-
-/// Gives a lease back, trying a few times (a back-end may be restarting); if that fails
-/// the lease simply expires.
-async fn release(backends: &Backends, lease: &Lease, peer: SocketAddr) {
-    for attempt in 0..3 {
-        match backends.release(lease).await {
-            Ok(()) => return,
-            Err(e) if attempt == 2 => {
-                tracing::debug!(%peer, error = %e, "could not release lease; it will expire")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! The SMTP connection driver: sockets, TLS and back-end calls around the pure `Session`.
 //!
-//! One job: read, feed the session (command lines, DATA through `DataReceiver`, or BDAT
-//! chunks by their length), carry out its actions. Replies to pipelined commands are gathered and written together
+//! One job: read, feed the session (command lines, DATA and BDAT chunks through `intake`),
+//! carry out its actions. Replies to pipelined commands are gathered and written together
 //! (RFC 2920). Invariants: after STARTTLS every byte already read is thrown away (RFC 3207
-//! §4.2, CVE-2011-0411 class); the message goes to a back-end only when its DATA ended
-//! cleanly, and "250" follows only the back-end's commit.
+//! §4.2, CVE-2011-0411 class; the rule lives in `wire`); the message goes to a back-end only
+//! when its data ended cleanly, and "250" follows only the back-end's commit.
 use super::harvest::HarvestGuard;
 use super::intake::{Intake, Step};
 use super::recipients::RecipientCache;
@@ -15,12 +15,12 @@ use crate::backend_client::{Backends, CallError, Origin};
 use crate::metrics::Protocol;
 use crate::smtp::session::AuthResult;
 use crate::tls::Conn;
+use crate::wire::Wire;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
@@ -72,12 +72,10 @@ pub async fn serve(
     };
     let tls = conn.tls_description();
     let mut driver = Driver {
-        conn: Some(conn),
+        wire: Wire::new(conn),
         buf: Vec::with_capacity(1024),
-        out: String::new(),
         intake: Intake::default(),
         session: Session::new(config),
-        tls_restarted: false,
         peer,
         ctx: ctx.clone(),
         transaction: None,
@@ -89,13 +87,11 @@ pub async fn serve(
 }
 
 struct Driver {
-    conn: Option<Conn>,
+    wire: Wire,
     buf: Vec<u8>,
-    out: String,
     /// Lines, DATA and BDAT chunks out of the bytes read; the message's spool.
     intake: Intake,
     session: Session,
-    tls_restarted: bool,
     peer: SocketAddr,
     ctx: Arc<SmtpContext>,
     /// The span of the open mail transaction: its RCPT checks and its submission are one
@@ -116,12 +112,10 @@ impl Driver {
             if self.process_input().await? {
                 last_command = tokio::time::Instant::now();
             }
-            self.flush().await?;
             if self.session.is_closed() {
-                let conn = self.conn.as_mut().expect("connection present");
-                let _ = conn.shutdown().await;
-                return Ok(());
+                return self.wire.close(self.ctx.settings.command_timeout).await;
             }
+            self.flush().await?;
             let now = tokio::time::Instant::now();
             let deadline = match (self.intake.in_data(), data_started) {
                 (true, None) => {
@@ -137,10 +131,8 @@ impl Driver {
                 }
             };
             let in_data = self.intake.in_data();
-            let conn = self.conn.as_mut().expect("connection present");
-            self.buf.reserve(4096);
             tokio::select! {
-                read = tokio::time::timeout_at(deadline, conn.read_buf(&mut self.buf)) => match read {
+                read = tokio::time::timeout_at(deadline, self.wire.read(&mut self.buf, 4096)) => match read {
                     Ok(Ok(0)) | Ok(Err(_)) => {
                         self.apply(Event::Disconnected).await?;
                         return Ok(());
@@ -186,10 +178,7 @@ impl Driver {
                 progress = true;
                 self.apply(event).await?;
             }
-            if self.tls_restarted {
-                self.tls_restarted = false;
-                buf.clear(); // plaintext pipelined behind STARTTLS is never trusted
-            }
+            self.wire.after_step(&mut buf);
         }
         self.buf = buf;
         Ok(progress)
@@ -218,22 +207,21 @@ impl Driver {
         let backends = self.ctx.backends.clone();
         Ok(match action {
             Action::Send(text) => {
-                self.out.push_str(&text);
+                self.wire.out.extend_from_slice(text.as_bytes());
                 None
             }
             Action::StartTls => {
-                self.flush().await?;
                 let acceptor = self
                     .ctx
                     .tls
                     .clone()
                     .expect("STARTTLS offered only with TLS configured");
-                let conn = self.conn.take().expect("connection present");
-                let limit = self.ctx.settings.tls_handshake_timeout;
-                let conn = conn.upgrade(&acceptor, limit, &self.shutdown).await?;
-                let tls = conn.tls_description().unwrap_or_default();
-                self.conn = Some(conn);
-                self.tls_restarted = true;
+                let s = &self.ctx.settings;
+                let (limit, write) = (s.tls_handshake_timeout, s.command_timeout);
+                self.wire
+                    .start_tls(&acceptor, limit, &self.shutdown, write)
+                    .await?;
+                let tls = self.wire.tls_description().unwrap_or_default();
                 Some(Event::TlsStarted { tls })
             }
             Action::Authenticate { user, password } => {
@@ -342,14 +330,7 @@ impl Driver {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let conn = self.conn.as_mut().expect("connection present");
-        conn.send_within(self.out.as_bytes(), self.ctx.settings.command_timeout)
-            .await?;
-        self.out.clear();
-        Ok(())
+        self.wire.flush(self.ctx.settings.command_timeout).await
     }
 }
 
