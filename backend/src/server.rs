@@ -24,6 +24,14 @@ pub struct BackendConfig {
     pub secrets: crate::secrets::Secrets,
 }
 
+impl BackendConfig {
+    /// The gRPC listener when none is given.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7000);
+    /// PostgreSQL connections per back-end when not given.
+    pub const DEFAULT_DB_CONNECTIONS: u32 = 20;
+}
+
 /// A running back-end.
 pub struct BackendHandle {
     pub addr: SocketAddr,
