@@ -12,6 +12,7 @@ use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::pgrunner::PgServer;
+use bridgehead_backend::pki::ClusterPki;
 use bridgehead_backend::secrets::Secrets;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
@@ -73,53 +74,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .with_context(|| format!("resolving {}", args.data_dir.display()))?;
     let (mut pg, database_url) = database(&args, &dir).await?;
     let admin_token = secret(&dir.join("admin-token"))?;
-    let (cert, key) = ensure_dev_certificate(&dir.join("tls"))?;
     let pki = bridgehead_backend::pki::ensure(&dir.join("pki"), &[args.host.to_string()])?;
-    let backend = BackendHandle::start(BackendConfig {
-        listen: SocketAddr::new(args.host, args.grpc_port),
-        database_url,
-        max_db_connections: 20,
-        admin_token: admin_token.clone(),
-        max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-        auth: AuthPolicy::default(),
-        harvest: Default::default(),
-        transport: TransportConfig {
-            hostname: crate::config::system_hostname(),
-            ..TransportConfig::default()
-        },
-        connector: ConnectorConfig {
-            hostname: crate::config::system_hostname(),
-            ..ConnectorConfig::default()
-        },
-        tls: Some(TlsFiles {
-            cert: pki.backend_cert.clone(),
-            key: pki.backend_key.clone(),
-            client_ca: pki.ca.clone(),
-        }),
-        secrets: dev_secrets(&dir.join("secret-key"))?,
-    })
-    .await?;
+    let backend = BackendHandle::start(backend_config(&args, &dir, &pki, database_url)?).await?;
     let demo_password = ensure_demo(&backend.store, &dir).await?;
-    let frontend = FrontendHandle::start(FrontendConfig {
-        pop3_listen: Some(SocketAddr::new(args.host, args.pop3_port)),
-        pop3s_listen: Some(SocketAddr::new(args.host, args.pop3s_port)),
-        smtp_listen: Some(SocketAddr::new(args.host, args.smtp_port)),
-        submission_listen: Some(SocketAddr::new(args.host, args.submission_port)),
-        submissions_listen: Some(SocketAddr::new(args.host, args.submissions_port)),
-        hostname: crate::config::system_hostname(),
-        backends: vec![backend.addr.to_string()],
-        backend_tls: Some(ClientTlsFiles {
-            ca: pki.ca.clone(),
-            cert: pki.frontend_cert.clone(),
-            key: pki.frontend_key.clone(),
-        }),
-        tls_cert: Some(cert),
-        tls_key: Some(key),
-        allow_plaintext_auth: args.allow_plaintext_auth,
-        recipient_cache_ttl: std::time::Duration::from_secs(args.recipient_cache_secs),
-        ..FrontendConfig::default()
-    })
-    .await?;
+    let frontend = FrontendHandle::start(frontend_config(&args, &dir, &pki, backend.addr)?).await?;
     let ready = frontend.shutdown_token();
     let metrics = crate::http::serve(
         SocketAddr::new(args.host, args.metrics_port),
@@ -155,6 +113,68 @@ pub async fn run(args: DevArgs) -> Result<()> {
     }
     println!("stopped");
     Ok(())
+}
+
+/// The dev back-end: mutual TLS with the dev front-end, secrets sealed with the dev key.
+fn backend_config(
+    args: &DevArgs,
+    dir: &Path,
+    pki: &ClusterPki,
+    database_url: String,
+) -> Result<BackendConfig> {
+    Ok(BackendConfig {
+        listen: SocketAddr::new(args.host, args.grpc_port),
+        database_url,
+        max_db_connections: BackendConfig::DEFAULT_DB_CONNECTIONS,
+        admin_token: secret(&dir.join("admin-token"))?,
+        max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        auth: AuthPolicy::default(),
+        harvest: Default::default(),
+        transport: TransportConfig {
+            hostname: crate::config::system_hostname(),
+            ..TransportConfig::default()
+        },
+        connector: ConnectorConfig {
+            hostname: crate::config::system_hostname(),
+            ..ConnectorConfig::default()
+        },
+        tls: Some(TlsFiles {
+            cert: pki.backend_cert.clone(),
+            key: pki.backend_key.clone(),
+            client_ca: pki.ca.clone(),
+        }),
+        secrets: dev_secrets(&dir.join("secret-key"))?,
+    })
+}
+
+/// The dev front-end: every listener on the dev ports, the dev certificate.
+fn frontend_config(
+    args: &DevArgs,
+    dir: &Path,
+    pki: &ClusterPki,
+    backend: SocketAddr,
+) -> Result<FrontendConfig> {
+    let (cert, key) = ensure_dev_certificate(&dir.join("tls"))?;
+    let at = |port| Some(SocketAddr::new(args.host, port));
+    Ok(FrontendConfig {
+        pop3_listen: at(args.pop3_port),
+        pop3s_listen: at(args.pop3s_port),
+        smtp_listen: at(args.smtp_port),
+        submission_listen: at(args.submission_port),
+        submissions_listen: at(args.submissions_port),
+        hostname: crate::config::system_hostname(),
+        backends: vec![backend.to_string()],
+        backend_tls: Some(ClientTlsFiles {
+            ca: pki.ca.clone(),
+            cert: pki.frontend_cert.clone(),
+            key: pki.frontend_key.clone(),
+        }),
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        allow_plaintext_auth: args.allow_plaintext_auth,
+        recipient_cache_ttl: std::time::Duration::from_secs(args.recipient_cache_secs),
+        ..FrontendConfig::default()
+    })
 }
 
 /// The private PostgreSQL (started here) or the one given, and the URL of our database.

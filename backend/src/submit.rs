@@ -72,7 +72,6 @@ impl Submission {
         if env.recipients.is_empty() {
             return Err(StoreError::InvalidEnvelope("no recipients"));
         }
-        let authenticated = !env.auth_user.is_empty();
         let queue_id = new_queue_id();
         let mut local = Vec::new();
         let mut outbound = Outbound {
@@ -85,49 +84,15 @@ impl Submission {
             body: env.body.clone(),
             smtputf8: env.smtputf8,
         };
-        let asker = directory::Asker {
-            sender: &env.mail_from,
-            client: &env.client_address,
-            authenticated,
-        };
-        for Recipient {
-            address,
-            notify,
-            orcpt,
-        } in &env.recipients
-        {
-            let parsed = Address::parse(address);
-            let facts = match &parsed {
-                Ok(a) => Some(directory::facts(store, a, 0, asker).await?),
-                Err(_) => None,
-            };
-            let mut outside = Vec::new();
-            match decide(&parsed, facts.as_ref(), authenticated) {
-                Verdict::Local {
-                    account_id,
-                    address,
-                } => local.push((account_id, address)),
-                Verdict::Group { id, .. } => {
-                    let expansion = directory::expand_group(store, id).await?;
-                    local.extend(expansion.mailboxes);
-                    outside = expansion.outside;
-                }
-                Verdict::Forward { external, .. } => outside.push(external),
-                Verdict::Relay { address } => outside.push(address),
-                // Filled since RCPT: the mailbox-full reply, not "recipients changed".
-                Verdict::OverQuota => return Err(StoreError::QuotaExceeded(address.clone())),
-                other => {
-                    return Err(StoreError::RecipientRefused(
-                        address.clone(),
-                        format!("{other:?}"),
-                    ))
-                }
-            }
+        for r in &env.recipients {
+            let (mailboxes, outside) = judge(store, &env, r).await?;
+            local.extend(mailboxes);
             for a in outside {
-                if !outbound.recipients.iter().any(|r| r.address == a) {
+                if !outbound.recipients.iter().any(|o| o.address == a) {
+                    let notify = r.notify;
                     outbound
                         .recipients
-                        .push(Recipient::new(a, *notify, orcpt.clone()));
+                        .push(Recipient::new(a, notify, r.orcpt.clone()));
                 }
             }
         }
@@ -229,4 +194,42 @@ fn new_queue_id() -> String {
         .to_string()
         .to_ascii_uppercase();
     id[..16].to_string()
+}
+
+/// One recipient judged again at the end of DATA: the mailboxes (account, address) and the
+/// outside addresses it stands for, or why it is refused now.
+async fn judge(
+    store: &Store,
+    env: &Envelope,
+    r: &Recipient,
+) -> Result<(Vec<(i64, String)>, Vec<String>)> {
+    let authenticated = !env.auth_user.is_empty();
+    let asker = directory::Asker {
+        sender: &env.mail_from,
+        client: &env.client_address,
+        authenticated,
+    };
+    let parsed = Address::parse(&r.address);
+    let facts = match &parsed {
+        Ok(a) => Some(directory::facts(store, a, 0, asker).await?),
+        Err(_) => None,
+    };
+    Ok(match decide(&parsed, facts.as_ref(), authenticated) {
+        Verdict::Local {
+            account_id,
+            address,
+        } => (vec![(account_id, address)], Vec::new()),
+        Verdict::Group { id, .. } => {
+            let expansion = directory::expand_group(store, id).await?;
+            (expansion.mailboxes, expansion.outside)
+        }
+        Verdict::Forward { external, .. } => (Vec::new(), vec![external]),
+        Verdict::Relay { address } => (Vec::new(), vec![address]),
+        // Filled since RCPT: the mailbox-full reply, not "recipients changed".
+        Verdict::OverQuota => return Err(StoreError::QuotaExceeded(r.address.clone())),
+        other => {
+            let why = format!("{other:?}");
+            return Err(StoreError::RecipientRefused(r.address.clone(), why));
+        }
+    })
 }

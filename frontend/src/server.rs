@@ -185,54 +185,7 @@ impl FrontendHandle {
         }
         let mut registry = Registry::default();
         let metrics = Arc::new(Metrics::new(&mut registry));
-        let backends = Arc::new(Backends::new(
-            &config.backends,
-            config.backend_timeout,
-            metrics.clone(),
-            config.backend_tls.as_ref(),
-        )?);
-        let shutdown = CancellationToken::new();
-        backends.discover(config.backend_refresh, shutdown.clone());
-        let shared = Arc::new(Shared {
-            pop3: Arc::new(Pop3Context {
-                backends: backends.clone(),
-                tls: tls.clone(),
-                settings: Pop3Settings {
-                    allow_plaintext_auth: config.allow_plaintext_auth,
-                    idle_timeout: config.idle_timeout,
-                    lease_seconds: config.lease_seconds,
-                    max_bad_commands: config.max_bad_commands,
-                    tls_handshake_timeout: config.tls_handshake_timeout,
-                },
-            }),
-            smtp: Arc::new(SmtpContext {
-                backends,
-                recipients: RecipientCache::new(config.recipient_cache_ttl),
-                harvest: Default::default(),
-                tls: tls.clone(),
-                settings: SmtpSettings {
-                    hostname: config.hostname.clone(),
-                    max_message_size: config.max_message_size,
-                    max_recipients: config.max_recipients,
-                    allow_plaintext_auth: config.allow_plaintext_auth,
-                    max_bad_commands: config.max_bad_commands.max(20),
-                    command_timeout: config.smtp_command_timeout,
-                    data_timeout: config.smtp_data_timeout,
-                    tls_handshake_timeout: config.tls_handshake_timeout,
-                },
-            }),
-            tls,
-            tls_handshake_timeout: config.tls_handshake_timeout,
-            limiter: Arc::new(AddressLimiter::new(
-                config.max_connections,
-                config.max_connections_per_ip,
-            )),
-            metrics: metrics.clone(),
-            proxied: Networks::parse(&config.proxy_protocol_from)
-                .map_err(FrontendError::Networks)?,
-            shutdown,
-            tracker: TaskTracker::new(),
-        });
+        let shared = Arc::new(Shared::new(&config, tls, metrics)?);
         let mut handle = FrontendHandle {
             pop3: None,
             pop3s: None,
@@ -265,17 +218,7 @@ impl FrontendHandle {
         ];
         for (addr, service, slot) in listeners {
             let Some(addr) = addr else { continue };
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| FrontendError::Listen(addr, e))?;
-            let bound = listener
-                .local_addr()
-                .map_err(|e| FrontendError::Listen(addr, e))?;
-            *slot = Some(bound);
-            tracing::info!(addr = %bound, ?service, "listening");
-            shared
-                .tracker
-                .spawn(accept_loop(listener, service, shared.clone()));
+            *slot = Some(listen(addr, service, &shared).await?);
         }
         Ok(handle)
     }
@@ -301,6 +244,86 @@ impl FrontendHandle {
             tracing::warn!(drain = ?self.drain, "sessions still open after the drain deadline; leaving them");
         }
     }
+}
+
+impl Shared {
+    /// What every connection shares: the back-ends (their names resolved now and then), each
+    /// protocol's settings, the limits.
+    fn new(
+        config: &FrontendConfig,
+        tls: Option<TlsAcceptor>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Shared, FrontendError> {
+        let backends = Arc::new(Backends::new(
+            &config.backends,
+            config.backend_timeout,
+            metrics.clone(),
+            config.backend_tls.as_ref(),
+        )?);
+        let shutdown = CancellationToken::new();
+        backends.discover(config.backend_refresh, shutdown.clone());
+        let pop3 = Pop3Settings {
+            allow_plaintext_auth: config.allow_plaintext_auth,
+            idle_timeout: config.idle_timeout,
+            lease_seconds: config.lease_seconds,
+            max_bad_commands: config.max_bad_commands,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+        };
+        let smtp = SmtpSettings {
+            hostname: config.hostname.clone(),
+            max_message_size: config.max_message_size,
+            max_recipients: config.max_recipients,
+            allow_plaintext_auth: config.allow_plaintext_auth,
+            max_bad_commands: config.max_bad_commands.max(20),
+            command_timeout: config.smtp_command_timeout,
+            data_timeout: config.smtp_data_timeout,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+        };
+        Ok(Shared {
+            pop3: Arc::new(Pop3Context {
+                backends: backends.clone(),
+                tls: tls.clone(),
+                settings: pop3,
+            }),
+            smtp: Arc::new(SmtpContext {
+                backends,
+                recipients: RecipientCache::new(config.recipient_cache_ttl),
+                harvest: Default::default(),
+                tls: tls.clone(),
+                settings: smtp,
+            }),
+            tls,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+            limiter: Arc::new(AddressLimiter::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            )),
+            metrics,
+            proxied: Networks::parse(&config.proxy_protocol_from)
+                .map_err(FrontendError::Networks)?,
+            shutdown,
+            tracker: TaskTracker::new(),
+        })
+    }
+}
+
+/// Binds `addr` and serves `service` there; the address actually bound.
+async fn listen(
+    addr: SocketAddr,
+    service: Service,
+    shared: &Arc<Shared>,
+) -> Result<SocketAddr, FrontendError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| FrontendError::Listen(addr, e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| FrontendError::Listen(addr, e))?;
+    tracing::info!(addr = %bound, ?service, "listening");
+    shared
+        .tracker
+        .spawn(accept_loop(listener, service, shared.clone()));
+    Ok(bound)
 }
 
 async fn accept_loop(listener: TcpListener, service: Service, shared: Arc<Shared>) {

@@ -47,25 +47,18 @@ impl pb::delivery_server::Delivery for Services {
         // A mailbox's answer depends on nothing but the address (and room for the size).
         let reusable = matches!(verdict, Verdict::Local { .. })
             && matches!(facts.map(|f| f.entry), Some(Entry::Mailbox(..)));
-        let miss = match verdict {
-            Verdict::UnknownLocal if !req.authenticated => {
-                let policy = &self.settings.harvest;
-                harvest::unknown_recipient(&self.store, policy, &req.client_address).await?
-            }
-            _ => Miss::Counted,
-        };
-        let penalty_secs = match miss {
+        let penalty_secs = match self.harvest_miss(&verdict, &req).await? {
             Miss::Counted => 0,
-            Miss::LimitReached | Miss::Refused => self.settings.harvest.window_secs(),
+            Miss::LimitReached => self.settings.harvest.window_secs(),
+            Miss::Refused => {
+                self.settings.metrics.harvest_refusals.inc();
+                return Ok(Response::new(pb::RecipientReply {
+                    verdict: V::Throttled as i32,
+                    penalty_secs: self.settings.harvest.window_secs(),
+                    ..Default::default()
+                }));
+            }
         };
-        if miss == Miss::Refused {
-            self.settings.metrics.harvest_refusals.inc();
-            return Ok(Response::new(pb::RecipientReply {
-                verdict: V::Throttled as i32,
-                penalty_secs,
-                ..Default::default()
-            }));
-        }
         let (verdict, canonical, reason) = match verdict {
             Verdict::Local { address, .. }
             | Verdict::Group { address, .. }
@@ -130,6 +123,20 @@ impl pb::delivery_server::Delivery for Services {
 }
 
 impl Services {
+    /// What an unknown recipient asked for without authentication costs the client address
+    /// (recipient harvesting); nothing for any other verdict.
+    async fn harvest_miss(
+        &self,
+        verdict: &Verdict,
+        req: &pb::RecipientRequest,
+    ) -> Result<Miss, Status> {
+        if *verdict != Verdict::UnknownLocal || req.authenticated {
+            return Ok(Miss::Counted);
+        }
+        let policy = &self.settings.harvest;
+        Ok(harvest::unknown_recipient(&self.store, policy, &req.client_address).await?)
+    }
+
     /// Commits a submission and counts it.
     async fn finish(&self, submission: Submission) -> Result<Response<pb::SubmitReply>, Status> {
         let accepted = match submission.finish().await? {

@@ -218,59 +218,13 @@ impl SmtpClient {
 
     /// Sends one message; per-recipient replies. Errors are about the whole connection.
     pub async fn send_message(&mut self, m: &Outgoing<'_>) -> Result<Outcome, ClientError> {
-        let mut mail = format!("MAIL FROM:<{}>", m.from);
-        if self.size {
-            mail.push_str(&format!(" SIZE={}", m.content.len()));
-        }
-        if m.eight_bit && self.extensions.eight_bit_mime {
-            mail.push_str(" BODY=8BITMIME");
-        }
-        if m.smtputf8 && self.extensions.smtputf8 {
-            mail.push_str(" SMTPUTF8");
-        }
-        if self.dsn {
-            if !m.ret.is_empty() {
-                mail.push_str(&format!(" RET={}", m.ret));
-            }
-            if !m.envid.is_empty() {
-                mail.push_str(&format!(" ENVID={}", xtext(m.envid)));
-            }
-        }
-        let mut commands = vec![mail + "\r\n"];
-        for r in m.recipients {
-            let mut rcpt = format!("RCPT TO:<{}>", r.address);
-            if self.dsn && r.notify != 0 {
-                rcpt.push_str(&format!(" NOTIFY={}", notify_words(r.notify)));
-            }
-            if self.dsn && !r.orcpt.is_empty() {
-                rcpt.push_str(&format!(" ORCPT=rfc822;{}", xtext(&r.orcpt)));
-            }
-            commands.push(rcpt + "\r\n");
-        }
+        let mut commands = vec![self.mail_command(m)];
+        commands.extend(m.recipients.iter().map(|r| self.rcpt_command(r)));
         let chunking = self.extensions.chunking;
         if !chunking {
             commands.push("DATA\r\n".to_string());
         }
-        let replies = if self.pipelining {
-            self.send(&commands.concat()).await?;
-            let mut replies = Vec::with_capacity(commands.len());
-            for _ in 0..commands.len() {
-                replies.push(self.reply().await?);
-            }
-            replies
-        } else {
-            let mut replies = Vec::new();
-            for cmd in &commands {
-                self.send(cmd).await?;
-                let r = self.reply().await?;
-                let stop = !r.is_positive();
-                replies.push(r);
-                if stop && replies.len() == 1 {
-                    break; // MAIL refused: no RCPT
-                }
-            }
-            replies
-        };
+        let replies = self.exchange(&commands).await?;
         let mail_reply = replies[0].clone();
         if !mail_reply.is_positive() {
             return Err(ClientError::Rejected(mail_reply));
@@ -299,6 +253,62 @@ impl SmtpClient {
             recipients: rcpt_replies,
             data: Some(end),
         })
+    }
+
+    /// MAIL with the parameters this server takes.
+    fn mail_command(&self, m: &Outgoing<'_>) -> String {
+        let mut mail = format!("MAIL FROM:<{}>", m.from);
+        if self.size {
+            mail.push_str(&format!(" SIZE={}", m.content.len()));
+        }
+        if m.eight_bit && self.extensions.eight_bit_mime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if m.smtputf8 && self.extensions.smtputf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        if self.dsn && !m.ret.is_empty() {
+            mail.push_str(&format!(" RET={}", m.ret));
+        }
+        if self.dsn && !m.envid.is_empty() {
+            mail.push_str(&format!(" ENVID={}", xtext(m.envid)));
+        }
+        mail + "\r\n"
+    }
+
+    /// RCPT with the DSN parameters when this server takes them.
+    fn rcpt_command(&self, r: &Recipient) -> String {
+        let mut rcpt = format!("RCPT TO:<{}>", r.address);
+        if self.dsn && r.notify != 0 {
+            rcpt.push_str(&format!(" NOTIFY={}", notify_words(r.notify)));
+        }
+        if self.dsn && !r.orcpt.is_empty() {
+            rcpt.push_str(&format!(" ORCPT=rfc822;{}", xtext(&r.orcpt)));
+        }
+        rcpt + "\r\n"
+    }
+
+    /// Sends the commands (together when the server pipelines) and reads their replies; a
+    /// refused MAIL ends it early without pipelining.
+    async fn exchange(&mut self, commands: &[String]) -> Result<Vec<Reply>, ClientError> {
+        let mut replies = Vec::with_capacity(commands.len());
+        if self.pipelining {
+            self.send(&commands.concat()).await?;
+            for _ in 0..commands.len() {
+                replies.push(self.reply().await?);
+            }
+            return Ok(replies);
+        }
+        for cmd in commands {
+            self.send(cmd).await?;
+            let r = self.reply().await?;
+            let stop = !r.is_positive();
+            replies.push(r);
+            if stop && replies.len() == 1 {
+                break; // MAIL refused: no RCPT
+            }
+        }
+        Ok(replies)
     }
 
     /// The content as one `BDAT n LAST` (no dot-stuffing), once a recipient was accepted.

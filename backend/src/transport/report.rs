@@ -33,14 +33,7 @@ pub async fn settle(
     let expires =
         m.created_at + chrono::Duration::from_std(config.lifetime).unwrap_or(chrono::Duration::MAX);
     if now >= expires {
-        for r in results
-            .iter_mut()
-            .filter(|r| r.status == DeliveryStatus::Pending)
-        {
-            r.status = DeliveryStatus::Failed;
-            r.dsn_status = "4.4.7".into();
-            r.diagnostic = format!("delivery time expired; last error: {}", r.diagnostic);
-        }
+        expire(&mut results);
     }
     let pending = results.iter().any(|r| r.status == DeliveryStatus::Pending);
     let warn_after =
@@ -83,10 +76,48 @@ pub async fn settle(
         will_retry_until: Some(expires),
         now,
     });
+    let sent = Sent {
+        worker,
+        settlement: &settlement,
+    };
+    store_report(store, m, &recipient, &report, sent).await?;
+    tracing::info!(queue_id = %m.queue_id, to = %recipient, recipients = to_report.len(), "delivery status notification stored");
+    Ok(true)
+}
+
+/// Pending recipients of a message whose lifetime is over fail now.
+fn expire(results: &mut [RecipientResult]) {
+    for r in results
+        .iter_mut()
+        .filter(|r| r.status == DeliveryStatus::Pending)
+    {
+        r.status = DeliveryStatus::Failed;
+        r.dsn_status = "4.4.7".into();
+        r.diagnostic = format!("delivery time expired; last error: {}", r.diagnostic);
+    }
+}
+
+/// The settlement a report is stored with.
+struct Sent<'a> {
+    worker: &'a str,
+    settlement: &'a Settlement,
+}
+
+/// Stores `report` for `recipient` (its mailbox when local, else the queue with the null
+/// sender) in the transaction that settles the entry.
+async fn store_report(
+    store: &Store,
+    m: &QueuedMessage,
+    recipient: &str,
+    report: &[u8],
+    sent: Sent<'_>,
+) -> Result<()> {
     let mut writer = store.begin_content(report.len() as u64 + 1024).await?;
-    writer.write(&report).await?;
-    writer.settle_queue_entry(m.id, worker, &settlement).await?;
-    let local = match Address::parse(&recipient) {
+    writer.write(report).await?;
+    writer
+        .settle_queue_entry(m.id, sent.worker, sent.settlement)
+        .await?;
+    let local = match Address::parse(recipient) {
         Ok(a) => store.resolve_recipient(&a).await?,
         Err(_) => None,
     };
@@ -100,14 +131,13 @@ pub async fn settle(
             let outbound = Outbound {
                 queue_id: format!("{}R{}", m.queue_id, m.attempts),
                 mail_from: String::new(),
-                recipients: vec![Recipient::new(&recipient, NOTIFY_NEVER, "")],
+                recipients: vec![Recipient::new(recipient, NOTIFY_NEVER, "")],
                 ..Outbound::default()
             };
             writer.deliver(&[], Some(&outbound)).await?;
         }
     }
-    tracing::info!(queue_id = %m.queue_id, to = %recipient, recipients = to_report.len(), "delivery status notification stored");
-    Ok(true)
+    Ok(())
 }
 
 /// The recipients this attempt reports on.

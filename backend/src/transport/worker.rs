@@ -238,44 +238,8 @@ impl Worker {
                 }
             }
             let client = conns.get_mut(&key).expect("inserted above");
-            let hop = client.extensions();
-            let (going, mut results) = fit_hop(m, rcpts, content, hop, &t.host);
-            if going.rcpts.is_empty() {
-                return results;
-            }
-            let list: Vec<Recipient> = going
-                .rcpts
-                .iter()
-                .map(|r| Recipient::new(&r.address, r.notify, &r.orcpt))
-                .collect();
-            let outgoing = Outgoing {
-                from: &m.mail_from,
-                recipients: &list,
-                ret: &m.ret,
-                envid: &m.envid,
-                content,
-                eight_bit: going.eight_bit,
-                smtputf8: going.smtputf8,
-            };
-            match client.send_message(&outgoing).await {
-                Ok(outcome) => {
-                    let mut done = per_recipient(&going.rcpts, &outcome, &t.host);
-                    for (d, r) in done.iter_mut().zip(&going.rcpts) {
-                        d.notify_passed_on = hop.dsn && r.notify != 0;
-                    }
-                    results.extend(done);
-                    return results;
-                }
-                Err(ClientError::Rejected(r)) => {
-                    let status = if r.is_permanent() {
-                        DeliveryStatus::Failed
-                    } else {
-                        DeliveryStatus::Pending
-                    };
-                    let rest = all(&going.rcpts, status, &r.status(), &r.line(), &t.host);
-                    results.extend(rest);
-                    return results;
-                }
+            match to_hop(client, &t.host, m, rcpts, content).await {
+                Ok(results) => return results,
                 Err(e) => {
                     conns.remove(&key);
                     last_error = format!("{key}: {e}");
@@ -284,6 +248,55 @@ impl Worker {
         }
         all(rcpts, DeliveryStatus::Pending, "4.4.1", &last_error, "")
     }
+}
+
+/// The hop's answers for the recipients (those it cannot take failed first); an error when
+/// the connection failed, so the next hop may be tried.
+async fn to_hop(
+    client: &mut SmtpClient,
+    host: &str,
+    m: &QueuedMessage,
+    rcpts: &[&QueuedRecipient],
+    content: &[u8],
+) -> Result<Vec<RecipientResult>, ClientError> {
+    let hop = client.extensions();
+    let (going, mut results) = fit_hop(m, rcpts, content, hop, host);
+    if going.rcpts.is_empty() {
+        return Ok(results);
+    }
+    let list: Vec<Recipient> = going
+        .rcpts
+        .iter()
+        .map(|r| Recipient::new(&r.address, r.notify, &r.orcpt))
+        .collect();
+    let outgoing = Outgoing {
+        from: &m.mail_from,
+        recipients: &list,
+        ret: &m.ret,
+        envid: &m.envid,
+        content,
+        eight_bit: going.eight_bit,
+        smtputf8: going.smtputf8,
+    };
+    match client.send_message(&outgoing).await {
+        Ok(outcome) => {
+            let mut done = per_recipient(&going.rcpts, &outcome, host);
+            for (d, r) in done.iter_mut().zip(&going.rcpts) {
+                d.notify_passed_on = hop.dsn && r.notify != 0;
+            }
+            results.extend(done);
+        }
+        Err(ClientError::Rejected(r)) => {
+            let status = if r.is_permanent() {
+                DeliveryStatus::Failed
+            } else {
+                DeliveryStatus::Pending
+            };
+            results.extend(all(&going.rcpts, status, &r.status(), &r.line(), host));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(results)
 }
 
 /// What goes to a hop of these extensions, and the recipients failed because they cannot.

@@ -204,7 +204,6 @@ impl Driver {
 
     async fn execute(&mut self, action: Action) -> io::Result<Option<Event<'static>>> {
         let client = self.peer.ip().to_string();
-        let backends = self.ctx.backends.clone();
         Ok(match action {
             Action::Send(text) => {
                 self.wire.out.extend_from_slice(text.as_bytes());
@@ -226,19 +225,7 @@ impl Driver {
             }
             Action::Authenticate { user, password } => {
                 let span = info_span!("smtp", otel.name = "smtp AUTH", client = %self.peer);
-                let auth = backends.authenticate(&user, &password, &client);
-                let result = match auth.instrument(span).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(peer = %self.peer, error = %e, "SMTP AUTH: back-end unavailable");
-                        AuthResult::Unavailable
-                    }
-                };
-                let ok = matches!(result, AuthResult::Ok { .. });
-                tracing::info!(peer = %self.peer, user, ok, "SMTP AUTH");
-                let m = backends.metrics();
-                let counter = if ok { &m.logins } else { &m.auth_failures };
-                counter.get_or_create(&Protocol { protocol: "smtp" }).inc();
+                let result = self.authenticate(&user, &password).instrument(span).await;
                 Some(Event::Authenticated(result))
             }
             Action::CheckRecipient {
@@ -272,6 +259,25 @@ impl Driver {
             }
             Action::Close => None,
         })
+    }
+
+    /// AUTH's check, counted and logged.
+    async fn authenticate(&self, user: &str, password: &str) -> AuthResult {
+        let backends = &self.ctx.backends;
+        let client = self.peer.ip().to_string();
+        let result = match backends.authenticate(user, password, &client).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "SMTP AUTH: back-end unavailable");
+                AuthResult::Unavailable
+            }
+        };
+        let ok = matches!(result, AuthResult::Ok { .. });
+        tracing::info!(peer = %self.peer, user, ok, "SMTP AUTH");
+        let m = backends.metrics();
+        let counter = if ok { &m.logins } else { &m.auth_failures };
+        counter.get_or_create(&Protocol { protocol: "smtp" }).inc();
+        result
     }
 
     /// Hands the spooled message to a back-end under a fresh submission token.

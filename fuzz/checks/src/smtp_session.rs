@@ -7,7 +7,7 @@
 //! non-ASCII address reaches the back-end only in an SMTPUTF8 transaction (RFC 6531).
 use bridgehead_frontend::smtp::intake::{Intake, Step};
 use bridgehead_frontend::smtp::session::{
-    Action, AuthResult, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
+    Action, AuthResult, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
 
 fn check_reply(reply: &str) {
@@ -42,74 +42,24 @@ pub fn run(data: &[u8]) {
         allow_plaintext_auth: true,
         max_bad_commands: 20,
     });
-    let mut intake = Intake::default();
-    let mut buf = data.to_vec();
-    let carries_replacement = data.windows(3).any(|w| w == "\u{fffd}".as_bytes());
-    let unaltered = |address: &str| {
-        assert!(
-            carries_replacement || !address.contains('\u{fffd}'),
-            "an address was altered: {address:?}"
-        );
+    let mut run = Run {
+        intake: Intake::default(),
+        carries_replacement: data.windows(3).any(|w| w == "\u{fffd}".as_bytes()),
+        data_ended: false,
     };
+    let mut buf = data.to_vec();
     let mut pending = s.handle(Event::Connected { tls: None });
-    let mut data_ended = false;
     loop {
         while let Some(a) = pending.pop() {
-            let follow = match a {
-                Action::Authenticate { .. } => Some(Event::Authenticated(AuthResult::Ok {
-                    user: "u@fuzz".into(),
-                    addresses: vec!["u@fuzz".into()],
-                })),
-                Action::CheckRecipient {
-                    address, sender, ..
-                } => {
-                    unaltered(&address);
-                    unaltered(&sender);
-                    Some(Event::RecipientChecked(RcptVerdict::Accept(address)))
-                }
-                Action::ReceiveData { max_size } => {
-                    intake.receive_data(max_size);
-                    None
-                }
-                Action::ReceiveChunk {
-                    size,
-                    max_size,
-                    first,
-                    last,
-                    keep,
-                } => {
-                    intake.receive_chunk(size, max_size, first, last, keep);
-                    None
-                }
-                Action::Submit(envelope) => {
-                    assert!(data_ended, "message handed on before its end of data");
-                    assert!((1..=5).contains(&envelope.recipients.len()));
-                    let ascii = envelope.mail_from.is_ascii()
-                        && envelope.recipients.iter().all(|r| r.address.is_ascii());
-                    assert!(ascii || envelope.smtputf8, "non-ASCII without SMTPUTF8");
-                    let content = intake.spool.take().concat();
-                    assert!(
-                        !content.windows(2).any(|w| w[0] != b'\r' && w[1] == b'\n'),
-                        "a bare LF reached the back-end"
-                    );
-                    Some(Event::Submitted(SubmitResult::Queued("Q".into())))
-                }
-                Action::StartTls => Some(Event::TlsStarted { tls: "TLS".into() }),
-                Action::Send(reply) => {
-                    check_reply(&reply);
-                    None
-                }
-                Action::Close => None,
-            };
-            if let Some(e) = follow {
+            if let Some(e) = run.act(a) {
                 pending.extend(s.handle(e));
             }
         }
-        data_ended = false;
+        run.data_ended = false;
         if s.is_closed() {
             break;
         }
-        let (consumed, event) = match intake.next(&buf, s.max_line()) {
+        let (consumed, event) = match run.intake.next(&buf, s.max_line()) {
             Step::More { consumed } => {
                 buf.drain(..consumed);
                 break;
@@ -125,11 +75,11 @@ pub fn run(data: &[u8]) {
                     buf[..consumed].ends_with(b"\r\n.\r\n") || consumed == 3,
                     "DATA ended without CRLF.CRLF"
                 );
-                data_ended = true;
+                run.data_ended = true;
                 (consumed, Some(Event::DataReceived(outcome)))
             }
             Step::ChunkEnded { consumed, outcome } => {
-                data_ended = true;
+                run.data_ended = true;
                 (consumed, Some(Event::ChunkReceived(outcome)))
             }
         };
@@ -137,5 +87,77 @@ pub fn run(data: &[u8]) {
         if let Some(e) = event {
             pending = s.handle(e);
         }
+    }
+}
+
+/// The driver's side of one run: the intake, and what the checks need to know.
+struct Run {
+    intake: Intake,
+    /// The input itself holds U+FFFD (so an address may too).
+    carries_replacement: bool,
+    /// The data of a message just ended (DATA or the LAST chunk).
+    data_ended: bool,
+}
+
+impl Run {
+    /// Carries out one action as the driver would, checking what it hands on.
+    fn act(&mut self, a: Action) -> Option<Event<'static>> {
+        match a {
+            Action::Authenticate { .. } => Some(Event::Authenticated(AuthResult::Ok {
+                user: "u@fuzz".into(),
+                addresses: vec!["u@fuzz".into()],
+            })),
+            Action::CheckRecipient {
+                address, sender, ..
+            } => {
+                self.unaltered(&address);
+                self.unaltered(&sender);
+                Some(Event::RecipientChecked(RcptVerdict::Accept(address)))
+            }
+            Action::ReceiveData { max_size } => {
+                self.intake.receive_data(max_size);
+                None
+            }
+            Action::ReceiveChunk {
+                size,
+                max_size,
+                first,
+                last,
+                keep,
+            } => {
+                self.intake.receive_chunk(size, max_size, first, last, keep);
+                None
+            }
+            Action::Submit(envelope) => {
+                self.submitted(&envelope);
+                Some(Event::Submitted(SubmitResult::Queued("Q".into())))
+            }
+            Action::StartTls => Some(Event::TlsStarted { tls: "TLS".into() }),
+            Action::Send(reply) => {
+                check_reply(&reply);
+                None
+            }
+            Action::Close => None,
+        }
+    }
+
+    fn unaltered(&self, address: &str) {
+        assert!(
+            self.carries_replacement || !address.contains('\u{fffd}'),
+            "an address was altered: {address:?}"
+        );
+    }
+
+    fn submitted(&mut self, envelope: &Envelope) {
+        assert!(self.data_ended, "message handed on before its end of data");
+        assert!((1..=5).contains(&envelope.recipients.len()));
+        let ascii = envelope.mail_from.is_ascii()
+            && envelope.recipients.iter().all(|r| r.address.is_ascii());
+        assert!(ascii || envelope.smtputf8, "non-ASCII without SMTPUTF8");
+        let content = self.intake.spool.take().concat();
+        assert!(
+            !content.windows(2).any(|w| w[0] != b'\r' && w[1] == b'\n'),
+            "a bare LF reached the back-end"
+        );
     }
 }
