@@ -367,6 +367,30 @@ pub fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// One POP3 login (USER/PASS, plaintext allowed) on a connection of its own, from `source`
+/// when given (another loopback address); the reply to PASS. A session that logged in quits.
+pub async fn pop3_attempt(
+    pop3: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+    user: &str,
+    password: &str,
+) -> String {
+    let mut s = match source {
+        Some(ip) => RawClient::connect_from(pop3, ip).await,
+        None => RawClient::connect(pop3).await,
+    };
+    s.line().await;
+    s.send(format!("USER {user}\r\nPASS {password}\r\n").as_bytes())
+        .await;
+    s.line().await;
+    let reply = s.line().await;
+    if reply.starts_with("+OK") {
+        s.send(b"QUIT\r\n").await;
+        s.line().await;
+    }
+    reply
+}
+
 /// A raw line-oriented client for transcripts.
 pub struct RawClient {
     reader: BufReader<TcpStream>,

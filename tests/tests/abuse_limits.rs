@@ -72,17 +72,9 @@ async fn stalled_tls_handshakes_are_cut_counted_and_do_not_hold_a_shutdown() {
 
 /// One POP3 login from `source`; true when it got in.
 async fn pop3_login(c: &Cluster, source: Ipv4Addr, user: &str, password: &str) -> bool {
-    let mut s = RawClient::connect_from(c.pop3, source).await;
-    s.line().await;
-    s.send(format!("USER {user}\r\nPASS {password}\r\n").as_bytes())
-        .await;
-    s.line().await;
-    let reply = s.line().await;
-    if reply.starts_with("+OK") {
-        s.send(b"QUIT\r\n").await;
-        s.line().await;
-    }
-    reply.starts_with("+OK")
+    bridgehead_tests::pop3_attempt(c.pop3, Some(source), user, password)
+        .await
+        .starts_with("+OK")
 }
 
 /// The back-end's count of failed logins by reason.

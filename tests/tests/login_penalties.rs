@@ -22,17 +22,7 @@ async fn cluster(lockout_after: u32, window: Duration) -> Cluster {
 
 /// One login on a connection of its own; its reply to PASS (a session that logged in quits).
 async fn attempt(c: &Cluster, user: &str, password: &str) -> String {
-    let mut s = RawClient::connect(c.pop3).await;
-    s.line().await;
-    s.send(format!("USER {user}\r\nPASS {password}\r\n").as_bytes())
-        .await;
-    s.line().await;
-    let reply = s.line().await;
-    if reply.starts_with("+OK") {
-        s.send(b"QUIT\r\n").await;
-        s.line().await;
-    }
-    reply
+    bridgehead_tests::pop3_attempt(c.pop3, None, user, password).await
 }
 
 /// After `lockout_after` failures from one address even the right password is refused, without

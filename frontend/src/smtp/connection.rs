@@ -161,15 +161,8 @@ impl Driver {
                     self.apply(Event::Line(&buf[..consumed])).await?;
                     (consumed, None)
                 }
-                Step::TooLong { consumed, ended } => {
-                    (consumed, ended.then_some(Event::LineTooLong))
-                }
-                Step::DataEnded { consumed, outcome } => {
-                    (consumed, Some(Event::DataReceived(outcome)))
-                }
-                Step::ChunkEnded { consumed, outcome } => {
-                    (consumed, Some(Event::ChunkReceived(outcome)))
-                }
+                Step::Skipped { consumed } => (consumed, None),
+                Step::Event { consumed, event } => (consumed, Some(event)),
             };
             buf.drain(..consumed);
             if let Some(event) = event {
@@ -239,19 +232,13 @@ impl Driver {
                     .await;
                 Some(Event::RecipientChecked(verdict))
             }
-            Action::ReceiveData { max_size } => {
+            Action::ReceiveData { .. } => {
                 self.flush().await?;
-                self.intake.receive_data(max_size);
+                self.intake.begin(&action);
                 None
             }
-            Action::ReceiveChunk {
-                size,
-                max_size,
-                first,
-                last,
-                keep,
-            } => {
-                self.intake.receive_chunk(size, max_size, first, last, keep);
+            Action::ReceiveChunk { .. } => {
+                self.intake.begin(&action);
                 None
             }
             Action::Submit(envelope) => {

@@ -7,6 +7,7 @@
 //! octets, whatever they hold (a refused BDAT's octets are read and dropped, never taken for
 //! commands); the content of one message's chunks is judged as one (`DataReceiver`).
 use super::data::{DataOutcome, DataReceiver};
+use super::session::{Action, Event};
 use super::spool::Spool;
 use crate::lines::{Frame, Framer};
 
@@ -16,19 +17,16 @@ use crate::lines::{Frame, Framer};
 pub enum Step {
     /// Everything usable was taken (message content); read more.
     More { consumed: usize },
-    /// A command line: the first `consumed` bytes, line ending included.
+    /// A command line: the first `consumed` bytes, line ending included (the session gets
+    /// them as `Event::Line`).
     Line { consumed: usize },
-    /// Part of an over-long line, dropped; `ended`: its end was seen (time to answer it).
-    TooLong { consumed: usize, ended: bool },
-    /// DATA ended (at CRLF.CRLF), judged so.
-    DataEnded {
+    /// Part of an over-long line, dropped; nothing to answer yet.
+    Skipped { consumed: usize },
+    /// For the session: the end of an over-long line (`LineTooLong`), of DATA
+    /// (`DataReceived`) or of a BDAT chunk (`ChunkReceived`), each judged.
+    Event {
         consumed: usize,
-        outcome: DataOutcome,
-    },
-    /// A BDAT chunk's octets are all in; the message's content so far is judged so.
-    ChunkEnded {
-        consumed: usize,
-        outcome: DataOutcome,
+        event: Event<'static>,
     },
 }
 
@@ -52,6 +50,23 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// Takes the session's actions about its input (`ReceiveData`, `ReceiveChunk`); false
+    /// for any other action.
+    pub fn begin(&mut self, action: &Action) -> bool {
+        match *action {
+            Action::ReceiveData { max_size } => self.receive_data(max_size),
+            Action::ReceiveChunk {
+                size,
+                max_size,
+                first,
+                last,
+                keep,
+            } => self.receive_chunk(size, max_size, first, last, keep),
+            _ => return false,
+        }
+        true
+    }
+
     /// DATA starts: content up to `max_size` until CRLF.CRLF.
     pub fn receive_data(&mut self, max_size: u64) {
         self.spool.clear();
@@ -90,11 +105,8 @@ impl Intake {
             if chunk.left > 0 {
                 return Step::More { consumed: n };
             }
-            let outcome = self.chunk_done();
-            return Step::ChunkEnded {
-                consumed: n,
-                outcome,
-            };
+            let event = Event::ChunkReceived(self.chunk_done());
+            return Step::Event { consumed: n, event };
         }
         if let Some(receiver) = self.data.as_mut() {
             let fed = receiver.feed(buf, self.spool.filling());
@@ -104,16 +116,23 @@ impl Intake {
                     consumed: buf.len(),
                 },
                 Some(consumed) => {
-                    let outcome = receiver.outcome();
+                    let event = Event::DataReceived(receiver.outcome());
                     self.data = None;
-                    Step::DataEnded { consumed, outcome }
+                    Step::Event { consumed, event }
                 }
             };
         }
         match self.framer.next(buf, max_line) {
             Frame::Incomplete => Step::More { consumed: 0 },
             Frame::Line { consumed, .. } => Step::Line { consumed },
-            Frame::TooLong { consumed, ended } => Step::TooLong { consumed, ended },
+            Frame::TooLong {
+                consumed,
+                ended: false,
+            } => Step::Skipped { consumed },
+            Frame::TooLong { consumed, .. } => Step::Event {
+                consumed,
+                event: Event::LineTooLong,
+            },
         }
     }
 
@@ -147,15 +166,11 @@ mod tests {
         let input = b"QUIT\r\n.\r\nabcNOOP\r\n";
         assert_eq!(i.next(&input[..5], 512), Step::More { consumed: 5 });
         assert!(i.in_data());
-        match i.next(&input[5..], 512) {
-            Step::ChunkEnded {
-                consumed: 7,
-                outcome,
-            } => {
-                assert_eq!(outcome, DataOutcome::Ok { size: 12 })
-            }
-            other => panic!("{other:?}"),
-        }
+        let ended = Step::Event {
+            consumed: 7,
+            event: Event::ChunkReceived(DataOutcome::Ok { size: 12 }),
+        };
+        assert_eq!(i.next(&input[5..], 512), ended);
         assert!(!i.in_data());
         assert_eq!(i.spool.take().concat(), b"QUIT\r\n.\r\nabc".to_vec());
         assert_eq!(i.next(&input[12..], 512), Step::Line { consumed: 6 });
@@ -167,13 +182,10 @@ mod tests {
         i.receive_chunk(4, 1000, true, false, false);
         assert!(matches!(
             i.next(b"RSET", 512),
-            Step::ChunkEnded { consumed: 4, .. }
+            Step::Event { consumed: 4, .. }
         ));
         assert!(i.spool.is_empty());
         i.receive_chunk(0, 1000, true, true, true);
-        assert!(matches!(
-            i.next(b"", 512),
-            Step::ChunkEnded { consumed: 0, .. }
-        ));
+        assert!(matches!(i.next(b"", 512), Step::Event { consumed: 0, .. }));
     }
 }

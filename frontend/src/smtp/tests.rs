@@ -83,18 +83,8 @@ impl Harness {
                     authenticated,
                     ..
                 } => Some(Event::RecipientChecked(verdict(&address, authenticated))),
-                Action::ReceiveData { max_size } => {
-                    self.intake.receive_data(max_size);
-                    None
-                }
-                Action::ReceiveChunk {
-                    size,
-                    max_size,
-                    first,
-                    last,
-                    keep,
-                } => {
-                    self.intake.receive_chunk(size, max_size, first, last, keep);
+                a @ (Action::ReceiveData { .. } | Action::ReceiveChunk { .. }) => {
+                    self.intake.begin(&a);
                     None
                 }
                 Action::Submit(env) => {
@@ -125,15 +115,8 @@ impl Harness {
                     self.apply(Event::Line(&line));
                     (consumed, None)
                 }
-                Step::TooLong { consumed, ended } => {
-                    (consumed, ended.then_some(Event::LineTooLong))
-                }
-                Step::DataEnded { consumed, outcome } => {
-                    (consumed, Some(Event::DataReceived(outcome)))
-                }
-                Step::ChunkEnded { consumed, outcome } => {
-                    (consumed, Some(Event::ChunkReceived(outcome)))
-                }
+                Step::Skipped { consumed } => (consumed, None),
+                Step::Event { consumed, event } => (consumed, Some(event)),
             };
             buf.drain(..consumed);
             if let Some(event) = event {

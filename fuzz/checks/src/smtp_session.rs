@@ -69,18 +69,10 @@ pub fn run(data: &[u8]) {
                 pending = s.handle(Event::Line(&line));
                 (consumed, None)
             }
-            Step::TooLong { consumed, ended } => (consumed, ended.then_some(Event::LineTooLong)),
-            Step::DataEnded { consumed, outcome } => {
-                assert!(
-                    buf[..consumed].ends_with(b"\r\n.\r\n") || consumed == 3,
-                    "DATA ended without CRLF.CRLF"
-                );
-                run.data_ended = true;
-                (consumed, Some(Event::DataReceived(outcome)))
-            }
-            Step::ChunkEnded { consumed, outcome } => {
-                run.data_ended = true;
-                (consumed, Some(Event::ChunkReceived(outcome)))
+            Step::Skipped { consumed } => (consumed, None),
+            Step::Event { consumed, event } => {
+                run.ended(&event, &buf[..consumed]);
+                (consumed, Some(event))
             }
         };
         buf.drain(..consumed);
@@ -114,18 +106,8 @@ impl Run {
                 self.unaltered(&sender);
                 Some(Event::RecipientChecked(RcptVerdict::Accept(address)))
             }
-            Action::ReceiveData { max_size } => {
-                self.intake.receive_data(max_size);
-                None
-            }
-            Action::ReceiveChunk {
-                size,
-                max_size,
-                first,
-                last,
-                keep,
-            } => {
-                self.intake.receive_chunk(size, max_size, first, last, keep);
+            a @ (Action::ReceiveData { .. } | Action::ReceiveChunk { .. }) => {
+                self.intake.begin(&a);
                 None
             }
             Action::Submit(envelope) => {
@@ -138,6 +120,21 @@ impl Run {
                 None
             }
             Action::Close => None,
+        }
+    }
+
+    /// The end of DATA or of a chunk: DATA ends only at CRLF.CRLF.
+    fn ended(&mut self, event: &Event<'_>, taken: &[u8]) {
+        match event {
+            Event::DataReceived(_) => {
+                assert!(
+                    taken.ends_with(b"\r\n.\r\n") || taken.len() == 3,
+                    "DATA ended without CRLF.CRLF"
+                );
+                self.data_ended = true;
+            }
+            Event::ChunkReceived(_) => self.data_ended = true,
+            _ => {}
         }
     }
 
