@@ -1,7 +1,7 @@
 //! `bridgehead backend`'s settings, and how they become a `BackendConfig` (defaults from the
 //! settings' own types: `BackendConfig`'s constants, `TransportConfig`, `ConnectorConfig`,
 //! `AuthPolicy`, `HarvestPolicy`).
-use super::{layered, secs, system_hostname, DEFAULT_MAX_MESSAGE_SIZE};
+use super::{secs, system_hostname, Settings, DEFAULT_MAX_MESSAGE_SIZE};
 use anyhow::{bail, Context, Result};
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
@@ -107,15 +107,13 @@ pub struct BackendArgs {
     pub unknown_recipient_window_secs: Option<u64>,
 }
 
-impl BackendArgs {
-    /// These settings laid over the file's (`--config`).
-    pub fn layered(self) -> Result<BackendArgs> {
-        let file = self.config.clone();
-        let mut args = layered(&self, file.as_deref())?;
-        args.config = file;
-        Ok(args)
+impl Settings for BackendArgs {
+    fn config_file(&mut self) -> &mut Option<PathBuf> {
+        &mut self.config
     }
+}
 
+impl BackendArgs {
     /// The back-end's configuration from settings already layered.
     pub fn resolve(self) -> Result<BackendConfig> {
         let admin_token = secret(

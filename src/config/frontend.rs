@@ -1,6 +1,6 @@
 //! `bridgehead frontend`'s settings, and how they become a `FrontendConfig` (defaults from
 //! `FrontendConfig::default`, next to the settings in the front-end's server module).
-use super::{layered, secs, system_hostname};
+use super::{secs, system_hostname, Settings};
 use anyhow::{bail, Result};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
 use bridgehead_frontend::FrontendConfig;
@@ -106,15 +106,13 @@ pub struct FrontendArgs {
     pub max_connections: Option<usize>,
 }
 
-impl FrontendArgs {
-    /// These settings laid over the file's (`--config`).
-    pub fn layered(self) -> Result<FrontendArgs> {
-        let file = self.config.clone();
-        let mut args = layered(&self, file.as_deref())?;
-        args.config = file;
-        Ok(args)
+impl Settings for FrontendArgs {
+    fn config_file(&mut self) -> &mut Option<PathBuf> {
+        &mut self.config
     }
+}
 
+impl FrontendArgs {
     /// The front-end's configuration from settings already layered.
     pub fn resolve(self) -> Result<FrontendConfig> {
         let d = FrontendConfig::default();

@@ -17,11 +17,25 @@ use bridgehead_backend::BackendHandle;
 use bridgehead_frontend::FrontendHandle;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+
+/// A role's settings: flags and environment, naming the file they are laid over.
+pub trait Settings: Serialize + DeserializeOwned + Sized {
+    /// `--config`.
+    fn config_file(&mut self) -> &mut Option<PathBuf>;
+
+    /// These settings laid over the file's (`--config`).
+    fn layered(mut self) -> Result<Self> {
+        let file = self.config_file().take();
+        let mut args = layered(&self, file.as_deref())?;
+        *args.config_file() = file;
+        Ok(args)
+    }
+}
 
 /// `given` (flags and environment: only what was set) laid over the TOML file at `file`.
 fn layered<T: Serialize + DeserializeOwned>(given: &T, file: Option<&Path>) -> Result<T> {
