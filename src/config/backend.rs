@@ -89,6 +89,13 @@ pub struct BackendArgs {
     /// POP3 connector workers; 0 turns connector polling off on this back-end.
     #[arg(long, env = "BRIDGEHEAD_CONNECTOR_WORKERS")]
     pub connector_workers: Option<usize>,
+    /// DNS server to ask for MX and address records instead of the system's resolvers, e.g.
+    /// 127.0.0.1:53 (a local validating resolver).
+    #[arg(long, env = "BRIDGEHEAD_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
+    /// The port of MX hosts (25; another only for test setups).
+    #[arg(long, env = "BRIDGEHEAD_MX_PORT")]
+    pub mx_port: Option<u16>,
     /// How often idle workers look for due mail, in milliseconds.
     #[arg(long, env = "BRIDGEHEAD_QUEUE_POLL_MS")]
     pub queue_poll_ms: Option<u64>,
@@ -209,6 +216,8 @@ impl BackendArgs {
             poll_interval: self
                 .queue_poll_ms
                 .map_or(d.poll_interval, Duration::from_millis),
+            dns_server: self.dns_server,
+            mx_port: self.mx_port.unwrap_or(d.mx_port),
             ..d
         }
     }

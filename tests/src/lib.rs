@@ -29,6 +29,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub mod checks;
+pub mod dns;
 pub mod otlp;
 pub mod outbound;
 pub mod postfix;
@@ -537,24 +538,28 @@ impl Sink {
     /// with another.
     pub fn start(args: &[&str], tls: bool) -> Sink {
         for _ in 0..3 {
-            if let Some(sink) = Sink::try_start(args, tls) {
+            let port = procs::free_port();
+            if let Some(sink) = Sink::try_start("127.0.0.1", port, args, tls) {
                 return sink;
             }
         }
         panic!("the sink did not start (is aiosmtpd installed?)");
     }
 
-    fn try_start(args: &[&str], tls: bool) -> Option<Sink> {
+    /// A sink on `host`:`port` (another loopback address, a port chosen by the test).
+    pub fn start_on(host: &str, port: u16, args: &[&str]) -> Sink {
+        Sink::try_start(host, port, args, false)
+            .unwrap_or_else(|| panic!("the sink did not start on {host}:{port}"))
+    }
+
+    fn try_start(host: &str, port: u16, args: &[&str], tls: bool) -> Option<Sink> {
         use std::io::BufRead;
         let dir = tempfile::tempdir().expect("temp dir");
         let out = dir.path().join("received.jsonl");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/sink.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script).arg(port.to_string()).arg(&out).args(args);
+        cmd.args(["--host", host]);
         if tls {
             let (cert, key) = write_certificate(dir.path());
             cmd.arg("--tls").arg(cert).arg(key);

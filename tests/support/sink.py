@@ -1,7 +1,7 @@
 """A destination SMTP server for transport tests, on aiosmtpd.
 
 Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT] [--slow SECONDS]
-       [--auth USER:SECRET] [--smtputf8] [--no-8bitmime]
+       [--auth USER:SECRET] [--smtputf8] [--no-8bitmime] [--host ADDRESS]
 Each message received is appended to OUTFILE as one JSON line. Recipients containing the
 --reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. --slow N waits N
 seconds before answering the end of DATA (noting the start in OUTFILE.data-started). With --tls the
@@ -63,6 +63,7 @@ class Handler:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument("out")
     p.add_argument("--tls", nargs=2)
     p.add_argument("--reject")
@@ -87,7 +88,7 @@ def main():
             return AuthResult(success=ok)
 
         extra = dict(authenticator=authenticator, auth_required=True, auth_require_tls=True)
-    c = Controller(handler, hostname="127.0.0.1", port=a.port, tls_context=ctx,
+    c = Controller(handler, hostname=a.host, port=a.port, tls_context=ctx,
                    require_starttls=False, ready_timeout=20, enable_SMTPUTF8=a.smtputf8, **extra)
     c.start()
     print("ready", flush=True)

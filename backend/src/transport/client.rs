@@ -123,11 +123,13 @@ impl SmtpClient {
         helo: &str,
         timeout: Duration,
     ) -> Result<SmtpClient, ClientError> {
-        let tcp = within(
-            timeout,
-            TcpStream::connect((target.host.as_str(), target.port)),
-        )
-        .await??;
+        let tcp = match target.ip {
+            Some(ip) => within(timeout, TcpStream::connect((ip, target.port))).await??,
+            None => {
+                let by_name = TcpStream::connect((target.host.as_str(), target.port));
+                within(timeout, by_name).await??
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let stream = if target.tls == TlsMode::Implicit {
             // Between mail servers: encryption without certificate checks (see tls_client).

@@ -40,7 +40,10 @@ impl TlsMode {
 /// One server to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The host's name (for TLS and diagnostics; dialled when `ip` is not known).
     pub host: String,
+    /// The address to dial, when the host's name was resolved already (MX hosts).
+    pub ip: Option<std::net::IpAddr>,
     pub port: u16,
     pub tls: TlsMode,
     pub auth: Option<(String, String)>,
@@ -68,6 +71,11 @@ pub struct TransportConfig {
     pub max_returned: usize,
     /// Opens the routes' stored AUTH secrets.
     pub secrets: crate::secrets::Secrets,
+    /// The DNS server to ask (MX and address records) instead of the system's resolvers: a
+    /// local validating resolver, or a test's own server.
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// The port of MX hosts (25; another only for test setups).
+    pub mx_port: u16,
 }
 
 impl Default for TransportConfig {
@@ -85,6 +93,8 @@ impl Default for TransportConfig {
             postmaster: None,
             max_returned: 1024 * 1024,
             secrets: Default::default(),
+            dns_server: None,
+            mx_port: 25,
         }
     }
 }
@@ -144,7 +154,7 @@ pub fn spawn(
     if config.workers == 0 {
         return Vec::new();
     }
-    let router = std::sync::Arc::new(route::Router::new(config.secrets.clone()));
+    let router = std::sync::Arc::new(route::Router::new(&config));
     let config = std::sync::Arc::new(config);
     (0..config.workers)
         .map(|n| {

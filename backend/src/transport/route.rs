@@ -1,10 +1,16 @@
 //! Where mail for a domain goes: a configured route, else the smart host ('*'), else the
-//! domain's MX hosts (RFC 5321 §5.1: by preference; no MX → the domain's own address
-//! records; a null MX, RFC 7505 → fail at once; a domain that does not exist → fail).
-use super::{Target, TlsMode};
+//! domain's MX hosts (RFC 5321 §5.1: by preference, each host's addresses in turn; no MX →
+//! the domain's own address records; a null MX, RFC 7505 → fail at once; a domain that does
+//! not exist → fail; any other DNS failure → try later). Names are resolved by one resolver:
+//! the system's, or the DNS server the back-end is given (`--dns-server`).
+use super::{Target, TlsMode, TransportConfig};
 use crate::secrets::Secrets;
 use crate::store::Store;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
+use std::net::SocketAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextHop {
@@ -20,20 +26,28 @@ pub enum NextHop {
 
 pub struct Router {
     resolver: Option<TokioResolver>,
+    mx_port: u16,
     /// Opens routes' stored AUTH secrets.
     secrets: Secrets,
 }
 
 impl Router {
-    pub fn new(secrets: Secrets) -> Router {
-        let resolver = match TokioResolver::builder_tokio() {
-            Ok(b) => Some(b.build()),
-            Err(e) => {
-                tracing::warn!(error = %e, "no DNS resolver configuration; only routes will work");
-                None
-            }
+    pub fn new(config: &TransportConfig) -> Router {
+        let resolver = match config.dns_server {
+            Some(server) => Some(resolver_for(server)),
+            None => match TokioResolver::builder_tokio() {
+                Ok(b) => Some(b.build()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no DNS resolver configuration; only routes will work");
+                    None
+                }
+            },
         };
-        Router { resolver, secrets }
+        Router {
+            resolver,
+            mx_port: config.mx_port,
+            secrets: config.secrets.clone(),
+        }
     }
 
     pub async fn next_hop(&self, store: &Store, domain: &str) -> NextHop {
@@ -46,6 +60,7 @@ impl Router {
                 };
                 return NextHop::Hosts(vec![Target {
                     host: r.host,
+                    ip: None,
                     port: r.port,
                     tls: TlsMode::parse(&r.tls).unwrap_or(TlsMode::Opportunistic),
                     auth: r.auth_user.zip(secret),
@@ -62,7 +77,7 @@ impl Router {
             return NextHop::Unknown("no DNS resolver configured".into());
         };
         let fqdn = format!("{domain}.");
-        match resolver.mx_lookup(fqdn.as_str()).await {
+        let hosts = match resolver.mx_lookup(fqdn.as_str()).await {
             Ok(mx) => {
                 let mut records: Vec<(u16, String, bool)> = mx
                     .iter()
@@ -82,30 +97,55 @@ impl Router {
                 }
                 records.retain(|r| !r.2);
                 records.sort();
-                NextHop::Hosts(
-                    records
-                        .into_iter()
-                        .map(|(_, host, _)| smtp_target(host))
-                        .collect(),
-                )
+                records.into_iter().map(|(_, host, _)| host).collect()
             }
-            Err(e) if e.is_nx_domain() => NextHop::Refused {
-                status: "5.1.2",
-                reason: format!("Host or domain name not found: {domain}"),
-            },
-            Err(e) if e.is_no_records_found() => {
-                NextHop::Hosts(vec![smtp_target(domain.to_string())])
+            Err(e) if e.is_nx_domain() => {
+                return NextHop::Refused {
+                    status: "5.1.2",
+                    reason: format!("Host or domain name not found: {domain}"),
+                }
             }
-            Err(e) => NextHop::Unknown(format!("DNS lookup of {domain} failed: {e}")),
+            Err(e) if e.is_no_records_found() => vec![domain.to_string()],
+            Err(e) => return NextHop::Unknown(format!("DNS lookup of {domain} failed: {e}")),
+        };
+        self.addresses(resolver, domain, hosts).await
+    }
+
+    /// Every address of each host, in the hosts' order.
+    async fn addresses(
+        &self,
+        resolver: &TokioResolver,
+        domain: &str,
+        hosts: Vec<String>,
+    ) -> NextHop {
+        let mut targets = Vec::new();
+        let mut last_error = String::new();
+        for host in hosts {
+            let name = host.trim_end_matches('.').to_string();
+            match resolver.lookup_ip(format!("{name}.")).await {
+                Ok(ips) => targets.extend(ips.iter().map(|ip| Target {
+                    host: name.clone(),
+                    ip: Some(ip),
+                    port: self.mx_port,
+                    tls: TlsMode::Opportunistic,
+                    auth: None,
+                })),
+                Err(e) => last_error = format!("address of {name}: {e}"),
+            }
         }
+        if targets.is_empty() {
+            return NextHop::Unknown(format!(
+                "no address for the mail hosts of {domain}: {last_error}"
+            ));
+        }
+        NextHop::Hosts(targets)
     }
 }
 
-fn smtp_target(host: String) -> Target {
-    Target {
-        host: host.trim_end_matches('.').to_string(),
-        port: 25,
-        tls: TlsMode::Opportunistic,
-        auth: None,
-    }
+/// A resolver that asks `server` only (UDP, then TCP for long answers).
+fn resolver_for(server: SocketAddr) -> TokioResolver {
+    let mut config = ResolverConfig::new();
+    config.add_name_server(NameServerConfig::new(server, Protocol::Udp));
+    config.add_name_server(NameServerConfig::new(server, Protocol::Tcp));
+    TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build()
 }

@@ -214,7 +214,10 @@ impl Worker {
     ) -> Vec<RecipientResult> {
         let mut last_error = String::from("no mail server to try");
         for t in targets {
-            let key = format!("{}:{}", t.host, t.port);
+            let key = match t.ip {
+                Some(ip) => format!("{}[{ip}]:{}", t.host, t.port),
+                None => format!("{}:{}", t.host, t.port),
+            };
             if !conns.contains_key(&key) {
                 match SmtpClient::connect(t, &self.config.hostname, self.config.command_timeout)
                     .await
