@@ -15,6 +15,7 @@ pub mod dsn;
 pub mod envelope;
 pub mod grpc;
 pub mod harvest;
+pub mod mailauth;
 pub mod metrics;
 pub mod names;
 pub mod password;

@@ -5,12 +5,13 @@
 //! prompt, never from argv. Errors say what to fix and exit non-zero.
 //!
 //! Layout: this file holds the arguments and the dispatch; `client` the connection; one file
-//! per command group (`accounts`, `directory`, `queue`, `connector`), each depending on
+//! per command group (`accounts`, `directory`, `queue`, `connector`, `dkim`), each depending on
 //! `client` only.
 mod accounts;
 mod client;
 mod connector;
 mod directory;
+mod dkim;
 mod queue;
 
 use anyhow::{Context, Result};
@@ -62,6 +63,9 @@ enum AdminCommand {
     /// Next hops for outside mail: per domain, and the smart host ("*").
     #[command(subcommand)]
     Route(queue::RouteCmd),
+    /// DKIM keys that sign outgoing mail.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCmd),
     /// POP3 connectors: outside POP3 mailboxes brought into local mailboxes.
     #[command(subcommand)]
     Connector(connector::ConnectorCmd),
@@ -101,6 +105,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Group(cmd) => directory::group(&mut client, cmd).await,
         AdminCommand::Contact(cmd) => directory::contact(&mut client, cmd).await,
         AdminCommand::Connector(cmd) => connector::run(&mut client, cmd).await,
+        AdminCommand::Dkim(cmd) => dkim::run(&mut client, cmd).await,
         AdminCommand::Route(cmd) => queue::route(&mut client, cmd).await,
     }
     .map_err(client::explain)

@@ -1,6 +1,6 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
-use super::{connectors, directory_admin, Services};
+use super::{connectors, directory_admin, dkim_admin, Services};
 use crate::password;
 use crate::store::StoreError;
 use crate::store::{QueuedMessage, Route};
@@ -448,6 +448,35 @@ impl pb::admin_server::Admin for Services {
                 .map(|(address, external)| pb::ContactInfo { address, external })
                 .collect(),
         }))
+    }
+
+    async fn add_dkim_key(&self, req: Request<pb::DkimKeyRequest>) -> Reply<pb::DkimKeyInfo> {
+        let info = dkim_admin::add(self, &req.into_inner(), "active").await?;
+        Ok(Response::new(info))
+    }
+
+    async fn list_dkim_keys(&self, req: Request<pb::DomainRequest>) -> Reply<pb::DkimKeyList> {
+        let list = dkim_admin::list(self, &req.into_inner().name).await?;
+        Ok(Response::new(list))
+    }
+
+    async fn rotate_dkim_keys(&self, req: Request<pb::DkimKeyRequest>) -> Reply<pb::DkimKeyList> {
+        let list = dkim_admin::rotate(self, &req.into_inner()).await?;
+        Ok(Response::new(list))
+    }
+
+    async fn activate_dkim_keys(&self, req: Request<pb::DomainRequest>) -> Reply<pb::DkimKeyList> {
+        let name = domain(&req.into_inner().name)?;
+        self.store.activate_dkim_keys(&name).await?;
+        Ok(Response::new(dkim_admin::list(self, &name).await?))
+    }
+
+    async fn remove_dkim_key(&self, req: Request<pb::DkimKeyRequest>) -> Reply<pb::Empty> {
+        let r = req.into_inner();
+        self.store
+            .remove_dkim_key(&domain(&r.domain)?, r.selector.trim())
+            .await?;
+        empty()
     }
 }
 

@@ -9,6 +9,7 @@ mod connectors;
 mod convert;
 mod delivery;
 mod directory_admin;
+mod dkim_admin;
 mod maildrop;
 mod span;
 mod status;

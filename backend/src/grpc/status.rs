@@ -21,19 +21,23 @@ impl From<StoreError> for Status {
             | StoreError::UnknownRoute(_)
             | StoreError::UnknownConnector(_)
             | StoreError::UnknownGroup(_)
-            | StoreError::UnknownContact(_) => Code::NotFound,
+            | StoreError::UnknownContact(_)
+            | StoreError::UnknownDkimKey(..) => Code::NotFound,
             StoreError::DomainExists(_)
             | StoreError::AddressTaken(_)
             | StoreError::ConnectorExists(_)
-            | StoreError::DuplicateSubmission(_) => Code::AlreadyExists,
-            StoreError::DomainNotEmpty(..) | StoreError::RecipientRefused(..) => {
-                Code::FailedPrecondition
-            }
+            | StoreError::DuplicateSubmission(_)
+            | StoreError::DkimSelectorTaken(..) => Code::AlreadyExists,
+            StoreError::DomainNotEmpty(..)
+            | StoreError::RecipientRefused(..)
+            | StoreError::NoNextDkimKey(_) => Code::FailedPrecondition,
             StoreError::LeaseLost | StoreError::QueueClaimLost => Code::Aborted,
             StoreError::QuotaExceeded(_) => Code::ResourceExhausted,
             StoreError::TooLarge(_) => Code::OutOfRange,
             StoreError::Database(_) => Code::Unavailable,
-            StoreError::Password(PasswordError::Hash(_)) | StoreError::Migrate(_) => Code::Internal,
+            StoreError::Password(PasswordError::Hash(_))
+            | StoreError::Migrate(_)
+            | StoreError::Dkim(_) => Code::Internal,
         };
         if code == Code::Unavailable || code == Code::Internal {
             tracing::error!(error = %e, "request failed");

@@ -51,6 +51,14 @@ pub enum StoreError {
     UnknownGroup(String),
     #[error("no contact named {0}")]
     UnknownContact(String),
+    #[error("{0} has a DKIM key with selector {1} already")]
+    DkimSelectorTaken(String, String),
+    #[error("{0} has no DKIM key with selector {1}")]
+    UnknownDkimKey(String, String),
+    #[error("{0} has no new DKIM keys to activate: run `dkim rotate` first, then publish them")]
+    NoNextDkimKey(String),
+    #[error("DKIM: {0}")]
+    Dkim(String),
     #[error("message was not found")]
     NoSuchMessage,
     /// The submission token was used before: that delivery (queue id here) stands, this one

@@ -12,6 +12,7 @@ mod accounts;
 mod connectors;
 mod delivery;
 mod directory;
+mod dkim;
 mod error;
 mod maildrop;
 mod penalties;
@@ -22,6 +23,7 @@ pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
 pub use delivery::{ContentWriter, Delivered, Outbound};
 pub use directory::{DomainSettings, GroupInfo};
+pub use dkim::DkimKey;
 pub use maildrop::{MessageEntry, MessageStream};
 pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
 pub use queue::{

@@ -78,6 +78,8 @@ pub struct Outgoing<'a> {
     pub recipients: &'a [Recipient],
     pub ret: &'a str,
     pub envid: &'a str,
+    /// Header lines to send before the content (DKIM-Signature), CRLF-ended; may be empty.
+    pub signature: &'a [u8],
     /// Canonical CRLF content, not yet dot-stuffed.
     pub content: &'a [u8],
     /// Send `BODY=8BITMIME` (the server offers it; the content has 8-bit octets or was
@@ -249,7 +251,8 @@ impl SmtpClient {
                 data: None,
             });
         }
-        self.write_all(&dot_stuff(m.content)).await?;
+        self.write_all(&dot_stuff(&[m.signature, m.content]))
+            .await?;
         let end = self.reply().await?;
         Ok(Outcome {
             recipients: rcpt_replies,
@@ -261,7 +264,7 @@ impl SmtpClient {
     fn mail_command(&self, m: &Outgoing<'_>) -> String {
         let mut mail = format!("MAIL FROM:<{}>", m.from);
         if self.size {
-            mail.push_str(&format!(" SIZE={}", m.content.len()));
+            mail.push_str(&format!(" SIZE={}", m.signature.len() + m.content.len()));
         }
         if m.eight_bit && self.extensions.eight_bit_mime {
             mail.push_str(" BODY=8BITMIME");
@@ -327,8 +330,9 @@ impl SmtpClient {
                 data: None,
             });
         }
-        self.send(&format!("BDAT {} LAST\r\n", m.content.len()))
-            .await?;
+        let size = m.signature.len() + m.content.len();
+        self.send(&format!("BDAT {size} LAST\r\n")).await?;
+        self.write_all(m.signature).await?;
         self.write_all(m.content).await?;
         let end = self.reply().await?;
         Ok(Outcome {
@@ -434,11 +438,13 @@ fn xtext(s: &str) -> String {
         .collect()
 }
 
-/// Dot-stuffs canonical CRLF content and appends the terminator.
-pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
+/// Dot-stuffs canonical CRLF content given in parts (one after another) and appends the
+/// terminator.
+pub fn dot_stuff(parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(len + len / 64 + 5);
     let mut at_line_start = true;
-    for &b in content {
+    for &b in parts.iter().flat_map(|p| p.iter()) {
         if at_line_start && b == b'.' {
             out.push(b'.');
         }
@@ -468,10 +474,15 @@ mod tests {
     #[test]
     fn stuffing_and_parameters() {
         assert_eq!(
-            dot_stuff(b".a\r\nb\r\n..c\r\n"),
+            dot_stuff(&[b".a\r\nb\r\n..c\r\n"]),
             b"..a\r\nb\r\n...c\r\n.\r\n".to_vec()
         );
-        assert_eq!(dot_stuff(b"x"), b"x\r\n.\r\n".to_vec());
+        assert_eq!(dot_stuff(&[b"x"]), b"x\r\n.\r\n".to_vec());
+        assert_eq!(
+            dot_stuff(&[b"H: 1\r\n", b".body\r\n"]),
+            b"H: 1\r\n..body\r\n.\r\n".to_vec(),
+            "the line start carries across parts"
+        );
         assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
         assert_eq!(notify_words(6), "FAILURE,DELAY");
         assert_eq!(notify_words(9), "NEVER");

@@ -76,6 +76,9 @@ pub struct TransportConfig {
     pub dns_server: Option<std::net::SocketAddr>,
     /// The port of MX hosts (25; another only for test setups).
     pub mx_port: u16,
+    /// How long a domain's DKIM keys are kept after reading them (a rotation reaches every
+    /// back-end within it).
+    pub dkim_keys_kept: Duration,
 }
 
 impl Default for TransportConfig {
@@ -95,6 +98,7 @@ impl Default for TransportConfig {
             secrets: Default::default(),
             dns_server: None,
             mx_port: 25,
+            dkim_keys_kept: Duration::from_secs(60),
         }
     }
 }
@@ -155,6 +159,11 @@ pub fn spawn(
         return Vec::new();
     }
     let router = std::sync::Arc::new(route::Router::new(&config));
+    let signer = std::sync::Arc::new(crate::mailauth::signer::Signer::new(
+        store.clone(),
+        config.secrets.clone(),
+        config.dkim_keys_kept,
+    ));
     let config = std::sync::Arc::new(config);
     (0..config.workers)
         .map(|n| {
@@ -165,6 +174,7 @@ pub fn spawn(
                 router.clone(),
                 config.clone(),
                 metrics.clone(),
+                signer.clone(),
             );
             tokio::spawn(w.run(shutdown.clone()))
         })

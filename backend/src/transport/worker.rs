@@ -14,6 +14,7 @@ use super::report;
 use super::route::{NextHop, Router};
 use super::{Target, TransportConfig};
 use crate::envelope::Recipient;
+use crate::mailauth::signer::Signer;
 use crate::store::{DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Store};
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,14 @@ pub struct Worker {
     router: Arc<Router>,
     config: Arc<TransportConfig>,
     metrics: Arc<crate::metrics::Metrics>,
+    signer: Arc<Signer>,
+}
+
+/// What is sent of a message: its signature headers, then its content.
+#[derive(Clone, Copy)]
+struct Payload<'a> {
+    signature: &'a [u8],
+    content: &'a [u8],
 }
 
 /// Open connections of one batch, by host:port.
@@ -40,6 +49,7 @@ impl Worker {
         router: Arc<Router>,
         config: Arc<TransportConfig>,
         metrics: Arc<crate::metrics::Metrics>,
+        signer: Arc<Signer>,
     ) -> Worker {
         Worker {
             name,
@@ -47,6 +57,7 @@ impl Worker {
             router,
             config,
             metrics,
+            signer,
         }
     }
 
@@ -144,6 +155,12 @@ impl Worker {
         conns: &mut Connections,
     ) -> Result<(), crate::StoreError> {
         let content = self.store.content(m.content_id).await?;
+        // Signed once per attempt, for every hop: the headers go before the content as sent.
+        let signature = self.signer.sign(&content).await;
+        let payload = Payload {
+            signature: &signature,
+            content: &content,
+        };
         let mut by_domain: BTreeMap<String, Vec<&QueuedRecipient>> = BTreeMap::new();
         for r in m
             .recipients
@@ -166,7 +183,7 @@ impl Worker {
                 NextHop::Unknown(reason) => {
                     all(&rcpts, DeliveryStatus::Pending, "4.4.3", &reason, "")
                 }
-                NextHop::Hosts(targets) => self.send(&targets, &m, &rcpts, &content, conns).await,
+                NextHop::Hosts(targets) => self.send(&targets, &m, &rcpts, payload, conns).await,
             };
             results.extend(outcome);
         }
@@ -209,7 +226,7 @@ impl Worker {
         targets: &[Target],
         m: &QueuedMessage,
         rcpts: &[&QueuedRecipient],
-        content: &[u8],
+        payload: Payload<'_>,
         conns: &mut Connections,
     ) -> Vec<RecipientResult> {
         let mut last_error = String::from("no mail server to try");
@@ -241,7 +258,7 @@ impl Worker {
                 }
             }
             let client = conns.get_mut(&key).expect("inserted above");
-            match to_hop(client, &t.host, m, rcpts, content).await {
+            match to_hop(client, &t.host, m, rcpts, payload).await {
                 Ok(results) => return results,
                 Err(e) => {
                     conns.remove(&key);
@@ -260,10 +277,10 @@ async fn to_hop(
     host: &str,
     m: &QueuedMessage,
     rcpts: &[&QueuedRecipient],
-    content: &[u8],
+    payload: Payload<'_>,
 ) -> Result<Vec<RecipientResult>, ClientError> {
     let hop = client.extensions();
-    let (going, mut results) = fit_hop(m, rcpts, content, hop, host);
+    let (going, mut results) = fit_hop(m, rcpts, payload.content, hop, host);
     if going.rcpts.is_empty() {
         return Ok(results);
     }
@@ -277,7 +294,8 @@ async fn to_hop(
         recipients: &list,
         ret: &m.ret,
         envid: &m.envid,
-        content,
+        signature: payload.signature,
+        content: payload.content,
         eight_bit: going.eight_bit,
         smtputf8: going.smtputf8,
     };

@@ -1,0 +1,127 @@
+//! Which keys sign a message, and its signatures: the active DKIM keys of its From domain
+//! (RFC 7489 alignment: d= is the From domain), read from the store and opened with the
+//! back-end's key, kept for a while (a minute) — a rotation reaches every back-end within it.
+//!
+//! Invariants: a message whose From domain has no active key goes unsigned (never signed
+//! for another domain); a key that cannot be opened is logged and skipped, never a reason to
+//! hold mail back.
+use super::dkim::{self, Algorithm, SigningKey};
+use crate::secrets::Secrets;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Keys = Arc<Vec<SigningKey>>;
+
+pub struct Signer {
+    store: Store,
+    secrets: Secrets,
+    /// How long the keys of a domain are kept.
+    keep: Duration,
+    cache: Mutex<HashMap<String, (Instant, Keys)>>,
+}
+
+impl Signer {
+    pub fn new(store: Store, secrets: Secrets, keep: Duration) -> Signer {
+        Signer {
+            store,
+            secrets,
+            keep,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The DKIM-Signature headers for `content` (empty when its From domain signs nothing).
+    pub async fn sign(&self, content: &[u8]) -> Vec<u8> {
+        let Some(domain) = from_domain(content) else {
+            return Vec::new();
+        };
+        let keys = self.keys(&domain).await;
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        dkim::sign(content, &keys).unwrap_or_else(|e| {
+            tracing::warn!(domain, error = %e, "DKIM signing failed; sending unsigned");
+            Vec::new()
+        })
+    }
+
+    async fn keys(&self, domain: &str) -> Keys {
+        let now = Instant::now();
+        if let Some((at, keys)) = self.lock().get(domain) {
+            if now.duration_since(*at) < self.keep {
+                return keys.clone();
+            }
+        }
+        let keys = Arc::new(self.load(domain).await);
+        let mut cache = self.lock();
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(domain.to_string(), (now, keys.clone()));
+        keys
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Keys)>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The domain's active keys, opened; trouble is logged and the key skipped.
+    async fn load(&self, domain: &str) -> Vec<SigningKey> {
+        let stored = match self.store.signing_keys(domain).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(domain, error = %e, "cannot read DKIM keys; sending unsigned");
+                return Vec::new();
+            }
+        };
+        let mut keys = Vec::new();
+        for k in stored {
+            let opened = self
+                .secrets
+                .open("dkim", &k.private_key)
+                .map_err(|e| e.to_string())
+                .and_then(|b64| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(|e| e.to_string())
+                });
+            match (opened, Algorithm::parse(&k.algorithm)) {
+                (Ok(private_der), Some(algorithm)) => keys.push(SigningKey {
+                    domain: k.domain,
+                    selector: k.selector,
+                    algorithm,
+                    private_der,
+                }),
+                (Err(e), _) => {
+                    tracing::warn!(domain, selector = k.selector, error = %e, "DKIM key cannot be opened; skipped")
+                }
+                (_, None) => {}
+            }
+        }
+        keys
+    }
+}
+
+/// The domain of the message's (first) From address, lower-cased.
+pub fn from_domain(content: &[u8]) -> Option<String> {
+    let message = mail_parser::MessageParser::default().parse_headers(content)?;
+    let address = message.from()?.first()?.address()?;
+    let domain = address.rsplit_once('@')?.1.trim();
+    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_from_domain_is_the_signing_domain() {
+        let m = b"Subject: x\r\nFrom: \"Alice A.\" <Alice@Example.TEST>\r\n\r\nbody\r\n";
+        assert_eq!(from_domain(m).as_deref(), Some("example.test"));
+        assert_eq!(from_domain(b"Subject: no from\r\n\r\nx\r\n"), None);
+        assert_eq!(from_domain(b"From: not an address\r\n\r\n"), None);
+    }
+}
