@@ -2,14 +2,17 @@
 //! about `CHUNK_SIZE` that the handover sends as they are.
 //!
 //! Invariants: a message is held once — blocks are sealed as they fill and never copied, and
-//! no buffer grows by reallocation past a block's size (a contiguous spool doubles, holding
-//! the old and the new buffer at once); only the block being filled is written.
+//! no buffer grows past a block's size (a contiguous spool doubles, holding the old and the
+//! new buffer at once); only the block being filled is written, and it starts small and
+//! doubles up to a block, so a small message costs a small buffer.
 use bridgehead_proto::CHUNK_SIZE;
 use bytes::Bytes;
 
 /// Room past `CHUNK_SIZE` in the block being filled: one read's worth, so a block is sealed
 /// before it must grow.
 const SLACK: usize = 16 * 1024;
+/// The first buffer of a block; it doubles while it fills, up to `CHUNK_SIZE + SLACK`.
+const FIRST: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Spool {
@@ -19,12 +22,14 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// Where the receiver appends; call `seal` after each append.
+    /// Where the receiver appends (a read's worth at a time); call `seal` after each append.
     pub fn filling(&mut self) -> &mut Vec<u8> {
-        if self.filling.capacity() == 0 {
-            self.filling = Vec::with_capacity(CHUNK_SIZE + SLACK);
+        let f = &mut self.filling;
+        if f.capacity() - f.len() < SLACK {
+            let want = (f.capacity() * 2).clamp(FIRST, CHUNK_SIZE + SLACK);
+            f.reserve_exact(want.saturating_sub(f.len()));
         }
-        &mut self.filling
+        f
     }
 
     /// Seals the block being filled once it holds a chunk's worth.
@@ -64,6 +69,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_small_message_costs_a_small_buffer() {
+        let mut s = Spool::default();
+        s.filling().extend_from_slice(b"Subject: hi\r\n\r\nhi\r\n");
+        s.seal();
+        assert_eq!(s.filling.capacity(), FIRST);
+    }
+
+    #[test]
     fn blocks_hold_the_message_in_order_without_growing() {
         let mut s = Spool::default();
         let piece = vec![7u8; 5000];
@@ -73,7 +86,10 @@ mod tests {
             p[0] = n;
             s.filling().extend_from_slice(&p);
             let cap = s.filling.capacity();
-            assert_eq!(cap, CHUNK_SIZE + SLACK, "the block being filled never grew");
+            assert!(
+                cap <= CHUNK_SIZE + SLACK,
+                "a block never grows past its size: {cap}"
+            );
             s.seal();
             expected.extend_from_slice(&p);
         }
