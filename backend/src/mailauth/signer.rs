@@ -1,9 +1,11 @@
-//! Which keys sign a message, and its signatures: the active DKIM keys of its From domain
-//! (RFC 7489 alignment: d= is the From domain), read from the store and opened with the
-//! back-end's key, kept for a while (a minute) — a rotation reaches every back-end within it.
+//! Which keys sign a message, and its signatures: the active DKIM keys of its From domain, or
+//! else of the nearest parent domain that has keys (RFC 7489 relaxed alignment: reports from
+//! `MAILER-DAEMON@mx1.example.org` are signed `d=example.org`), read from the store and opened
+//! with the back-end's key, kept for a while (a minute) — a rotation reaches every back-end
+//! within it.
 //!
-//! Invariants: a message whose From domain has no active key goes unsigned (never signed
-//! for another domain); a key that cannot be opened is logged and skipped, never a reason to
+//! Invariants: a message whose From domain (and its parents) has no active key goes
+//! unsigned (never signed for an unrelated domain); a key that cannot be opened is logged and skipped, never a reason to
 //! hold mail back.
 use super::dkim::{self, Algorithm, SigningKey};
 use crate::secrets::Secrets;
@@ -34,17 +36,20 @@ impl Signer {
 
     /// The DKIM-Signature headers for `content` (empty when its From domain signs nothing).
     pub async fn sign(&self, content: &[u8]) -> Vec<u8> {
-        let Some(domain) = from_domain(content) else {
+        let Some(from) = from_domain(content) else {
             return Vec::new();
         };
-        let keys = self.keys(&domain).await;
-        if keys.is_empty() {
-            return Vec::new();
+        for domain in signing_domains(&from) {
+            let keys = self.keys(domain).await;
+            if keys.is_empty() {
+                continue;
+            }
+            return dkim::sign(content, &keys).unwrap_or_else(|e| {
+                tracing::warn!(domain, error = %e, "DKIM signing failed; sending unsigned");
+                Vec::new()
+            });
         }
-        dkim::sign(content, &keys).unwrap_or_else(|e| {
-            tracing::warn!(domain, error = %e, "DKIM signing failed; sending unsigned");
-            Vec::new()
-        })
+        Vec::new()
     }
 
     async fn keys(&self, domain: &str) -> Keys {
@@ -105,6 +110,22 @@ impl Signer {
     }
 }
 
+/// The domains whose keys may sign for `from`: itself, then its parents down to two labels
+/// (`mx1.example.org`, `example.org`).
+pub fn signing_domains(from: &str) -> impl Iterator<Item = &str> {
+    let labels = from.split('.').count();
+    let mut rest = Some(from);
+    std::iter::from_fn(move || {
+        let d = rest?;
+        rest = d
+            .split_once('.')
+            .map(|(_, p)| p)
+            .filter(|p| p.contains('.'));
+        Some(d)
+    })
+    .take(labels.saturating_sub(1).max(1))
+}
+
 /// The domain of the message's (first) From address, lower-cased.
 pub fn from_domain(content: &[u8]) -> Option<String> {
     let message = mail_parser::MessageParser::default().parse_headers(content)?;
@@ -123,5 +144,19 @@ mod tests {
         assert_eq!(from_domain(m).as_deref(), Some("example.test"));
         assert_eq!(from_domain(b"Subject: no from\r\n\r\nx\r\n"), None);
         assert_eq!(from_domain(b"From: not an address\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn parents_may_sign_down_to_two_labels() {
+        let all: Vec<&str> = signing_domains("mx1.eu.example.org").collect();
+        assert_eq!(all, ["mx1.eu.example.org", "eu.example.org", "example.org"]);
+        assert_eq!(
+            signing_domains("example.org").collect::<Vec<_>>(),
+            ["example.org"]
+        );
+        assert_eq!(
+            signing_domains("localhost").collect::<Vec<_>>(),
+            ["localhost"]
+        );
     }
 }
