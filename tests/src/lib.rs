@@ -34,6 +34,9 @@ pub mod otlp;
 pub mod outbound;
 pub mod postfix;
 pub mod procs;
+mod sink;
+
+pub use sink::Sink;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -521,111 +524,6 @@ pub fn curl(args: &[&str]) -> (bool, Vec<u8>, String) {
 /// Runs a blocking client on a thread so the in-process cluster keeps serving.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("client thread")
-}
-
-/// A destination SMTP server (Python aiosmtpd, `tests/support/sink.py`) on a free loopback
-/// port; stops when dropped.
-pub struct Sink {
-    pub port: u16,
-    out: PathBuf,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Sink {
-    /// `args`: extra sink options, e.g. `["--reject", "nobody"]`; `tls` offers STARTTLS.
-    /// A port taken between choosing it and binding it (other tests run beside) is retried
-    /// with another.
-    pub fn start(args: &[&str], tls: bool) -> Sink {
-        for _ in 0..3 {
-            let port = procs::free_port();
-            if let Some(sink) = Sink::try_start("127.0.0.1", port, args, tls) {
-                return sink;
-            }
-        }
-        panic!("the sink did not start (is aiosmtpd installed?)");
-    }
-
-    /// A sink on `host`:`port` (another loopback address, a port chosen by the test).
-    pub fn start_on(host: &str, port: u16, args: &[&str]) -> Sink {
-        Sink::try_start(host, port, args, false)
-            .unwrap_or_else(|| panic!("the sink did not start on {host}:{port}"))
-    }
-
-    fn try_start(host: &str, port: u16, args: &[&str], tls: bool) -> Option<Sink> {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = dir.path().join("received.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/sink.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script).arg(port.to_string()).arg(&out).args(args);
-        cmd.args(["--host", host]);
-        if tls {
-            let (cert, key) = write_certificate(dir.path());
-            cmd.arg("--tls").arg(cert).arg(key);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect(
-                "python3 with aiosmtpd (apt-get install python3-aiosmtpd, or pip install aiosmtpd)",
-            );
-        let mut first = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("sink output");
-        if first.trim() != "ready" {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        Some(Sink {
-            port,
-            out,
-            child,
-            _dir: dir,
-        })
-    }
-
-    /// The messages received so far, one JSON document each.
-    pub fn received(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// How many times a DATA phase has started (with `--slow`).
-    pub fn data_started(&self) -> usize {
-        let marker = self.out.with_extension("jsonl.data-started");
-        std::fs::read_to_string(marker)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
-
-    /// Waits until `n` messages have arrived (or 30 s), returns them.
-    pub async fn wait_for(&self, n: usize) -> Vec<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.received();
-            if got.len() >= n || std::time::Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Creates the domain of `address` (if needed) and the user, in `store`.
