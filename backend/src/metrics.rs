@@ -27,6 +27,8 @@ pub struct Metrics {
     pub login_refusals: Family<Result, Counter>,
     /// RCPTs refused because the client asked for too many unknown recipients.
     pub harvest_refusals: Counter,
+    /// Unauthenticated messages checked (SPF, DKIM, DMARC) by outcome: delivered, rejected.
+    pub mail_auth_checks: Family<Result, Counter>,
 }
 
 impl Metrics {
@@ -83,6 +85,11 @@ impl Metrics {
             "harvest_refusals",
             "Recipients refused for too many unknown recipients from the client address",
             m.harvest_refusals.clone(),
+        );
+        r.register(
+            "mail_auth_checks",
+            "Unauthenticated messages checked for SPF, DKIM and DMARC, by outcome",
+            m.mail_auth_checks.clone(),
         );
         r.register(
             "connector_polls",

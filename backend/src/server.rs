@@ -1,6 +1,7 @@
 //! The back-end role: open the store, serve gRPC, stop cleanly.
 use crate::auth::AuthPolicy;
 use crate::grpc::{self, ServiceSettings};
+use crate::mailauth::inbound::Checker;
 use crate::store::Store;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -22,6 +23,9 @@ pub struct BackendConfig {
     pub tls: Option<crate::grpc::TlsFiles>,
     /// Seals secrets at rest (connector passwords, route AUTH secrets).
     pub secrets: crate::secrets::Secrets,
+    /// Check unauthenticated mail (SPF, DKIM, DMARC) and write Authentication-Results,
+    /// asking `transport.dns_server` or the system's resolvers.
+    pub check_mail_auth: bool,
 }
 
 impl BackendConfig {
@@ -49,6 +53,8 @@ pub enum ServeError {
     Listen(SocketAddr, std::io::Error),
     #[error("store: {0}")]
     Store(#[from] crate::StoreError),
+    #[error(transparent)]
+    MailAuth(#[from] crate::mailauth::inbound::InboundError),
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error("gRPC server task: {0}")]
@@ -71,6 +77,13 @@ impl BackendHandle {
         let shutdown = CancellationToken::new();
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry));
+        let mail_auth = match config.check_mail_auth {
+            true => Some(std::sync::Arc::new(Checker::new(
+                config.transport.dns_server,
+                &config.transport.hostname,
+            )?)),
+            false => None,
+        };
         let settings = ServiceSettings {
             admin_token: config.admin_token,
             tls: config.tls.clone(),
@@ -79,6 +92,7 @@ impl BackendHandle {
             max_message_size: config.max_message_size,
             auth: config.auth.clone(),
             harvest: config.harvest.clone(),
+            mail_auth,
         };
         let task = tokio::spawn(grpc::serve(
             listener,

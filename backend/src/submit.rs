@@ -63,6 +63,16 @@ pub struct Submission {
     head: Option<Vec<u8>>,
     arrival: Arrival,
     submission: bool,
+    /// The content as received, kept only for checks that need all of it (mail
+    /// authentication of unauthenticated mail).
+    copy: Option<Vec<u8>>,
+}
+
+/// Who handed a submission over, for checks of the message.
+pub struct Origin<'a> {
+    pub client_address: &'a str,
+    pub client_helo: &'a str,
+    pub mail_from: &'a str,
 }
 
 impl Submission {
@@ -128,11 +138,42 @@ impl Submission {
             head: Some(Vec::new()),
             arrival,
             submission: env.submission,
+            copy: None,
         })
+    }
+
+    /// Keeps a copy of the content as received, for `content`.
+    pub fn keep_copy(&mut self) {
+        self.copy = Some(Vec::new());
+    }
+
+    /// The content as received, if a copy was kept.
+    pub fn content(&self) -> Option<&[u8]> {
+        self.copy.as_deref()
+    }
+
+    /// The client and sender of this submission.
+    pub fn origin(&self) -> Origin<'_> {
+        Origin {
+            client_address: &self.arrival.client_address,
+            client_helo: &self.arrival.client_helo,
+            mail_from: &self.outbound.mail_from,
+        }
+    }
+
+    /// Adds a header (CRLF-terminated) to every local mailbox's copy, after its Return-Path
+    /// and Delivered-To, above the Received header.
+    pub fn add_local_header(&mut self, header: &str) {
+        for (_, _, prefix) in &mut self.local {
+            prefix.extend_from_slice(header.as_bytes());
+        }
     }
 
     /// Adds content (CRLF lines, already dot-unstuffed).
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(copy) = self.copy.as_mut() {
+            copy.extend_from_slice(data);
+        }
         match self.head.as_mut() {
             Some(head) => {
                 head.extend_from_slice(data);

@@ -93,6 +93,10 @@ pub struct BackendArgs {
     /// 127.0.0.1:53 (a local validating resolver).
     #[arg(long, env = "BRIDGEHEAD_DNS_SERVER")]
     pub dns_server: Option<SocketAddr>,
+    /// Check mail from unauthenticated clients (SPF, DKIM, DMARC): an Authentication-Results
+    /// header on each copy, and DMARC p=reject failures refused with 550 5.7.1 (default true).
+    #[arg(long, env = "BRIDGEHEAD_CHECK_MAIL_AUTH")]
+    pub check_mail_auth: Option<bool>,
     /// The port of MX hosts (25; another only for test setups).
     #[arg(long, env = "BRIDGEHEAD_MX_PORT")]
     pub mx_port: Option<u16>,
@@ -179,6 +183,7 @@ impl BackendArgs {
             tls,
             transport,
             secrets,
+            check_mail_auth: self.check_mail_auth.unwrap_or(true),
         })
     }
 

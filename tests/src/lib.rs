@@ -108,6 +108,9 @@ pub struct Options {
     pub harvest: HarvestPolicy,
     /// The front-end's TLS handshake deadline.
     pub tls_handshake_timeout: Duration,
+    /// Mail authentication checks of unauthenticated mail (off: tests have no DNS unless
+    /// they start one and name it in `transport.dns_server`).
+    pub check_mail_auth: bool,
 }
 
 impl Default for Options {
@@ -138,6 +141,7 @@ impl Default for Options {
                 ..TransportConfig::default()
             },
             harvest: HarvestPolicy::default(),
+            check_mail_auth: false,
             tls_handshake_timeout: FrontendConfig::default().tls_handshake_timeout,
             connector: ConnectorConfig {
                 workers: 0,
@@ -196,6 +200,7 @@ fn backend_config(
             client_ca: p.ca.clone(),
         }),
         secrets: Secrets::from_key(&SECRET_KEY).expect("a 32-byte key"),
+        check_mail_auth: opts.check_mail_auth,
     }
 }
 

@@ -5,6 +5,8 @@ use crate::address::Address;
 use crate::directory;
 use crate::envelope::Recipient;
 use crate::harvest::{self, Miss};
+use crate::mailauth::inbound::{Client, Verdict as AuthVerdict};
+use crate::metrics;
 use crate::names::Entry;
 use crate::relay::{decide, Verdict};
 use crate::submit::{Accepted, Envelope, Finished, Submission};
@@ -91,8 +93,7 @@ impl pb::delivery_server::Delivery for Services {
                 "the first part must be the envelope",
             ));
         };
-        let max = self.settings.max_message_size;
-        let mut submission = Submission::begin(&self.store, envelope(env), max).await?;
+        let mut submission = self.begin(envelope(env)).await?;
         while let Some(part) = parts.message().await? {
             let Some(Part::Data(d)) = part.part else {
                 return Err(Status::invalid_argument(
@@ -115,8 +116,7 @@ impl pb::delivery_server::Delivery for Services {
             ));
         }
         let env = required(req.envelope, "envelope")?;
-        let max = self.settings.max_message_size;
-        let mut submission = Submission::begin(&self.store, envelope(env), max).await?;
+        let mut submission = self.begin(envelope(env)).await?;
         submission.write(&req.content).await?;
         self.finish(submission).await
     }
@@ -137,8 +137,58 @@ impl Services {
         Ok(harvest::unknown_recipient(&self.store, policy, &req.client_address).await?)
     }
 
+    /// Starts a submission; unauthenticated mail keeps a copy for the mail authentication
+    /// checks when they are on.
+    async fn begin(&self, env: Envelope) -> Result<Submission, Status> {
+        let checked = self.settings.mail_auth.is_some() && env.auth_user.is_empty();
+        let max = self.settings.max_message_size;
+        let mut submission = Submission::begin(&self.store, env, max).await?;
+        if checked {
+            submission.keep_copy();
+        }
+        Ok(submission)
+    }
+
+    /// Checks a copied message (SPF, DKIM, DMARC): its Authentication-Results header goes
+    /// into every mailbox copy, or a DMARC `p=reject` failure refuses it (PERMISSION_DENIED,
+    /// which the front-end answers with 550 5.7.1).
+    async fn check_mail_auth(&self, submission: &mut Submission) -> Result<(), Status> {
+        let (Some(checker), Some(content)) = (&self.settings.mail_auth, submission.content())
+        else {
+            return Ok(());
+        };
+        let origin = submission.origin();
+        let Ok(ip) = origin.client_address.parse() else {
+            return Ok(());
+        };
+        let client = Client {
+            ip,
+            helo: origin.client_helo,
+            mail_from: origin.mail_from,
+        };
+        let verdict = checker.check(content, &client).await;
+        let outcome = |result| metrics::Result { result };
+        let checks = &self.settings.metrics.mail_auth_checks;
+        match verdict {
+            AuthVerdict::Deliver(header) => {
+                checks.get_or_create(&outcome("delivered")).inc();
+                submission.add_local_header(&header);
+                Ok(())
+            }
+            AuthVerdict::Reject(why) => {
+                checks.get_or_create(&outcome("rejected")).inc();
+                tracing::info!(client = %ip, sender = %client.mail_from, why, "message refused");
+                Err(Status::permission_denied(why))
+            }
+        }
+    }
+
     /// Commits a submission and counts it.
-    async fn finish(&self, submission: Submission) -> Result<Response<pb::SubmitReply>, Status> {
+    async fn finish(
+        &self,
+        mut submission: Submission,
+    ) -> Result<Response<pb::SubmitReply>, Status> {
+        self.check_mail_auth(&mut submission).await?;
         let accepted = match submission.finish().await? {
             Finished::Stored(accepted) => {
                 let m = &self.settings.metrics;

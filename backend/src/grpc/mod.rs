@@ -39,6 +39,8 @@ pub struct ServiceSettings {
     pub max_message_size: u64,
     pub auth: AuthPolicy,
     pub harvest: crate::harvest::HarvestPolicy,
+    /// Checks unauthenticated mail (SPF, DKIM, DMARC); `None`: not checked.
+    pub mail_auth: Option<Arc<crate::mailauth::inbound::Checker>>,
 }
 
 #[derive(Clone)]

@@ -55,6 +55,9 @@ pub enum CallError {
     TooLarge,
     #[error("back-end refused: {0}")]
     Refused(String),
+    /// The message breaks its sender's published policy (DMARC p=reject).
+    #[error("refused by policy: {0}")]
+    PolicyRejected(String),
     #[error("bad back-end address {0:?}: {1}")]
     BadAddress(String, String),
 }
@@ -66,6 +69,7 @@ impl From<Status> for CallError {
             Code::FailedPrecondition => CallError::RecipientRefused(s.message().to_string()),
             Code::ResourceExhausted => CallError::Quota,
             Code::OutOfRange => CallError::TooLarge,
+            Code::PermissionDenied => CallError::PolicyRejected(s.message().to_string()),
             Code::NotFound => CallError::NotFound(s.message().to_string()),
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 CallError::Unavailable(s.message().to_string())

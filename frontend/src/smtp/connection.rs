@@ -336,6 +336,7 @@ fn submit_result(result: Result<String, CallError>, peer: &SocketAddr) -> Submit
         Err(CallError::Quota) => SubmitResult::OverQuota,
         Err(CallError::TooLarge) => SubmitResult::TooBig,
         Err(CallError::RecipientRefused(why)) => SubmitResult::Refused(why),
+        Err(CallError::PolicyRejected(why)) => SubmitResult::PolicyRejected(why),
         Err(e) => {
             tracing::warn!(%peer, error = %e, "message not stored");
             SubmitResult::Unavailable

@@ -233,9 +233,18 @@ pub(super) fn submitted(s: &mut Session, r: SubmitResult) -> Vec<Action> {
         SubmitResult::Refused(why) => {
             format!("451 4.3.0 Recipients changed while receiving ({why}); try again")
         }
+        SubmitResult::PolicyRejected(why) => format!("550 5.7.1 {}", one_line(&why)),
         SubmitResult::Unavailable => {
             "451 4.3.0 Temporary failure storing the message, try again later".into()
         }
     };
     vec![reply(&text)]
+}
+
+/// Text from another tier made safe for one reply line (no CR/LF, bounded).
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(400)
+        .collect()
 }

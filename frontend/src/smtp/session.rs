@@ -42,6 +42,8 @@ pub enum SubmitResult {
     OverQuota,
     TooBig,
     Refused(String),
+    /// Refused for good by the sender's own policy (DMARC p=reject): the reason.
+    PolicyRejected(String),
     Unavailable,
 }
 

@@ -1,0 +1,237 @@
+//! Checking mail that arrives from other MTAs: iprev and SPF (RFC 7208) for the client,
+//! DKIM (RFC 6376) and DMARC (RFC 7489) for the message, written as one
+//! Authentication-Results header (RFC 8601). mail-auth does the checks; this file asks them
+//! in order, bounds their time, and turns the outcome into a header and a verdict.
+//!
+//! Invariants: only unauthenticated mail is checked (a logged-in client's mail is ours to
+//! sign, not to judge); a message is refused only when its author domain publishes
+//! `p=reject` and DMARC fails outright — a DNS error (temperror) or a timeout never refuses
+//! mail, it is recorded and the message is delivered; `p=quarantine` is recorded, not
+//! enforced (POP3 has no junk folder to put it in).
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::dmarc::Policy;
+use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DmarcOutput, DmarcResult, MessageAuthenticator,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// All checks of one message together end within this; what is unanswered then is temperror.
+const CHECK_TIME: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("DNS resolver for mail authentication: {0}")]
+    Resolver(String),
+}
+
+/// What the checks decided about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Deliver, with this Authentication-Results header (CRLF-terminated) on top.
+    Deliver(String),
+    /// Refuse with 550 5.7.1 and this text.
+    Reject(String),
+}
+
+/// The checks, with their resolver and the name they are reported under.
+pub struct Checker {
+    auth: MessageAuthenticator,
+    hostname: String,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker")
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client as the front-end saw it, and the envelope sender.
+pub struct Client<'a> {
+    pub ip: IpAddr,
+    pub helo: &'a str,
+    pub mail_from: &'a str,
+}
+
+impl Checker {
+    /// Checks that ask `dns_server` (the system's resolvers when `None`), reporting as
+    /// `hostname` (the authserv-id).
+    pub fn new(dns_server: Option<SocketAddr>, hostname: &str) -> Result<Checker, InboundError> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_secs(4);
+        opts.attempts = 2;
+        let auth = match dns_server {
+            Some(server) => {
+                let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+                for c in &mut ns.connections {
+                    c.port = server.port();
+                }
+                MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts)
+            }
+            None => MessageAuthenticator::new_system_conf(),
+        }
+        .map_err(|e| InboundError::Resolver(e.to_string()))?;
+        Ok(Checker {
+            auth,
+            hostname: hostname.to_string(),
+        })
+    }
+
+    /// Checks one message (its content as received).
+    pub async fn check(&self, message: &[u8], client: &Client<'_>) -> Verdict {
+        match tokio::time::timeout(CHECK_TIME, self.run(message, client)).await {
+            Ok(verdict) => verdict,
+            Err(_) => Verdict::Deliver(format!(
+                "Authentication-Results: {}; auth=temperror (checks timed out)\r\n",
+                self.hostname
+            )),
+        }
+    }
+
+    async fn run(&self, message: &[u8], client: &Client<'_>) -> Verdict {
+        let host = self.hostname.as_str();
+        let iprev = self.auth.verify_iprev(client.ip).await;
+        let mut results = AuthenticationResults::new(host).with_iprev_result(&iprev, client.ip);
+        let sender = client.mail_from;
+        let spf = if sender.is_empty() {
+            let p = SpfParameters::verify_ehlo(client.ip, client.helo, host);
+            self.auth.verify_spf(p).await
+        } else {
+            let p = SpfParameters::verify_mail_from(client.ip, client.helo, host, sender);
+            self.auth.verify_spf(p).await
+        };
+        results = results.with_spf_mailfrom_result(&spf, client.ip, sender, client.helo);
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            return Verdict::Deliver(header(&results));
+        };
+        let dkim = self.auth.verify_dkim(&parsed).await;
+        let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
+        results = results.with_dkim_results(&dkim, from_domain);
+        let mail_from_domain = match sender.rsplit_once('@') {
+            Some((_, d)) => d,
+            None => client.helo,
+        };
+        let dmarc = self
+            .auth
+            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
+            .await;
+        let outcome = Dmarc::of(&dmarc);
+        if outcome == Dmarc::Fail && dmarc.policy() == Policy::Reject {
+            return Verdict::Reject(format!(
+                "Message rejected: it fails the DMARC policy of {}",
+                dmarc.domain()
+            ));
+        }
+        let mut text = header(&results);
+        text.truncate(text.len() - 2);
+        text.push_str(&outcome.clause(&dmarc));
+        Verdict::Deliver(text + "\r\n")
+    }
+}
+
+/// The DMARC result (RFC 7489 §11.2): mail-auth reports which identifiers passed aligned;
+/// "fail" is a published policy that neither passed, "none" is no policy at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dmarc {
+    Pass,
+    Fail,
+    None,
+    TempError,
+    PermError,
+}
+
+impl Dmarc {
+    fn of(output: &DmarcOutput) -> Dmarc {
+        let results = [output.dkim_result(), output.spf_result()];
+        if results.iter().any(|r| matches!(r, DmarcResult::Pass)) {
+            Dmarc::Pass
+        } else if results
+            .iter()
+            .any(|r| matches!(r, DmarcResult::TempError(_)))
+        {
+            Dmarc::TempError
+        } else if results
+            .iter()
+            .any(|r| matches!(r, DmarcResult::PermError(_)))
+        {
+            Dmarc::PermError
+        } else if output.dmarc_record().is_none() {
+            Dmarc::None
+        } else {
+            Dmarc::Fail
+        }
+    }
+
+    /// The `; dmarc=…` part of the Authentication-Results header.
+    fn clause(self, output: &DmarcOutput) -> String {
+        let result = match self {
+            Dmarc::Pass => "pass",
+            Dmarc::Fail => "fail",
+            Dmarc::None => "none",
+            Dmarc::TempError => "temperror",
+            Dmarc::PermError => "permerror",
+        };
+        let mut text = format!(";\r\n\tdmarc={result}");
+        let domain = output.domain();
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+        if !domain.is_empty() && domain.chars().all(plain) {
+            text.push_str(" header.from=");
+            text.push_str(domain);
+        }
+        if output.dmarc_record().is_some() {
+            text.push_str(match output.policy() {
+                Policy::Reject => " policy.dmarc=reject",
+                Policy::Quarantine => " policy.dmarc=quarantine",
+                Policy::None | Policy::Unspecified => " policy.dmarc=none",
+            });
+        }
+        text
+    }
+}
+
+fn header(results: &AuthenticationResults<'_>) -> String {
+    results.to_header()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_without_results_says_none() {
+        let r = AuthenticationResults::new("mx.example.net");
+        assert_eq!(
+            header(&r),
+            "Authentication-Results: mx.example.net; none\r\n"
+        );
+    }
+
+    #[test]
+    fn dmarc_results_from_what_passed() {
+        let out = |spf, dkim| {
+            DmarcOutput::new("example.org".into())
+                .with_spf_result(spf)
+                .with_dkim_result(dkim)
+        };
+        let none = || DmarcResult::None;
+        let dns = || {
+            DmarcResult::TempError(mail_auth::Error::Dns(mail_auth::DnsError::Resolver(
+                "timeout".into(),
+            )))
+        };
+        assert_eq!(Dmarc::of(&out(DmarcResult::Pass, none())), Dmarc::Pass);
+        assert_eq!(Dmarc::of(&out(dns(), DmarcResult::Pass)), Dmarc::Pass);
+        assert_eq!(Dmarc::of(&out(dns(), none())), Dmarc::TempError);
+        // No record found: "none", whatever failed.
+        assert_eq!(Dmarc::of(&out(none(), none())), Dmarc::None);
+        let clause = Dmarc::None.clause(&out(none(), none()));
+        assert_eq!(clause, ";\r\n\tdmarc=none header.from=example.org");
+        let odd = DmarcOutput::new("a; b=c".into());
+        assert_eq!(Dmarc::Fail.clause(&odd), ";\r\n\tdmarc=fail");
+    }
+}

@@ -1,0 +1,199 @@
+//! Mail authentication of inbound mail against a real DNS server (Knot on loopback) and real
+//! outside parts: Python's smtplib as the sending MTA on port 25, dkimpy signing with an
+//! Ed25519 key whose record the DNS server publishes. Checked: SPF pass → DMARC pass; a
+//! spoofed author domain with `p=reject` refused with 550 5.7.1 and nothing stored; the
+//! same with `p=none` delivered with dmarc=fail recorded; SPF failing but an aligned DKIM
+//! signature passing DMARC; a signed body changed in transit → dkim=fail; authenticated
+//! submission is not checked at all.
+use bridgehead_tests::dns::Dns;
+use bridgehead_tests::outbound::submit;
+use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
+
+const ALICE: &str = "alice@example.com";
+const PASS: &str = "alice's password";
+
+/// Prints a fresh Ed25519 key pair: the private seed and the public key, base64.
+const KEYGEN: &str = r#"
+import base64, nacl.signing
+k = nacl.signing.SigningKey.generate()
+print(base64.b64encode(bytes(k)).decode(), base64.b64encode(bytes(k.verify_key)).decode())
+"#;
+
+/// Sends one message to 127.0.0.1:argv[1] as an MTA would: MAIL FROM argv[2], From: argv[3],
+/// to argv[4]; signed with DKIM (d = the From domain, s=sel, Ed25519 seed argv[5]) unless
+/// argv[5] is "-"; argv[6] = "tamper" changes the body after signing. Prints the reply to
+/// the end of DATA: "250" or "<code> <text>".
+const SEND: &str = r#"
+import dkim, smtplib, sys
+port, sender, author, rcpt, seed = sys.argv[1:6]
+msg = ("From: " + author + "\r\nTo: " + rcpt + "\r\nSubject: inbound check\r\n"
+       "Message-ID: <" + sender.replace("@", ".") + "@test>\r\n\r\nHello from outside.\r\n").encode()
+if seed != "-":
+    domain = author.split("@")[1].encode()
+    sig = dkim.sign(msg, b"sel", domain, seed.encode(), signature_algorithm=b"ed25519-sha256",
+                    include_headers=[b"from", b"to", b"subject", b"message-id"])
+    msg = sig + msg
+if len(sys.argv) > 6:
+    msg = msg.replace(b"Hello from outside.", b"Hello from inside!")
+s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="client.sender.test")
+try:
+    s.sendmail(sender, [rcpt], msg)
+    print("250")
+except smtplib.SMTPResponseException as e:
+    print(e.smtp_code, e.smtp_error.decode())
+s.quit()
+"#;
+
+/// The zone is the whole of `test.`, so that DMARC's walk up the tree (to `_dmarc.test`)
+/// gets NXDOMAIN from an authoritative server, as on the internet.
+fn zone(dkim_public: &str) -> String {
+    format!(
+        "$ORIGIN test.
+$TTL 60
+@                     SOA ns.test. admin.test. 1 3600 600 86400 60
+@                     NS  ns
+ns                    A   127.0.0.1
+$ORIGIN sender.test.
+good                  TXT \"v=spf1 ip4:127.0.0.1 -all\"
+_dmarc.good           TXT \"v=DMARC1; p=reject\"
+spoof                 TXT \"v=spf1 -all\"
+_dmarc.spoof          TXT \"v=DMARC1; p=reject\"
+lax                   TXT \"v=spf1 -all\"
+_dmarc.lax            TXT \"v=DMARC1; p=none\"
+signed                TXT \"v=spf1 -all\"
+_dmarc.signed         TXT \"v=DMARC1; p=reject\"
+sel._domainkey.signed TXT \"v=DKIM1; k=ed25519; p={dkim_public}\"
+"
+    )
+}
+
+/// One message through port 25; the reply to its end of DATA.
+async fn send(c: &Cluster, sender: &str, author: &str, seed: &str, tamper: bool) -> String {
+    let mut args = vec![
+        c.smtp.port().to_string(),
+        sender.to_string(),
+        author.to_string(),
+        ALICE.to_string(),
+        seed.to_string(),
+    ];
+    if tamper {
+        args.push("tamper".into());
+    }
+    blocking(move || python(SEND, &args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .trim()
+        .to_string()
+}
+
+/// The Authentication-Results header of the newest message in Alice's mailbox, unfolded.
+async fn last_results(c: &Cluster) -> String {
+    let messages = read_mailbox(&c.store, ALICE, None).await;
+    let text = String::from_utf8_lossy(messages.last().expect("a message")).into_owned();
+    let header = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("\r\n\t", " ")
+        .replace("\r\n ", " ");
+    header
+        .lines()
+        .find(|l| l.starts_with("Authentication-Results:"))
+        .unwrap_or_else(|| panic!("no Authentication-Results in {text}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
+    let keys = blocking(|| python(KEYGEN, &[])).await;
+    let (seed, public) = keys.trim().split_once(' ').expect("two keys");
+    let (seed, zone) = (seed.to_string(), zone(public));
+    let dns = blocking(move || Dns::start(&[("test", &zone)])).await;
+    let mut opts = Options {
+        check_mail_auth: true,
+        ..Options::default()
+    };
+    opts.transport.dns_server = Some(dns.addr);
+    let c = Cluster::start_with(opts).await;
+    c.add_user(ALICE, PASS).await;
+
+    // The sender's SPF lists this client: aligned SPF pass, DMARC pass.
+    let reply = send(
+        &c,
+        "news@good.sender.test",
+        "news@good.sender.test",
+        "-",
+        false,
+    )
+    .await;
+    assert_eq!(reply, "250");
+    let ar = last_results(&c).await;
+    assert!(
+        ar.starts_with("Authentication-Results: mx.test.example;"),
+        "{ar}"
+    );
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+    assert!(ar.contains("header.from=good.sender.test"), "{ar}");
+
+    // A forged author domain that publishes p=reject: refused, nothing stored.
+    let reply = send(
+        &c,
+        "ceo@spoof.sender.test",
+        "ceo@spoof.sender.test",
+        "-",
+        false,
+    )
+    .await;
+    assert!(
+        reply.starts_with("550 5.7.1"),
+        "{reply} {}",
+        last_results(&c).await
+    );
+    assert!(reply.contains("spoof.sender.test"), "{reply}");
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 1);
+    assert!(
+        c.backend_metric("bridgehead_backend_mail_auth_checks_total{result=\"rejected\"}") >= 1
+    );
+
+    // The same failure under p=none: delivered, the failure recorded.
+    let reply = send(&c, "x@lax.sender.test", "x@lax.sender.test", "-", false).await;
+    assert_eq!(reply, "250");
+    let ar = last_results(&c).await;
+    assert!(ar.contains("spf=fail"), "{ar}");
+    assert!(ar.contains("dmarc=fail"), "{ar}");
+
+    // SPF fails, but an aligned DKIM signature (Ed25519, made by dkimpy) passes DMARC.
+    let reply = send(
+        &c,
+        "a@signed.sender.test",
+        "a@signed.sender.test",
+        &seed,
+        false,
+    )
+    .await;
+    assert_eq!(reply, "250");
+    let ar = last_results(&c).await;
+    assert!(ar.contains("dkim=pass"), "{ar}");
+    assert!(ar.contains("header.i=@signed.sender.test"), "{ar}");
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+
+    // The signed body changed on the way: DKIM fails, and so DMARC with p=reject refuses.
+    let reply = send(
+        &c,
+        "a@signed.sender.test",
+        "a@signed.sender.test",
+        &seed,
+        true,
+    )
+    .await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 3);
+
+    // Authenticated submission is ours to sign, not to judge: no header, not refused.
+    submit(&c, ALICE, PASS, &[ALICE], "NEVER").await;
+    let messages = read_mailbox(&c.store, ALICE, None).await;
+    assert_eq!(messages.len(), 4);
+    let own = String::from_utf8_lossy(messages.last().unwrap()).into_owned();
+    assert!(!own.contains("Authentication-Results:"), "{own}");
+    c.stop().await;
+}
