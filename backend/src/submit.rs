@@ -8,6 +8,7 @@
 use crate::address::Address;
 use crate::directory;
 use crate::envelope::Recipient;
+use crate::mailauth::inbound;
 use crate::relay::{decide, Verdict};
 use crate::store::{ContentWriter, Outbound, Store};
 use crate::store::{Result, StoreError};
@@ -66,6 +67,9 @@ pub struct Submission {
     /// The content as received, kept only for checks that need all of it (mail
     /// authentication of unauthenticated mail).
     copy: Option<Vec<u8>>,
+    /// Whose Authentication-Results fields in the content are forged (the checked copy's
+    /// authserv-id): they are renamed.
+    authserv_id: Option<String>,
 }
 
 /// Who handed a submission over, for checks of the message.
@@ -139,12 +143,15 @@ impl Submission {
             arrival,
             submission: env.submission,
             copy: None,
+            authserv_id: None,
         })
     }
 
-    /// Keeps a copy of the content as received, for `content`.
-    pub fn keep_copy(&mut self) {
+    /// Keeps a copy of the content as received, for `content`, for checks reported as
+    /// `authserv_id`: Authentication-Results fields in the content that claim it are renamed.
+    pub fn keep_copy(&mut self, authserv_id: &str) {
         self.copy = Some(Vec::new());
+        self.authserv_id = Some(authserv_id.to_string());
     }
 
     /// The content as received, if a copy was kept.
@@ -210,7 +217,14 @@ impl Submission {
     }
 
     async fn write_head(&mut self) -> Result<()> {
-        let head = self.head.take().unwrap_or_default();
+        let mut head = self.head.take().unwrap_or_default();
+        if let Some(id) = &self.authserv_id {
+            let end = trace::header_end(&head).unwrap_or(head.len());
+            if let Some(mut renamed) = inbound::rename_forged(&head[..end], id) {
+                renamed.extend_from_slice(&head[end..]);
+                head = renamed;
+            }
+        }
         let now = Utc::now();
         let mut prelude = trace::received(&self.arrival, now);
         if self.submission {

@@ -3,7 +3,8 @@
 //! Ed25519 key whose record the DNS server publishes. Checked: SPF pass → DMARC pass; a
 //! spoofed author domain with `p=reject` refused with 550 5.7.1 and nothing stored; the
 //! same with `p=none` delivered with dmarc=fail recorded; SPF failing but an aligned DKIM
-//! signature passing DMARC; a signed body changed in transit → dkim=fail; authenticated
+//! signature passing DMARC; a signed body changed in transit → dkim=fail; a forged header
+//! claiming our checks renamed (RFC 8601 §5); authenticated
 //! submission is not checked at all.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
@@ -21,8 +22,9 @@ print(base64.b64encode(bytes(k)).decode(), base64.b64encode(bytes(k.verify_key))
 
 /// Sends one message to 127.0.0.1:argv[1] as an MTA would: MAIL FROM argv[2], From: argv[3],
 /// to argv[4]; signed with DKIM (d = the From domain, s=sel, Ed25519 seed argv[5]) unless
-/// argv[5] is "-"; argv[6] = "tamper" changes the body after signing. Prints the reply to
-/// the end of DATA: "250" or "<code> <text>".
+/// argv[5] is "-"; argv[6] = "tamper" changes the body after signing, "forge" adds a
+/// header claiming the receiver's checks passed. Prints the reply to the end of DATA: "250"
+/// or "<code> <text>".
 const SEND: &str = r#"
 import dkim, smtplib, sys
 port, sender, author, rcpt, seed = sys.argv[1:6]
@@ -33,8 +35,11 @@ if seed != "-":
     sig = dkim.sign(msg, b"sel", domain, seed.encode(), signature_algorithm=b"ed25519-sha256",
                     include_headers=[b"from", b"to", b"subject", b"message-id"])
     msg = sig + msg
-if len(sys.argv) > 6:
+mode = sys.argv[6] if len(sys.argv) > 6 else ""
+if mode == "tamper":
     msg = msg.replace(b"Hello from outside.", b"Hello from inside!")
+if mode == "forge":
+    msg = b"Authentication-Results: mx.test.example; dmarc=pass header.from=bank.test\r\n" + msg
 s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="client.sender.test")
 try:
     s.sendmail(sender, [rcpt], msg)
@@ -68,7 +73,7 @@ sel._domainkey.signed TXT \"v=DKIM1; k=ed25519; p={dkim_public}\"
 }
 
 /// One message through port 25; the reply to its end of DATA.
-async fn send(c: &Cluster, sender: &str, author: &str, seed: &str, tamper: bool) -> String {
+async fn send(c: &Cluster, sender: &str, author: &str, seed: &str, mode: &str) -> String {
     let mut args = vec![
         c.smtp.port().to_string(),
         sender.to_string(),
@@ -76,8 +81,8 @@ async fn send(c: &Cluster, sender: &str, author: &str, seed: &str, tamper: bool)
         ALICE.to_string(),
         seed.to_string(),
     ];
-    if tamper {
-        args.push("tamper".into());
+    if !mode.is_empty() {
+        args.push(mode.into());
     }
     blocking(move || python(SEND, &args.iter().map(String::as_str).collect::<Vec<_>>()))
         .await
@@ -116,16 +121,17 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
 
-    // The sender's SPF lists this client: aligned SPF pass, DMARC pass.
-    let reply = send(
-        &c,
-        "news@good.sender.test",
-        "news@good.sender.test",
-        "-",
-        false,
-    )
-    .await;
+    // The sender's SPF lists this client: aligned SPF pass, DMARC pass. The message also
+    // carries a forged claim of our checks: renamed, ours is the only one.
+    let (good, forge) = ("news@good.sender.test", "forge");
+    let reply = send(&c, good, good, "-", forge).await;
     assert_eq!(reply, "250");
+    let messages = read_mailbox(&c.store, ALICE, None).await;
+    let text = String::from_utf8_lossy(&messages[0]).into_owned();
+    let ours = "\r\nAuthentication-Results: mx.test.example;";
+    assert_eq!(text.matches(ours).count(), 1, "{text}");
+    let renamed = "\r\nX-Forged-Authentication-Results: mx.test.example; dmarc=pass";
+    assert!(text.contains(renamed), "{text}");
     let ar = last_results(&c).await;
     assert!(
         ar.starts_with("Authentication-Results: mx.test.example;"),
@@ -141,7 +147,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
         "ceo@spoof.sender.test",
         "ceo@spoof.sender.test",
         "-",
-        false,
+        "",
     )
     .await;
     assert!(
@@ -156,7 +162,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     );
 
     // The same failure under p=none: delivered, the failure recorded.
-    let reply = send(&c, "x@lax.sender.test", "x@lax.sender.test", "-", false).await;
+    let reply = send(&c, "x@lax.sender.test", "x@lax.sender.test", "-", "").await;
     assert_eq!(reply, "250");
     let ar = last_results(&c).await;
     assert!(ar.contains("spf=fail"), "{ar}");
@@ -168,7 +174,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
         "a@signed.sender.test",
         "a@signed.sender.test",
         &seed,
-        false,
+        "",
     )
     .await;
     assert_eq!(reply, "250");
@@ -183,7 +189,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
         "a@signed.sender.test",
         "a@signed.sender.test",
         &seed,
-        true,
+        "tamper",
     )
     .await;
     assert!(reply.starts_with("550 5.7.1"), "{reply}");

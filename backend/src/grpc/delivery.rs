@@ -144,7 +144,7 @@ impl Services {
         let max = self.settings.max_message_size;
         let mut submission = Submission::begin(&self.store, env, max).await?;
         if checked {
-            submission.keep_copy();
+            submission.keep_copy(&self.settings.transport.hostname);
         }
         Ok(submission)
     }
