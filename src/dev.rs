@@ -63,6 +63,13 @@ pub struct DevArgs {
     /// Seconds the front-end remembers an accepted mailbox recipient (0: always ask).
     #[arg(long, env = "BRIDGEHEAD_RECIPIENT_CACHE_SECS", default_value_t = 5)]
     recipient_cache_secs: u64,
+    /// Check mail from unauthenticated clients (SPF, DKIM, DMARC) as a production back-end
+    /// does (off: a laptop cluster takes test mail from anywhere).
+    #[arg(long, env = "BRIDGEHEAD_CHECK_MAIL_AUTH")]
+    check_mail_auth: bool,
+    /// DNS server (IP:PORT) for those checks and for MX lookups, instead of the system's.
+    #[arg(long, env = "BRIDGEHEAD_DNS_SERVER")]
+    dns_server: Option<SocketAddr>,
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
@@ -132,6 +139,7 @@ fn backend_config(
         harvest: Default::default(),
         transport: TransportConfig {
             hostname: crate::config::system_hostname(),
+            dns_server: args.dns_server,
             ..TransportConfig::default()
         },
         connector: ConnectorConfig {
@@ -144,8 +152,7 @@ fn backend_config(
             client_ca: pki.ca.clone(),
         }),
         secrets: dev_secrets(&dir.join("secret-key"))?,
-        // A laptop cluster takes test mail from anywhere; no checks that need the internet.
-        check_mail_auth: false,
+        check_mail_auth: args.check_mail_auth,
     })
 }
 

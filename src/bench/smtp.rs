@@ -30,7 +30,7 @@ pub struct SmtpArgs {
     /// Recipients per message.
     #[arg(long, default_value_t = 1)]
     recipients: usize,
-    /// Envelope sender.
+    /// Envelope sender, also the message's From (empty: the null sender, From bench@example.com).
     #[arg(long, default_value = "bench@example.com")]
     from: String,
     /// Recipient addresses; "{n}" is replaced by 0 .. --users-1, used in turn.
@@ -71,7 +71,7 @@ pub async fn run(a: SmtpArgs) -> Result<()> {
     let a = Arc::new(a);
     let stats = Arc::new(Stats::default());
     let next = Arc::new(AtomicU64::new(0));
-    let body = Arc::new(message(a.size));
+    let body = Arc::new(message(a.size, &a.from));
     let start = Instant::now();
     let workers: Vec<_> = (0..a.connections)
         .map(|_| tokio::spawn(worker(a.clone(), stats.clone(), next.clone(), body.clone())))
@@ -197,9 +197,14 @@ async fn expect(w: &mut Wire, code: u16) -> Result<()> {
     Ok(())
 }
 
-/// A message of `size` octets (dot-stuffing needs none), ended by "\r\n.\r\n".
-fn message(size: usize) -> Vec<u8> {
-    let mut m = b"From: bench@example.com\r\nSubject: bridgehead bench\r\n\r\n".to_vec();
+/// A message of `size` octets from `from` (dot-stuffing needs none), ended by "\r\n.\r\n".
+fn message(size: usize, from: &str) -> Vec<u8> {
+    let from = if from.is_empty() {
+        "bench@example.com"
+    } else {
+        from
+    };
+    let mut m = format!("From: {from}\r\nSubject: bridgehead bench\r\n\r\n").into_bytes();
     let line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
     while m.len() + line.len() <= size {
         m.extend_from_slice(line);

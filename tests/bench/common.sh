@@ -37,13 +37,14 @@ wait_port() {
   return 1
 }
 
-# start_dev SMTP_PORT POP3_PORT [NAME]: a dev cluster in $WORK/NAME (default bh; plaintext
-# POP3 auth allowed), ready once its endpoints.json is written.
+# start_dev SMTP_PORT POP3_PORT [NAME [DEV ARGS...]]: a dev cluster in $WORK/NAME (default bh;
+# plaintext POP3 auth allowed; further `bridgehead dev` flags after the name), ready once its
+# endpoints.json is written.
 start_dev() {
   local dir="$WORK/${3:-bh}"
   "$BH" dev --data-dir "$dir" --host 127.0.0.1 --smtp-port "$1" --pop3-port "$2" \
     --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
-    --allow-plaintext-auth >"$dir.log" 2>&1 &
+    --allow-plaintext-auth "${@:4}" >"$dir.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do [ -s "$dir/endpoints.json" ] && return 0; sleep 0.1; done
   echo "bridgehead dev did not start (see $dir.log)" >&2
@@ -58,4 +59,24 @@ add_users() {
   for n in $(seq 0 $(($2 - 1))); do
     echo "$3" | "$BH" admin --data-dir "$dir" user add "user$n@$1" >/dev/null
   done
+}
+
+# start_knot NAME FILE [NAME FILE ...]: a private Knot DNS server on a free loopback port
+# serving each zone NAME from FILE; sets KNOT_ADDR (127.0.0.1:PORT). Stopped on exit.
+start_knot() {
+  local dir="$WORK/knot" port; port=$(free_port)
+  mkdir -p "$dir/db"
+  {
+    printf 'server:\n    listen: 127.0.0.1@%s\n    rundir: %s\n' "$port" "$dir"
+    printf 'database:\n    storage: %s/db\nlog:\n  - target: %s/knot.log\n    any: info\nzone:\n' "$dir" "$dir"
+    while [ $# -ge 2 ]; do
+      cp "$2" "$dir/$1.zone"
+      printf '  - domain: %s\n    storage: %s\n    file: %s.zone\n' "$1" "$dir" "$1"
+      shift 2
+    done
+  } >"$dir/knot.conf"
+  knotd -c "$dir/knot.conf" >/dev/null 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 200); do grep -q "server started" "$dir/knot.log" 2>/dev/null && break; sleep 0.1; done
+  KNOT_ADDR="127.0.0.1:$port"
 }

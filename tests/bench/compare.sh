@@ -10,6 +10,8 @@
 #         accept rate (final 250s per second) and the end-to-end rate (until the last message
 #         is in a mailbox: for Bridgehead that is the 250 itself, for Postfix the LMTP delivery
 #         into Dovecot's Maildirs);
+#   SMTP again at 50 × 10 on clusters without the recipient memory and with mail
+#         authentication checks on (the latter against a private Knot, when installed);
 #   POP3: login only and RETR of every message, at 1, 4 and 10 sessions.
 # Never touches non-loopback addresses; stops everything it started, by PID, on exit.
 #
@@ -197,6 +199,39 @@ out="$WORK/bh-smtp-nocache.json"
   --messages "$SMTP_N" --size 10240 --from "bench@outside.example" --to "user{n}@$DOMAIN" \
   --users "$USERS" --json >"$out" 2>/dev/null
 row "SMTP accept, 50 conn × 10 msg, recipient memory off" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
+
+# The same load on a cluster that checks unauthenticated mail (iprev, SPF, DKIM, DMARC) against a
+# private Knot serving the sender's records: SPF passes for 127.0.0.1, DMARC p=none, a PTR for
+# 127.0.0.1 (iprev passes). Every message costs its lookups; the resolver caches them, as a
+# production back-end's caching resolver would.
+if command -v knotd >/dev/null; then
+  cat >"$WORK/example.zone" <<'ZONE'
+$ORIGIN example.
+$TTL 300
+@                    SOA ns.example. admin.example. 1 3600 600 86400 300
+@                    NS  ns
+ns                   A   127.0.0.1
+outside              TXT "v=spf1 ip4:127.0.0.1 -all"
+_dmarc.outside       TXT "v=DMARC1; p=none"
+bench.outside        A   127.0.0.1
+ZONE
+  cat >"$WORK/127.in-addr.arpa.zone" <<'ZONE'
+$ORIGIN 127.in-addr.arpa.
+$TTL 300
+@        SOA ns.example. admin.example. 1 3600 600 86400 300
+@        NS  ns.example.
+1.0.0    PTR bench.outside.example.
+ZONE
+  start_knot example "$WORK/example.zone" 127.in-addr.arpa "$WORK/127.in-addr.arpa.zone"
+  MA_SMTP=$(free_port) MA_POP3=$(free_port)
+  start_dev "$MA_SMTP" "$MA_POP3" bh-mailauth --check-mail-auth --dns-server "$KNOT_ADDR"
+  add_users "$DOMAIN" "$USERS" "$PASSWORD" bh-mailauth
+  out="$WORK/bh-smtp-mailauth.json"
+  "$BH" bench smtp --server "127.0.0.1:$MA_SMTP" --connections 50 --per-connection 10 \
+    --messages "$SMTP_N" --size 10240 --from "bench@outside.example" --to "user{n}@$DOMAIN" \
+    --users "$USERS" --json >"$out" 2>/dev/null
+  row "SMTP accept, 50 conn × 10 msg, mail authentication checks on" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
+fi
 
 for s in 1 4 10; do pop3_row login "$s" "$LOGINS"; done
 for s in 1 4 10; do pop3_row retr-all "$s" "$RETR_SESSIONS"; done
