@@ -230,6 +230,14 @@ ZONE
   "$BH" bench smtp --server "127.0.0.1:$MA_SMTP" --connections 50 --per-connection 10 \
     --messages "$SMTP_N" --size 10240 --from "bench@outside.example" --to "user{n}@$DOMAIN" \
     --users "$USERS" --json >"$out" 2>/dev/null
+  # The row counts only if the checks ran and passed: one stored message says so.
+  python3 - "$MA_POP3" "user0@$DOMAIN" "$PASSWORD" <<'PY' || { echo "mail authentication checks did not run" >&2; exit 1; }
+import poplib, sys
+p = poplib.POP3("127.0.0.1", int(sys.argv[1])); p.user(sys.argv[2]); p.pass_(sys.argv[3])
+head = b"\n".join(p.top(1, 0)[1]).decode()
+p.quit()
+assert "spf=pass" in head and "dmarc=pass" in head and "iprev=pass" in head, head
+PY
   row "SMTP accept, 50 conn × 10 msg, mail authentication checks on" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
 fi
 
