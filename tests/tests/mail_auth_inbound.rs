@@ -4,7 +4,7 @@
 //! spoofed author domain with `p=reject` refused with 550 5.7.1 and nothing stored; the
 //! same with `p=none` delivered with dmarc=fail recorded; SPF failing but an aligned DKIM
 //! signature passing DMARC; a signed body changed in transit → dkim=fail; a forged header
-//! claiming our checks renamed (RFC 8601 §5); authenticated
+//! claiming our checks renamed (RFC 8601 §5); an ARC set sealed by dkimpy verified; authenticated
 //! submission is not checked at all.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
@@ -13,20 +13,26 @@ use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
 
-/// Prints a fresh Ed25519 key pair: the private seed and the public key, base64.
+/// Prints fresh keys: an Ed25519 seed and public key, and an RSA public key (DER, base64) and
+/// private key (PEM, itself base64 to fit one word), all on one line.
 const KEYGEN: &str = r#"
-import base64, nacl.signing
+import base64, subprocess, nacl.signing
 k = nacl.signing.SigningKey.generate()
-print(base64.b64encode(bytes(k)).decode(), base64.b64encode(bytes(k.verify_key)).decode())
+pem = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, check=True).stdout
+der = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem,
+                     capture_output=True, check=True).stdout
+b = lambda x: base64.b64encode(x).decode()
+print(b(bytes(k)), b(bytes(k.verify_key)), b(der), b(pem))
 "#;
 
 /// Sends one message to 127.0.0.1:argv[1] as an MTA would: MAIL FROM argv[2], From: argv[3],
 /// to argv[4]; signed with DKIM (d = the From domain, s=sel, Ed25519 seed argv[5]) unless
 /// argv[5] is "-"; argv[6] = "tamper" changes the body after signing, "forge" adds a
-/// header claiming the receiver's checks passed. Prints the reply to the end of DATA: "250"
+/// header claiming the receiver's checks passed, "arc:<RSA PEM, base64>" has the message
+/// sealed by an intermediary (ARC set, i=1, d=signed.sender.test, s=arc). Prints the reply to the end of DATA: "250"
 /// or "<code> <text>".
 const SEND: &str = r#"
-import dkim, smtplib, sys
+import base64, dkim, smtplib, sys
 port, sender, author, rcpt, seed = sys.argv[1:6]
 msg = ("From: " + author + "\r\nTo: " + rcpt + "\r\nSubject: inbound check\r\n"
        "Message-ID: <" + sender.replace("@", ".") + "@test>\r\n\r\nHello from outside.\r\n").encode()
@@ -38,6 +44,11 @@ if seed != "-":
 mode = sys.argv[6] if len(sys.argv) > 6 else ""
 if mode == "tamper":
     msg = msg.replace(b"Hello from outside.", b"Hello from inside!")
+if mode.startswith("arc:"):
+    pem = base64.b64decode(mode[4:])
+    msg = b"Authentication-Results: relay.signed.sender.test; spf=pass smtp.mailfrom=" + sender.encode() + b"\r\n" + msg
+    seal = dkim.arc_sign(msg, b"arc", b"signed.sender.test", pem, b"relay.signed.sender.test")
+    msg = b"".join(seal) + msg
 if mode == "forge":
     msg = b"Authentication-Results: mx.test.example; dmarc=pass header.from=bank.test\r\n" + msg
 s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="client.sender.test")
@@ -51,7 +62,14 @@ s.quit()
 
 /// The zone is the whole of `test.`, so that DMARC's walk up the tree (to `_dmarc.test`)
 /// gets NXDOMAIN from an authoritative server, as on the internet.
-fn zone(dkim_public: &str) -> String {
+fn zone(dkim_public: &str, rsa_public: &str) -> String {
+    let record = format!("v=DKIM1; k=rsa; p={rsa_public}");
+    let rsa_public: Vec<String> = record
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    let rsa_public = rsa_public.join(" ");
     format!(
         "$ORIGIN test.
 $TTL 60
@@ -68,6 +86,7 @@ _dmarc.lax            TXT \"v=DMARC1; p=none\"
 signed                TXT \"v=spf1 -all\"
 _dmarc.signed         TXT \"v=DMARC1; p=reject\"
 sel._domainkey.signed TXT \"v=DKIM1; k=ed25519; p={dkim_public}\"
+arc._domainkey.signed TXT {rsa_public}
 "
     )
 }
@@ -110,8 +129,8 @@ async fn last_results(c: &Cluster) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     let keys = blocking(|| python(KEYGEN, &[])).await;
-    let (seed, public) = keys.trim().split_once(' ').expect("two keys");
-    let (seed, zone) = (seed.to_string(), zone(public));
+    let keys: Vec<&str> = keys.split_whitespace().collect();
+    let (seed, zone, rsa_pem) = (keys[0].to_string(), zone(keys[1], keys[2]), keys[3]);
     let dns = blocking(move || Dns::start(&[("test", &zone)])).await;
     let mut opts = Options {
         check_mail_auth: true,
@@ -195,10 +214,17 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     assert!(reply.starts_with("550 5.7.1"), "{reply}");
     assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 3);
 
+    // Sealed by an intermediary (ARC, RSA, made by dkimpy): the chain is checked and recorded.
+    let (lax, arc) = ("y@lax.sender.test", format!("arc:{rsa_pem}"));
+    let reply = send(&c, lax, lax, "-", &arc).await;
+    assert_eq!(reply, "250");
+    let ar = last_results(&c).await;
+    assert!(ar.contains("arc=pass"), "{ar}");
+
     // Authenticated submission is ours to sign, not to judge: no header, not refused.
     submit(&c, ALICE, PASS, &[ALICE], "NEVER").await;
     let messages = read_mailbox(&c.store, ALICE, None).await;
-    assert_eq!(messages.len(), 4);
+    assert_eq!(messages.len(), 5);
     let own = String::from_utf8_lossy(messages.last().unwrap()).into_owned();
     assert!(!own.contains("Authentication-Results:"), "{own}");
     c.stop().await;

@@ -1,5 +1,6 @@
 //! Checking mail that arrives from other MTAs: iprev and SPF (RFC 7208) for the client,
-//! DKIM (RFC 6376) and DMARC (RFC 7489) for the message, written as one
+//! DKIM (RFC 6376), ARC (RFC 8617, when the message has an ARC set) and DMARC (RFC 7489) for
+//! the message, written as one
 //! Authentication-Results header (RFC 8601). mail-auth does the checks; this file asks them
 //! in order, bounds their time, and turns the outcome into a header and a verdict.
 //!
@@ -112,6 +113,11 @@ impl Checker {
         let dkim = self.auth.verify_dkim(&parsed).await;
         let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
         results = results.with_dkim_results(&dkim, from_domain);
+        // ARC (RFC 8617) is recorded for readers; it does not override DMARC here.
+        if !parsed.ams_headers.is_empty() || !parsed.as_headers.is_empty() {
+            let arc = self.auth.verify_arc(&parsed).await;
+            results = results.with_arc_result(&arc, client.ip);
+        }
         let mail_from_domain = match sender.rsplit_once('@') {
             Some((_, d)) => d,
             None => client.helo,
