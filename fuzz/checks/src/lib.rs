@@ -6,6 +6,7 @@ pub mod address_relay;
 pub mod connector_route;
 pub mod content;
 pub mod dsn_build;
+pub mod forged_results;
 pub mod pop3_session;
 pub mod smtp_session;
 
@@ -20,4 +21,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connector_route", connector_route::run),
     ("dsn_build", dsn_build::run),
     ("content", content::run),
+    ("forged_results", forged_results::run),
 ];

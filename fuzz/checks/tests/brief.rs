@@ -45,6 +45,9 @@ const TOKENS: &[&[u8]] = &[
     b"Content-Type: multipart/mixed; boundary=x\r\n",
     b"--x\r\n",
     b"To: ",
+    b"Authentication-Results: mx.example.net; spf=pass\r\n",
+    b"authentication-results:\r\n\tMX.EXAMPLE.NET;",
+    b"\r\n ",
 ];
 
 fn files_in(dir: &Path) -> Vec<Vec<u8>> {
