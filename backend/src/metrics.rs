@@ -27,7 +27,8 @@ pub struct Metrics {
     pub login_refusals: Family<Result, Counter>,
     /// RCPTs refused because the client asked for too many unknown recipients.
     pub harvest_refusals: Counter,
-    /// Unauthenticated messages checked (SPF, DKIM, DMARC) by outcome: delivered, rejected.
+    /// Unauthenticated messages checked (SPF, DKIM, DMARC) by outcome: delivered, rejected,
+    /// deferred.
     pub mail_auth_checks: Family<Result, Counter>,
 }
 

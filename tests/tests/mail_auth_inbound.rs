@@ -2,7 +2,8 @@
 //! outside parts: Python's smtplib as the sending MTA on port 25, dkimpy signing with an
 //! Ed25519 key whose record the DNS server publishes. Checked: SPF pass → DMARC pass; a
 //! spoofed author domain with `p=reject` refused with 550 5.7.1 and nothing stored; the
-//! same with `p=none` delivered with dmarc=fail recorded; SPF failing but an aligned DKIM
+//! same with `p=none` delivered with dmarc=fail recorded, with `p=quarantine` delivered marked;
+//! the author domain's DNS failing → 451 4.7.0; SPF failing but an aligned DKIM
 //! signature passing DMARC; a signed body changed in transit → dkim=fail; a forged header
 //! claiming our checks renamed (RFC 8601 §5); an ARC set sealed by dkimpy verified; authenticated
 //! submission is not checked at all.
@@ -83,6 +84,8 @@ spoof                 TXT \"v=spf1 -all\"
 _dmarc.spoof          TXT \"v=DMARC1; p=reject\"
 lax                   TXT \"v=spf1 -all\"
 _dmarc.lax            TXT \"v=DMARC1; p=none\"
+quar                  TXT \"v=spf1 -all\"
+_dmarc.quar           TXT \"v=DMARC1; p=quarantine\"
 signed                TXT \"v=spf1 -all\"
 _dmarc.signed         TXT \"v=DMARC1; p=reject\"
 sel._domainkey.signed TXT \"v=DKIM1; k=ed25519; p={dkim_public}\"
@@ -131,7 +134,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     let keys = blocking(|| python(KEYGEN, &[])).await;
     let keys: Vec<&str> = keys.split_whitespace().collect();
     let (seed, zone, rsa_pem) = (keys[0].to_string(), zone(keys[1], keys[2]), keys[3]);
-    let dns = blocking(move || Dns::start(&[("test", &zone)])).await;
+    let dns = blocking(move || Dns::start(&[("test", &zone), ("broken.test", "")])).await;
     let mut opts = Options {
         check_mail_auth: true,
         ..Options::default()
@@ -214,6 +217,23 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     assert!(reply.starts_with("550 5.7.1"), "{reply}");
     assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 3);
 
+    // p=quarantine failing: delivered, marked for a filter or client to act on.
+    let quar = "q@quar.sender.test";
+    assert_eq!(send(&c, quar, quar, "-", "").await, "250");
+    let messages = read_mailbox(&c.store, ALICE, None).await;
+    let text = String::from_utf8_lossy(messages.last().unwrap()).into_owned();
+    assert!(
+        text.contains("\r\nX-Bridgehead-Spam: dmarc-quarantine\r\n"),
+        "{text}"
+    );
+    assert!(last_results(&c).await.contains("dmarc=fail"));
+
+    // The author domain's DNS fails (SERVFAIL): try later, never a refusal for good.
+    let broken = "b@mail.broken.test";
+    let reply = send(&c, broken, broken, "-", "").await;
+    assert!(reply.starts_with("451 4.7.0"), "{reply}");
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 4);
+
     // Sealed by an intermediary (ARC, RSA, made by dkimpy): the chain is checked and recorded.
     let (lax, arc) = ("y@lax.sender.test", format!("arc:{rsa_pem}"));
     let reply = send(&c, lax, lax, "-", &arc).await;
@@ -224,7 +244,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     // Authenticated submission is ours to sign, not to judge: no header, not refused.
     submit(&c, ALICE, PASS, &[ALICE], "NEVER").await;
     let messages = read_mailbox(&c.store, ALICE, None).await;
-    assert_eq!(messages.len(), 5);
+    assert_eq!(messages.len(), 6);
     let own = String::from_utf8_lossy(messages.last().unwrap()).into_owned();
     assert!(!own.contains("Authentication-Results:"), "{own}");
     c.stop().await;

@@ -150,8 +150,9 @@ impl Services {
     }
 
     /// Checks a copied message (SPF, DKIM, DMARC): its Authentication-Results header goes
-    /// into every mailbox copy, or a DMARC `p=reject` failure refuses it (PERMISSION_DENIED,
-    /// which the front-end answers with 550 5.7.1).
+    /// into every mailbox copy, or the sender's policy refuses it: PERMISSION_DENIED, whose
+    /// message starts with the enhanced status code the front-end replies with — 5.7.1 (a
+    /// DMARC `p=reject` failure: 550) or 4.7.0 (DNS could not tell: 451, try later).
     async fn check_mail_auth(&self, submission: &mut Submission) -> Result<(), Status> {
         let (Some(checker), Some(content)) = (&self.settings.mail_auth, submission.content())
         else {
@@ -178,7 +179,12 @@ impl Services {
             AuthVerdict::Reject(why) => {
                 checks.get_or_create(&outcome("rejected")).inc();
                 tracing::info!(client = %ip, sender = %client.mail_from, why, "message refused");
-                Err(Status::permission_denied(why))
+                Err(Status::permission_denied(format!("5.7.1 {why}")))
+            }
+            AuthVerdict::Defer(why) => {
+                checks.get_or_create(&outcome("deferred")).inc();
+                tracing::info!(client = %ip, sender = %client.mail_from, why, "message deferred");
+                Err(Status::permission_denied(format!("4.7.0 {why}")))
             }
         }
     }

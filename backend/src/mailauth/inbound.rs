@@ -1,14 +1,14 @@
-//! Checking mail that arrives from other MTAs: iprev and SPF (RFC 7208) for the client,
-//! DKIM (RFC 6376), ARC (RFC 8617, when the message has an ARC set) and DMARC (RFC 7489) for
-//! the message, written as one
-//! Authentication-Results header (RFC 8601). mail-auth does the checks; this file asks them
-//! in order, bounds their time, and turns the outcome into a header and a verdict.
+//! Checking mail that arrives from other MTAs: iprev and SPF (RFC 7208, the MAIL FROM and the
+//! HELO identity) for the client, DKIM (RFC 6376), ARC (RFC 8617, when the message has an ARC
+//! set) and DMARC (RFC 7489) for the message, written as one Authentication-Results header
+//! (RFC 8601). mail-auth does the checks; this file asks them in order, bounds their time, and
+//! turns the outcome into a header and a verdict.
 //!
 //! Invariants: only unauthenticated mail is checked (a logged-in client's mail is ours to
-//! sign, not to judge); a message is refused only when its author domain publishes
-//! `p=reject` and DMARC fails outright — a DNS error (temperror) or a timeout never refuses
-//! mail, it is recorded and the message is delivered; `p=quarantine` is recorded, not
-//! enforced (POP3 has no junk folder to put it in).
+//! sign, not to judge); a message is refused for good only when its author domain publishes
+//! `p=reject` and DMARC fails outright; when DNS cannot say whether DMARC passes (temperror,
+//! or the checks time out) the sender is told to try later (451 4.7.0), never refused for
+//! good; a `p=quarantine` failure is delivered marked `X-Bridgehead-Spam: dmarc-quarantine`.
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
@@ -29,13 +29,19 @@ pub enum InboundError {
     Resolver(String),
 }
 
+/// The header that marks a delivered message failing a `p=quarantine` policy.
+pub const QUARANTINE_MARK: &str = "X-Bridgehead-Spam: dmarc-quarantine\r\n";
+
 /// What the checks decided about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Deliver, with this Authentication-Results header (CRLF-terminated) on top.
+    /// Deliver, with these headers (Authentication-Results, and the quarantine mark when it
+    /// applies; CRLF-terminated) on top.
     Deliver(String),
-    /// Refuse with 550 5.7.1 and this text.
+    /// Refuse for good (550 5.7.1) with this text.
     Reject(String),
+    /// DNS could not tell: the sender should try later (451 4.7.0), with this text.
+    Defer(String),
 }
 
 /// The checks, with their resolver and the name they are reported under.
@@ -87,10 +93,9 @@ impl Checker {
     pub async fn check(&self, message: &[u8], client: &Client<'_>) -> Verdict {
         match tokio::time::timeout(CHECK_TIME, self.run(message, client)).await {
             Ok(verdict) => verdict,
-            Err(_) => Verdict::Deliver(format!(
-                "Authentication-Results: {}; auth=temperror (checks timed out)\r\n",
-                self.hostname
-            )),
+            Err(_) => {
+                Verdict::Defer("Mail authentication checks timed out (DNS); try again later".into())
+            }
         }
     }
 
@@ -107,6 +112,11 @@ impl Checker {
             self.auth.verify_spf(p).await
         };
         results = results.with_spf_mailfrom_result(&spf, client.ip, sender, client.helo);
+        if !sender.is_empty() {
+            let p = SpfParameters::verify_ehlo(client.ip, client.helo, host);
+            let helo = self.auth.verify_spf(p).await;
+            results = results.with_spf_ehlo_result(&helo, client.ip, client.helo);
+        }
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             return Verdict::Deliver(header(&results));
         };
@@ -127,16 +137,28 @@ impl Checker {
             .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
             .await;
         let outcome = Dmarc::of(&dmarc);
-        if outcome == Dmarc::Fail && dmarc.policy() == Policy::Reject {
-            return Verdict::Reject(format!(
-                "Message rejected: it fails the DMARC policy of {}",
-                dmarc.domain()
-            ));
+        let domain = dmarc.domain();
+        match (outcome, dmarc.policy()) {
+            (Dmarc::Fail, Policy::Reject) => {
+                return Verdict::Reject(format!(
+                    "Message rejected: it fails the DMARC policy of {domain}"
+                ))
+            }
+            (Dmarc::TempError, _) => {
+                return Verdict::Defer(format!(
+                    "DNS error checking the DMARC policy of {domain}; try again later"
+                ))
+            }
+            _ => {}
         }
         let mut text = header(&results);
         text.truncate(text.len() - 2);
         text.push_str(&outcome.clause(&dmarc));
-        Verdict::Deliver(text + "\r\n")
+        text.push_str("\r\n");
+        if outcome == Dmarc::Fail && dmarc.policy() == Policy::Quarantine {
+            text.push_str(QUARANTINE_MARK);
+        }
+        Verdict::Deliver(text)
     }
 }
 

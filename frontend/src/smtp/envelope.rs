@@ -233,12 +233,29 @@ pub(super) fn submitted(s: &mut Session, r: SubmitResult) -> Vec<Action> {
         SubmitResult::Refused(why) => {
             format!("451 4.3.0 Recipients changed while receiving ({why}); try again")
         }
-        SubmitResult::PolicyRejected(why) => format!("550 5.7.1 {}", one_line(&why)),
+        SubmitResult::PolicyRejected(why) => policy_reply(&one_line(&why)),
         SubmitResult::Unavailable => {
             "451 4.3.0 Temporary failure storing the message, try again later".into()
         }
     };
     vec![reply(&text)]
+}
+
+/// The reply to a refusal by the sender's policy: the back-end's text starts with the enhanced
+/// status code — 4.x.x is temporary (451), anything else permanent (550; 5.7.1 when unsaid).
+fn policy_reply(why: &str) -> String {
+    let coded = |c: &str| {
+        let parts: Vec<&str> = c.split('.').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match why.split_once(' ') {
+        Some((code, _)) if coded(code) && code.starts_with("4.") => format!("451 {why}"),
+        Some((code, _)) if coded(code) && code.starts_with("5.") => format!("550 {why}"),
+        _ => format!("550 5.7.1 {why}"),
+    }
 }
 
 /// Text from another tier made safe for one reply line (no CR/LF, bounded).
@@ -247,4 +264,21 @@ fn one_line(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(400)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy_reply;
+
+    #[test]
+    fn policy_replies_follow_the_enhanced_code() {
+        let reject = policy_reply("5.7.1 Message rejected: it fails the DMARC policy of x.example");
+        assert_eq!(
+            reject,
+            "550 5.7.1 Message rejected: it fails the DMARC policy of x.example"
+        );
+        assert!(policy_reply("4.7.0 DNS error; try again later").starts_with("451 4.7.0 "));
+        assert_eq!(policy_reply("no code here"), "550 5.7.1 no code here");
+        assert_eq!(policy_reply("4.x.0 odd"), "550 5.7.1 4.x.0 odd");
+    }
 }

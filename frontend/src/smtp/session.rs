@@ -42,7 +42,8 @@ pub enum SubmitResult {
     OverQuota,
     TooBig,
     Refused(String),
-    /// Refused for good by the sender's own policy (DMARC p=reject): the reason.
+    /// Refused by the sender's own policy: the reason, starting with its enhanced status code
+    /// (5.7.1: DMARC p=reject; 4.7.0: DNS could not tell, try later).
     PolicyRejected(String),
     Unavailable,
 }
