@@ -153,6 +153,7 @@ fn backend_config(
         }),
         secrets: dev_secrets(&dir.join("secret-key"))?,
         check_mail_auth: args.check_mail_auth,
+        trusted_arc_sealers: Vec::new(),
     })
 }
 

@@ -39,7 +39,7 @@ enum Command {
     /// Run a front-end node (POP3 and SMTP listeners proxying to back-ends).
     Frontend(Box<config::FrontendArgs>),
     /// Run a back-end store node (gRPC API over PostgreSQL).
-    Backend(config::BackendArgs),
+    Backend(Box<config::BackendArgs>),
     /// Administer domains, users, aliases and mailboxes through a back-end's admin API.
     Admin(admin::AdminArgs),
     /// Run a whole cluster on this machine, with a private PostgreSQL.
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Frontend(args) => config::run_frontend(*args).await,
-        Command::Backend(args) => config::run_backend(args).await,
+        Command::Backend(args) => config::run_backend(*args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,

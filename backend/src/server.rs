@@ -26,6 +26,8 @@ pub struct BackendConfig {
     /// Check unauthenticated mail (SPF, DKIM, DMARC) and write Authentication-Results,
     /// asking `transport.dns_server` or the system's resolvers.
     pub check_mail_auth: bool,
+    /// ARC sealers whose valid seal overrides a DMARC failure (mailing lists, forwarders).
+    pub trusted_arc_sealers: Vec<String>,
 }
 
 impl BackendConfig {
@@ -81,6 +83,7 @@ impl BackendHandle {
             true => Some(std::sync::Arc::new(Checker::new(
                 config.transport.dns_server,
                 &config.transport.hostname,
+                &config.trusted_arc_sealers,
             )?)),
             false => None,
         };

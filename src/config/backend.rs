@@ -97,6 +97,10 @@ pub struct BackendArgs {
     /// header on each copy, and DMARC p=reject failures refused with 550 5.7.1 (default true).
     #[arg(long, env = "BRIDGEHEAD_CHECK_MAIL_AUTH")]
     pub check_mail_auth: Option<bool>,
+    /// ARC sealers (domains, comma-separated: mailing lists, forwarders) whose valid seal
+    /// overrides a DMARC failure of the mail they pass on.
+    #[arg(long, env = "BRIDGEHEAD_TRUSTED_ARC_SEALERS", value_delimiter = ',')]
+    pub trusted_arc_sealers: Option<Vec<String>>,
     /// The port of MX hosts (25; another only for test setups).
     #[arg(long, env = "BRIDGEHEAD_MX_PORT")]
     pub mx_port: Option<u16>,
@@ -184,6 +188,7 @@ impl BackendArgs {
             transport,
             secrets,
             check_mail_auth: self.check_mail_auth.unwrap_or(true),
+            trusted_arc_sealers: self.trusted_arc_sealers.clone().unwrap_or_default(),
         })
     }
 

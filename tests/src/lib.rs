@@ -111,6 +111,8 @@ pub struct Options {
     /// Mail authentication checks of unauthenticated mail (off: tests have no DNS unless
     /// they start one and name it in `transport.dns_server`).
     pub check_mail_auth: bool,
+    /// ARC sealers whose valid seal overrides a DMARC failure.
+    pub trusted_arc_sealers: Vec<String>,
 }
 
 impl Default for Options {
@@ -142,6 +144,7 @@ impl Default for Options {
             },
             harvest: HarvestPolicy::default(),
             check_mail_auth: false,
+            trusted_arc_sealers: Vec::new(),
             tls_handshake_timeout: FrontendConfig::default().tls_handshake_timeout,
             connector: ConnectorConfig {
                 workers: 0,
@@ -201,6 +204,7 @@ fn backend_config(
         }),
         secrets: Secrets::from_key(&SECRET_KEY).expect("a 32-byte key"),
         check_mail_auth: opts.check_mail_auth,
+        trusted_arc_sealers: opts.trusted_arc_sealers.clone(),
     }
 }
 

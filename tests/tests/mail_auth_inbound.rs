@@ -5,7 +5,8 @@
 //! same with `p=none` delivered with dmarc=fail recorded, with `p=quarantine` delivered marked;
 //! the author domain's DNS failing → 451 4.7.0; SPF failing but an aligned DKIM
 //! signature passing DMARC; a signed body changed in transit → dkim=fail; a forged header
-//! claiming our checks renamed (RFC 8601 §5); an ARC set sealed by dkimpy verified; authenticated
+//! claiming our checks renamed (RFC 8601 §5); an ARC set sealed by dkimpy verified, overriding
+//! a DMARC failure only for a trusted sealer; authenticated
 //! submission is not checked at all.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
@@ -29,9 +30,9 @@ print(b(bytes(k)), b(bytes(k.verify_key)), b(der), b(pem))
 /// Sends one message to 127.0.0.1:argv[1] as an MTA would: MAIL FROM argv[2], From: argv[3],
 /// to argv[4]; signed with DKIM (d = the From domain, s=sel, Ed25519 seed argv[5]) unless
 /// argv[5] is "-"; argv[6] = "tamper" changes the body after signing, "forge" adds a
-/// header claiming the receiver's checks passed, "arc:<RSA PEM, base64>" has the message
-/// sealed by an intermediary (ARC set, i=1, d=signed.sender.test, s=arc). Prints the reply to the end of DATA: "250"
-/// or "<code> <text>".
+/// header claiming the receiver's checks passed, "arc:<sealer domain>:<RSA PEM, base64>" has
+/// the message sealed by an intermediary (ARC set, i=1, s=arc). Prints the reply to the end of
+/// DATA: "250" or "<code> <text>".
 const SEND: &str = r#"
 import base64, dkim, smtplib, sys
 port, sender, author, rcpt, seed = sys.argv[1:6]
@@ -46,9 +47,10 @@ mode = sys.argv[6] if len(sys.argv) > 6 else ""
 if mode == "tamper":
     msg = msg.replace(b"Hello from outside.", b"Hello from inside!")
 if mode.startswith("arc:"):
-    pem = base64.b64decode(mode[4:])
-    msg = b"Authentication-Results: relay.signed.sender.test; spf=pass smtp.mailfrom=" + sender.encode() + b"\r\n" + msg
-    seal = dkim.arc_sign(msg, b"arc", b"signed.sender.test", pem, b"relay.signed.sender.test")
+    _, sealer, pem = mode.split(":")
+    pem, relay = base64.b64decode(pem), ("relay." + sealer).encode()
+    msg = b"Authentication-Results: " + relay + b"; spf=pass smtp.mailfrom=" + sender.encode() + b"\r\n" + msg
+    seal = dkim.arc_sign(msg, b"arc", sealer.encode(), pem, relay)
     msg = b"".join(seal) + msg
 if mode == "forge":
     msg = b"Authentication-Results: mx.test.example; dmarc=pass header.from=bank.test\r\n" + msg
@@ -90,6 +92,7 @@ signed                TXT \"v=spf1 -all\"
 _dmarc.signed         TXT \"v=DMARC1; p=reject\"
 sel._domainkey.signed TXT \"v=DKIM1; k=ed25519; p={dkim_public}\"
 arc._domainkey.signed TXT {rsa_public}
+arc._domainkey.lax    TXT {rsa_public}
 "
     )
 }
@@ -137,6 +140,7 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     let dns = blocking(move || Dns::start(&[("test", &zone), ("broken.test", "")])).await;
     let mut opts = Options {
         check_mail_auth: true,
+        trusted_arc_sealers: vec!["signed.sender.test".into()],
         ..Options::default()
     };
     opts.transport.dns_server = Some(dns.addr);
@@ -235,16 +239,30 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 4);
 
     // Sealed by an intermediary (ARC, RSA, made by dkimpy): the chain is checked and recorded.
-    let (lax, arc) = ("y@lax.sender.test", format!("arc:{rsa_pem}"));
-    let reply = send(&c, lax, lax, "-", &arc).await;
-    assert_eq!(reply, "250");
+    let trusted = format!("arc:signed.sender.test:{rsa_pem}");
+    let untrusted = format!("arc:lax.sender.test:{rsa_pem}");
+    let lax = "y@lax.sender.test";
+    assert_eq!(send(&c, lax, lax, "-", &untrusted).await, "250");
     let ar = last_results(&c).await;
     assert!(ar.contains("arc=pass"), "{ar}");
+
+    // A p=reject failure passed on by a sealer the operator does not trust: still refused.
+    let spoof = "list@spoof.sender.test";
+    let reply = send(&c, spoof, spoof, "-", &untrusted).await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+    // By a trusted sealer (a mailing list, a forwarder): delivered, the override recorded.
+    assert_eq!(send(&c, spoof, spoof, "-", &trusted).await, "250");
+    let ar = last_results(&c).await;
+    assert!(ar.contains("arc=pass") && ar.contains("dmarc=fail"), "{ar}");
+    assert!(
+        ar.contains("(policy overridden: trusted ARC sealer signed.sender.test)"),
+        "{ar}"
+    );
 
     // Authenticated submission is ours to sign, not to judge: no header, not refused.
     submit(&c, ALICE, PASS, &[ALICE], "NEVER").await;
     let messages = read_mailbox(&c.store, ALICE, None).await;
-    assert_eq!(messages.len(), 6);
+    assert_eq!(messages.len(), 7);
     let own = String::from_utf8_lossy(messages.last().unwrap()).into_owned();
     assert!(!own.contains("Authentication-Results:"), "{own}");
     c.stop().await;

@@ -8,14 +8,16 @@
 //! sign, not to judge); a message is refused for good only when its author domain publishes
 //! `p=reject` and DMARC fails outright; when DNS cannot say whether DMARC passes (temperror,
 //! or the checks time out) the sender is told to try later (451 4.7.0), never refused for
-//! good; a `p=quarantine` failure is delivered marked `X-Bridgehead-Spam: dmarc-quarantine`.
+//! good; a `p=quarantine` failure is delivered marked `X-Bridgehead-Spam: dmarc-quarantine`;
+//! only a valid ARC chain last sealed by an operator-listed sealer overrides a DMARC failure.
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DmarcOutput, DmarcResult, MessageAuthenticator,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcOutput, DmarcResult,
+    MessageAuthenticator,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -48,6 +50,9 @@ pub enum Verdict {
 pub struct Checker {
     auth: MessageAuthenticator,
     hostname: String,
+    /// ARC sealers (forwarders, mailing lists; lower-case domains) whose valid seal overrides
+    /// a DMARC failure.
+    trusted_sealers: Vec<String>,
 }
 
 impl std::fmt::Debug for Checker {
@@ -68,7 +73,11 @@ pub struct Client<'a> {
 impl Checker {
     /// Checks that ask `dns_server` (the system's resolvers when `None`), reporting as
     /// `hostname` (the authserv-id).
-    pub fn new(dns_server: Option<SocketAddr>, hostname: &str) -> Result<Checker, InboundError> {
+    pub fn new(
+        dns_server: Option<SocketAddr>,
+        hostname: &str,
+        trusted_sealers: &[String],
+    ) -> Result<Checker, InboundError> {
         let mut opts = ResolverOpts::default();
         opts.timeout = Duration::from_secs(4);
         opts.attempts = 2;
@@ -86,6 +95,10 @@ impl Checker {
         Ok(Checker {
             auth,
             hostname: hostname.to_string(),
+            trusted_sealers: trusted_sealers
+                .iter()
+                .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
         })
     }
 
@@ -123,10 +136,18 @@ impl Checker {
         let dkim = self.auth.verify_dkim(&parsed).await;
         let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
         results = results.with_dkim_results(&dkim, from_domain);
-        // ARC (RFC 8617) is recorded for readers; it does not override DMARC here.
+        // ARC (RFC 8617): recorded; a valid chain last sealed by a trusted sealer overrides a
+        // DMARC failure (mail through a list or forwarder that broke SPF and DKIM).
+        let mut trusted_sealer = None;
         if !parsed.ams_headers.is_empty() || !parsed.as_headers.is_empty() {
             let arc = self.auth.verify_arc(&parsed).await;
             results = results.with_arc_result(&arc, client.ip);
+            let sealer = arc
+                .sets()
+                .last()
+                .map(|s| s.seal.header.d.to_ascii_lowercase());
+            trusted_sealer = sealer
+                .filter(|d| *arc.result() == DkimResult::Pass && self.trusted_sealers.contains(d));
         }
         let mail_from_domain = match sender.rsplit_once('@') {
             Some((_, d)) => d,
@@ -138,8 +159,9 @@ impl Checker {
             .await;
         let outcome = Dmarc::of(&dmarc);
         let domain = dmarc.domain();
+        let overridden = outcome == Dmarc::Fail && trusted_sealer.is_some();
         match (outcome, dmarc.policy()) {
-            (Dmarc::Fail, Policy::Reject) => {
+            (Dmarc::Fail, Policy::Reject) if !overridden => {
                 return Verdict::Reject(format!(
                     "Message rejected: it fails the DMARC policy of {domain}"
                 ))
@@ -154,8 +176,13 @@ impl Checker {
         let mut text = header(&results);
         text.truncate(text.len() - 2);
         text.push_str(&outcome.clause(&dmarc));
+        if let (true, Some(sealer)) = (overridden, &trusted_sealer) {
+            text.push_str(&format!(
+                " (policy overridden: trusted ARC sealer {sealer})"
+            ));
+        }
         text.push_str("\r\n");
-        if outcome == Dmarc::Fail && dmarc.policy() == Policy::Quarantine {
+        if outcome == Dmarc::Fail && dmarc.policy() == Policy::Quarantine && !overridden {
             text.push_str(QUARANTINE_MARK);
         }
         Verdict::Deliver(text)
