@@ -6,8 +6,9 @@
 //! the author domain's DNS failing → 451 4.7.0; SPF failing but an aligned DKIM
 //! signature passing DMARC; a signed body changed in transit → dkim=fail; a forged header
 //! claiming our checks renamed (RFC 8601 §5); an ARC set sealed by dkimpy verified, overriding
-//! a DMARC failure only for a trusted sealer; authenticated
-//! submission is not checked at all.
+//! a DMARC failure only for a trusted sealer; authenticated submission not checked at all;
+//! SPF's softfail, neutral, none, temperror and permerror (include loop, > 10 lookups)
+//! recorded without refusing.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
 use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
@@ -87,6 +88,11 @@ _dmarc.spoof          TXT \"v=DMARC1; p=reject\"
 lax                   TXT \"v=spf1 -all\"
 _dmarc.lax            TXT \"v=DMARC1; p=none\"
 quar                  TXT \"v=spf1 -all\"
+soft                  TXT \"v=spf1 ~all\"
+neutral               TXT \"v=spf1 ?all\"
+loop                  TXT \"v=spf1 include:loop.sender.test -all\"
+many                  TXT \"v=spf1 a:h1.sender.test a:h2.sender.test a:h3.sender.test a:h4.sender.test a:h5.sender.test a:h6.sender.test a:h7.sender.test a:h8.sender.test a:h9.sender.test a:h10.sender.test a:h11.sender.test a:h12.sender.test -all\"
+nospf                 A   192.0.2.1
 _dmarc.quar           TXT \"v=DMARC1; p=quarantine\"
 signed                TXT \"v=spf1 -all\"
 _dmarc.signed         TXT \"v=DMARC1; p=reject\"
@@ -132,8 +138,9 @@ async fn last_results(c: &Cluster) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
+/// Keys, the DNS server with the test zones, and a cluster checking mail against it (trusting
+/// the ARC sealer signed.sender.test): (Ed25519 seed, RSA PEM as base64, DNS, cluster).
+async fn setup() -> (String, String, Dns, Cluster) {
     let keys = blocking(|| python(KEYGEN, &[])).await;
     let keys: Vec<&str> = keys.split_whitespace().collect();
     let (seed, zone, rsa_pem) = (keys[0].to_string(), zone(keys[1], keys[2]), keys[3]);
@@ -146,6 +153,36 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     opts.transport.dns_server = Some(dns.addr);
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
+    (seed, rsa_pem.to_string(), dns, c)
+}
+
+/// SPF's results from zone records, each recorded without refusing what the RFC says to
+/// accept (the author domain publishes p=none): softfail, neutral, temperror (SERVFAIL), and
+/// permerror for an include loop and for more than 10 DNS mechanisms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spf_results_from_zone_records() {
+    let (_, _, _dns, c) = setup().await;
+    let author = "x@lax.sender.test";
+    for (sender, want) in [
+        ("a@soft.sender.test", "spf=softfail"),
+        ("a@neutral.sender.test", "spf=neutral"),
+        ("a@mail.broken.test", "spf=temperror"),
+        ("a@loop.sender.test", "spf=permerror"),
+        ("a@many.sender.test", "spf=permerror"),
+        ("a@nospf.sender.test", "spf=none"),
+    ] {
+        assert_eq!(send(&c, sender, author, "-", "").await, "250", "{sender}");
+        let ar = last_results(&c).await;
+        assert!(ar.contains(want), "{sender}: {ar}");
+        assert!(ar.contains("dmarc=fail"), "{sender}: {ar}");
+    }
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 6);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
+    let (seed, rsa_pem, _dns, c) = setup().await;
 
     // The sender's SPF lists this client: aligned SPF pass, DMARC pass. The message also
     // carries a forged claim of our checks: renamed, ours is the only one.
