@@ -33,7 +33,8 @@ print(b(bytes(k)), b(bytes(k.verify_key)), b(der), b(pem))
 /// argv[5] is "-"; argv[6] = "tamper" changes the body after signing, "forge" adds a
 /// header claiming the receiver's checks passed, "arc:<sealer domain>:<RSA PEM, base64>" has
 /// the message sealed by an intermediary (ARC set, i=1, s=arc). Prints the reply to the end of
-/// DATA: "250" or "<code> <text>".
+/// DATA: "250" or "<code> <text>"; "sha1:<RSA PEM, base64>" signs with rsa-sha1 (d = the
+/// From domain, s=arc).
 const SEND: &str = r#"
 import base64, dkim, smtplib, sys
 port, sender, author, rcpt, seed = sys.argv[1:6]
@@ -53,6 +54,10 @@ if mode.startswith("arc:"):
     msg = b"Authentication-Results: " + relay + b"; spf=pass smtp.mailfrom=" + sender.encode() + b"\r\n" + msg
     seal = dkim.arc_sign(msg, b"arc", sealer.encode(), pem, relay)
     msg = b"".join(seal) + msg
+if mode.startswith("sha1:"):
+    pem, domain = base64.b64decode(mode[5:]), author.split("@")[1].encode()
+    msg = dkim.sign(msg, b"arc", domain, pem, signature_algorithm=b"rsa-sha1",
+                    include_headers=[b"from", b"to", b"subject"]) + msg
 if mode == "forge":
     msg = b"Authentication-Results: mx.test.example; dmarc=pass header.from=bank.test\r\n" + msg
 s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="client.sender.test")
@@ -245,6 +250,18 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     assert!(ar.contains("dkim=pass"), "{ar}");
     assert!(ar.contains("header.i=@signed.sender.test"), "{ar}");
     assert!(ar.contains("dmarc=pass"), "{ar}");
+
+    // Signed with rsa-sha1 (RFC 8301: never valid): DKIM counts for nothing, p=reject refuses.
+    let sha1 = format!("sha1:{rsa_pem}");
+    let reply = send(
+        &c,
+        "a@signed.sender.test",
+        "a@signed.sender.test",
+        "-",
+        &sha1,
+    )
+    .await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
 
     // The signed body changed on the way: DKIM fails, and so DMARC with p=reject refuses.
     let reply = send(

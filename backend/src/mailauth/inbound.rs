@@ -1,5 +1,5 @@
 //! Checking mail that arrives from other MTAs: iprev and SPF (RFC 7208, the MAIL FROM and the
-//! HELO identity) for the client, DKIM (RFC 6376), ARC (RFC 8617, when the message has an ARC
+//! HELO identity) for the client, DKIM (RFC 6376; rsa-sha1 never valid, RFC 8301), ARC (RFC 8617, when the message has an ARC
 //! set) and DMARC (RFC 7489) for the message, written as one Authentication-Results header
 //! (RFC 8601). mail-auth does the checks; this file asks them in order, bounds their time, and
 //! turns the outcome into a header and a verdict.
@@ -16,7 +16,7 @@ use mail_auth::dmarc::Policy;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcOutput, DmarcResult,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput, DmarcResult,
     MessageAuthenticator,
 };
 use std::net::{IpAddr, SocketAddr};
@@ -133,7 +133,10 @@ impl Checker {
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             return Verdict::Deliver(header(&results));
         };
-        let dkim = self.auth.verify_dkim(&parsed).await;
+        let dkim: Vec<_> = (self.auth.verify_dkim(&parsed).await)
+            .into_iter()
+            .map(refuse_sha1)
+            .collect();
         let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
         results = results.with_dkim_results(&dkim, from_domain);
         // ARC (RFC 8617): recorded; a valid chain last sealed by a trusted sealer overrides a
@@ -186,6 +189,21 @@ impl Checker {
             text.push_str(QUARANTINE_MARK);
         }
         Verdict::Deliver(text)
+    }
+}
+
+/// RFC 8301 §3.1: a verifier must not consider an rsa-sha1 signature valid; one that would
+/// pass is reported as a failure (and so counts for nothing in DMARC).
+fn refuse_sha1(output: DkimOutput<'_>) -> DkimOutput<'_> {
+    let sha1 = output
+        .signature()
+        .is_some_and(|s| s.a == mail_auth::common::crypto::Algorithm::RsaSha1);
+    if sha1 && *output.result() == DkimResult::Pass {
+        DkimOutput::fail(mail_auth::Error::Dkim(
+            mail_auth::dkim::DkimError::UnsupportedAlgorithm,
+        ))
+    } else {
+        output
     }
 }
 
