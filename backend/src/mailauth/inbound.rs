@@ -112,38 +112,51 @@ impl Checker {
         }
     }
 
+    /// The lookups that need nothing but the client and the message run at once (a message's
+    /// latency is its slowest DNS answer, not their sum); ARC and DMARC follow on their results.
     async fn run(&self, message: &[u8], client: &Client<'_>) -> Verdict {
-        let host = self.hostname.as_str();
-        let iprev = self.auth.verify_iprev(client.ip).await;
-        let mut results = AuthenticationResults::new(host).with_iprev_result(&iprev, client.ip);
-        let sender = client.mail_from;
-        let spf = if sender.is_empty() {
-            let p = SpfParameters::verify_ehlo(client.ip, client.helo, host);
-            self.auth.verify_spf(p).await
-        } else {
-            let p = SpfParameters::verify_mail_from(client.ip, client.helo, host, sender);
-            self.auth.verify_spf(p).await
+        let (host, sender) = (self.hostname.as_str(), client.mail_from);
+        let parsed = AuthenticatedMessage::parse(message);
+        let spf = match sender.is_empty() {
+            true => SpfParameters::verify_ehlo(client.ip, client.helo, host),
+            false => SpfParameters::verify_mail_from(client.ip, client.helo, host, sender),
         };
-        results = results.with_spf_mailfrom_result(&spf, client.ip, sender, client.helo);
-        if !sender.is_empty() {
+        let helo = async {
             let p = SpfParameters::verify_ehlo(client.ip, client.helo, host);
-            let helo = self.auth.verify_spf(p).await;
-            results = results.with_spf_ehlo_result(&helo, client.ip, client.helo);
+            match sender.is_empty() {
+                true => None,
+                false => Some(self.auth.verify_spf(p).await),
+            }
+        };
+        let dkim = async {
+            match &parsed {
+                Some(m) => self.auth.verify_dkim(m).await,
+                None => Vec::new(),
+            }
+        };
+        let (iprev, spf, helo, dkim) = tokio::join!(
+            self.auth.verify_iprev(client.ip),
+            self.auth.verify_spf(spf),
+            helo,
+            dkim
+        );
+        let mut results = AuthenticationResults::new(host)
+            .with_iprev_result(&iprev, client.ip)
+            .with_spf_mailfrom_result(&spf, client.ip, sender, client.helo);
+        if let Some(helo) = &helo {
+            results = results.with_spf_ehlo_result(helo, client.ip, client.helo);
         }
-        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+        let Some(parsed) = &parsed else {
             return Verdict::Deliver(header(&results));
         };
-        let dkim: Vec<_> = (self.auth.verify_dkim(&parsed).await)
-            .into_iter()
-            .map(refuse_sha1)
-            .collect();
+        let dkim: Vec<_> = dkim.into_iter().map(refuse_sha1).collect();
         let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
         results = results.with_dkim_results(&dkim, from_domain);
         // ARC (RFC 8617): recorded; a valid chain last sealed by a trusted sealer overrides a
         // DMARC failure (mail through a list or forwarder that broke SPF and DKIM).
         let mut trusted_sealer = None;
         if !parsed.ams_headers.is_empty() || !parsed.as_headers.is_empty() {
-            let arc = self.auth.verify_arc(&parsed).await;
+            let arc = self.auth.verify_arc(parsed).await;
             results = results.with_arc_result(&arc, client.ip);
             let sealer = arc
                 .sets()
@@ -152,44 +165,47 @@ impl Checker {
             trusted_sealer = sealer
                 .filter(|d| *arc.result() == DkimResult::Pass && self.trusted_sealers.contains(d));
         }
-        let mail_from_domain = match sender.rsplit_once('@') {
-            Some((_, d)) => d,
-            None => client.helo,
-        };
+        let mail_from_domain = sender.rsplit_once('@').map_or(client.helo, |(_, d)| d);
         let dmarc = self
             .auth
-            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
+            .verify_dmarc(DmarcParameters::new(parsed, &dkim, mail_from_domain, &spf))
             .await;
-        let outcome = Dmarc::of(&dmarc);
-        let domain = dmarc.domain();
-        let overridden = outcome == Dmarc::Fail && trusted_sealer.is_some();
-        match (outcome, dmarc.policy()) {
-            (Dmarc::Fail, Policy::Reject) if !overridden => {
-                return Verdict::Reject(format!(
-                    "Message rejected: it fails the DMARC policy of {domain}"
-                ))
-            }
-            (Dmarc::TempError, _) => {
-                return Verdict::Defer(format!(
-                    "DNS error checking the DMARC policy of {domain}; try again later"
-                ))
-            }
-            _ => {}
-        }
-        let mut text = header(&results);
-        text.truncate(text.len() - 2);
-        text.push_str(&outcome.clause(&dmarc));
-        if let (true, Some(sealer)) = (overridden, &trusted_sealer) {
-            text.push_str(&format!(
-                " (policy overridden: trusted ARC sealer {sealer})"
-            ));
-        }
-        text.push_str("\r\n");
-        if outcome == Dmarc::Fail && dmarc.policy() == Policy::Quarantine && !overridden {
-            text.push_str(QUARANTINE_MARK);
-        }
-        Verdict::Deliver(text)
+        verdict(header(&results), &dmarc, trusted_sealer.as_deref())
     }
+}
+
+/// The verdict on a message from its DMARC outcome: `header` (Authentication-Results so far)
+/// completed with the dmarc= result, or the refusal. A trusted ARC sealer forgives a failure.
+fn verdict(header: String, dmarc: &DmarcOutput, trusted_sealer: Option<&str>) -> Verdict {
+    let outcome = Dmarc::of(dmarc);
+    let domain = dmarc.domain();
+    let overridden = outcome == Dmarc::Fail && trusted_sealer.is_some();
+    match (outcome, dmarc.policy()) {
+        (Dmarc::Fail, Policy::Reject) if !overridden => {
+            return Verdict::Reject(format!(
+                "Message rejected: it fails the DMARC policy of {domain}"
+            ))
+        }
+        (Dmarc::TempError, _) => {
+            return Verdict::Defer(format!(
+                "DNS error checking the DMARC policy of {domain}; try again later"
+            ))
+        }
+        _ => {}
+    }
+    let mut text = header;
+    text.truncate(text.len() - 2);
+    text.push_str(&outcome.clause(dmarc));
+    if let (true, Some(sealer)) = (overridden, trusted_sealer) {
+        text.push_str(&format!(
+            " (policy overridden: trusted ARC sealer {sealer})"
+        ));
+    }
+    text.push_str("\r\n");
+    if outcome == Dmarc::Fail && dmarc.policy() == Policy::Quarantine && !overridden {
+        text.push_str(QUARANTINE_MARK);
+    }
+    Verdict::Deliver(text)
 }
 
 /// RFC 8301 §3.1: a verifier must not consider an rsa-sha1 signature valid; one that would
