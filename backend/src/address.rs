@@ -21,6 +21,9 @@ pub struct AddressError {
     pub why: &'static str,
 }
 
+/// The longest SRS local part taken (a whole address inside, with its hash and day).
+pub const MAX_SRS_LOCAL: usize = 320;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
     local: String,
@@ -39,7 +42,14 @@ impl Address {
             return Err(bad("empty local part"));
         }
         let local = canonical_local(local);
-        if local.len() > 64 {
+        // RFC 5321 §4.5.3.1.1 limits a local part to 64 octets; SRS addresses (bounces to
+        // forwarded mail) carry a whole address inside and are allowed more, as every SRS
+        // forwarder's own MTA does.
+        let limit = match local.starts_with("srs0=") || local.starts_with("srs1=") {
+            true => MAX_SRS_LOCAL,
+            false => 64,
+        };
+        if local.len() > limit {
             return Err(bad("local part longer than 64 octets"));
         }
         if !local.chars().all(is_local_char) || local.starts_with('.') || local.ends_with('.') {
@@ -193,5 +203,9 @@ mod tests {
         }
         let long = format!("{}@example.com", "ü".repeat(33));
         assert!(Address::parse(&long).is_err(), "64 octets, not characters");
+        let srs = format!("SRS0=abcd=AB=example.org={}@fwd.test", "a".repeat(100));
+        assert!(Address::parse(&srs).is_ok(), "SRS addresses may be longer");
+        let srs = format!("SRS0=abcd=AB=example.org={}@fwd.test", "a".repeat(400));
+        assert!(Address::parse(&srs).is_err());
     }
 }

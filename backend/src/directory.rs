@@ -4,6 +4,7 @@
 //! recipient (mailboxes by account, outside addresses by address), and stops at a fixed size
 //! so a hostile directory cannot make a message fan out without bound.
 use crate::address::Address;
+use crate::mailauth::srs::{self, Srs};
 use crate::names::Entry;
 use crate::relay::{DomainKind, Facts};
 use crate::store::Result;
@@ -34,8 +35,15 @@ pub struct Asker<'a> {
     pub authenticated: bool,
 }
 
-/// Gathers what `relay::decide` needs about `addr` for a message of `size` octets.
-pub async fn facts(store: &Store, addr: &Address, size: u64, asker: Asker<'_>) -> Result<Facts> {
+/// Gathers what `relay::decide` needs about `addr` for a message of `size` octets; `srs`
+/// reverses our SRS addresses (bounces to forwarded mail).
+pub async fn facts(
+    store: &Store,
+    addr: &Address,
+    size: u64,
+    asker: Asker<'_>,
+    srs: &Srs,
+) -> Result<Facts> {
     let Some((settings, entry)) = store.domain_and_entry(addr, size).await? else {
         return Ok(Facts::outside());
     };
@@ -47,9 +55,13 @@ pub async fn facts(store: &Store, addr: &Address, size: u64, asker: Asker<'_>) -
     let mut facts = Facts {
         domain: Some(kind),
         entry,
+        auth: settings.auth,
         ..Facts::outside()
     };
     match (&facts.entry, kind) {
+        (Entry::None, _) if srs::looks_like_srs(addr.local()) => {
+            facts.srs_original = srs_original(srs, addr);
+        }
         (Entry::None, DomainKind::Authoritative) => {
             if let Some(c) = settings
                 .catch_all
@@ -72,6 +84,17 @@ pub async fn facts(store: &Store, addr: &Address, size: u64, asker: Asker<'_>) -
         _ => {}
     }
     Ok(facts)
+}
+
+/// The address an SRS address of ours stands for, when it verifies and is an address.
+fn srs_original(srs: &Srs, addr: &Address) -> Option<String> {
+    match srs.reverse(addr.local(), srs::today()) {
+        Ok(original) => Address::parse(&original).ok().map(|a| a.to_string()),
+        Err(e) => {
+            tracing::info!(address = %addr, error = %e, "SRS address refused");
+            None
+        }
+    }
 }
 
 /// True when `client` is (one of the addresses of) the domain's next hop — or when the domain

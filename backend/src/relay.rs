@@ -10,6 +10,7 @@
 //! be a loop; otherwise refused at RCPT (550), never accepted and bounced later. An
 //! unauthenticated session gets "relay denied" for every address that is not valid here.
 use crate::address::{Address, AddressError};
+use crate::mailauth::policy::DomainAuth;
 use crate::names::Entry;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,11 @@ pub struct Facts {
     pub from_next_hop: bool,
     /// For a group with the "members" policy: the sender is a member.
     pub sender_is_member: bool,
+    /// The name is none of ours but an SRS address we made (it verified): the address it
+    /// stands for, where a bounce to it goes on to.
+    pub srs_original: Option<String>,
+    /// What the recipient's domain asks of the checks of unauthenticated mail.
+    pub auth: DomainAuth,
 }
 
 impl Facts {
@@ -69,6 +75,8 @@ impl Facts {
             catch_all: None,
             from_next_hop: false,
             sender_is_member: false,
+            srs_original: None,
+            auth: DomainAuth::default(),
         }
     }
 }
@@ -105,6 +113,10 @@ pub fn decide(
         Entry::Contact { external } => Verdict::Forward {
             address,
             external: external.clone(),
+        },
+        Entry::None if facts.srs_original.is_some() => Verdict::Forward {
+            address,
+            external: facts.srs_original.clone().unwrap_or_default(),
         },
         Entry::None => match (&facts.catch_all, kind) {
             (Some((id, mailbox)), DomainKind::Authoritative) => Verdict::Local {

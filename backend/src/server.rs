@@ -2,6 +2,8 @@
 use crate::auth::AuthPolicy;
 use crate::grpc::{self, ServiceSettings};
 use crate::mailauth::inbound::Checker;
+use crate::mailauth::signer::Signer;
+use crate::mailauth::srs::Srs;
 use crate::store::Store;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -57,6 +59,8 @@ pub enum ServeError {
     Store(#[from] crate::StoreError),
     #[error(transparent)]
     MailAuth(#[from] crate::mailauth::inbound::InboundError),
+    #[error("the system's random source failed (needed for the SRS key)")]
+    NoRandomness,
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error("gRPC server task: {0}")]
@@ -87,6 +91,12 @@ impl BackendHandle {
             )?)),
             false => None,
         };
+        let srs = Srs::new(&store.cluster_key("srs", &random_key()?).await?);
+        let signer = std::sync::Arc::new(Signer::new(
+            store.clone(),
+            config.secrets.clone(),
+            config.transport.dkim_keys_kept,
+        ));
         let settings = ServiceSettings {
             admin_token: config.admin_token,
             tls: config.tls.clone(),
@@ -96,6 +106,8 @@ impl BackendHandle {
             auth: config.auth.clone(),
             harvest: config.harvest.clone(),
             mail_auth,
+            srs,
+            signer: signer.clone(),
         };
         let task = tokio::spawn(grpc::serve(
             listener,
@@ -107,6 +119,7 @@ impl BackendHandle {
             store.clone(),
             config.transport,
             metrics.clone(),
+            signer,
             shutdown.clone(),
         );
         workers.extend(crate::connector::spawn(
@@ -174,4 +187,14 @@ async fn seal_clear_secrets(
         tracing::info!(sealed, "secrets stored in the clear are sealed now");
     }
     Ok(())
+}
+
+/// 32 random bytes: the cluster's SRS key, if this back-end is the first to need one.
+fn random_key() -> Result<[u8; 32], ServeError> {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| ServeError::NoRandomness)?;
+    Ok(key)
 }

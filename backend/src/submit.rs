@@ -9,7 +9,9 @@ use crate::address::Address;
 use crate::directory;
 use crate::envelope::Recipient;
 use crate::mailauth::inbound;
-use crate::relay::{decide, Verdict};
+use crate::mailauth::policy::{DmarcMode, DomainAuth};
+use crate::mailauth::srs::{self, Srs};
+use crate::relay::{decide, DomainKind, Verdict};
 use crate::store::{ContentWriter, Outbound, Store};
 use crate::store::{Result, StoreError};
 use crate::trace::{self, Arrival};
@@ -70,6 +72,10 @@ pub struct Submission {
     /// Whose Authentication-Results fields in the content are forged (the checked copy's
     /// authserv-id): they are renamed.
     authserv_id: Option<String>,
+    /// The local domain whose name forwards the message out (see `begin`).
+    forwarded_by: Option<String>,
+    /// The recipients' domains' setting for the checks (`DomainAuth::combine`).
+    dmarc: Option<DmarcMode>,
 }
 
 /// Who handed a submission over, for checks of the message.
@@ -82,34 +88,39 @@ pub struct Origin<'a> {
 impl Submission {
     /// Judges every recipient and prepares the content writer (its transaction, if one is
     /// needed at all, begins at its first statement).
-    pub async fn begin(store: &Store, env: Envelope, max_size: u64) -> Result<Submission> {
+    /// Forwarded mail from outside (a contact, a group's outside member, a shared domain's
+    /// other system) is queued with an SRS envelope sender in the forwarding domain.
+    pub async fn begin(
+        store: &Store,
+        env: Envelope,
+        max_size: u64,
+        srs: &Srs,
+    ) -> Result<Submission> {
         if env.recipients.is_empty() {
             return Err(StoreError::InvalidEnvelope("no recipients"));
         }
         let queue_id = new_queue_id();
-        let mut local = Vec::new();
+        let judged = judge_all(store, &env, srs).await?;
         let mut outbound = Outbound {
             queue_id: queue_id.clone(),
             mail_from: env.mail_from.clone(),
             ret: env.ret.clone(),
             envid: env.envid.clone(),
             auth_user: env.auth_user.clone(),
-            recipients: Vec::new(),
+            recipients: judged.outside,
             body: env.body.clone(),
             smtputf8: env.smtputf8,
+            envelope_from: None,
+            head: None,
         };
-        for r in &env.recipients {
-            let (mailboxes, outside) = judge(store, &env, r).await?;
-            local.extend(mailboxes);
-            for a in outside {
-                if !outbound.recipients.iter().any(|o| o.address == a) {
-                    let notify = r.notify;
-                    outbound
-                        .recipients
-                        .push(Recipient::new(a, notify, r.orcpt.clone()));
-                }
+        let forwarded_by = judged.forwarded_by;
+        if let Some(domain) = &forwarded_by {
+            if !env.mail_from.is_empty() && env.auth_user.is_empty() {
+                let rewritten = srs.forward(&env.mail_from, domain, srs::today());
+                outbound.envelope_from = Some(rewritten);
             }
         }
+        let local = judged.mailboxes;
         let return_path = trace::return_path(&env.mail_from);
         let local = local
             .into_iter()
@@ -144,7 +155,24 @@ impl Submission {
             submission: env.submission,
             copy: None,
             authserv_id: None,
+            forwarded_by,
+            dmarc: judged.dmarc,
         })
+    }
+
+    /// How the recipients' domains want DMARC failures treated; `None`: they want no checks.
+    pub fn dmarc_mode(&self) -> Option<DmarcMode> {
+        self.dmarc
+    }
+
+    /// The local domain that forwards this message to outside recipients, if any does.
+    pub fn forwarded_by(&self) -> Option<&str> {
+        self.forwarded_by.as_deref()
+    }
+
+    /// Headers sent above the content to outside recipients (an ARC set).
+    pub fn set_outbound_head(&mut self, head: Vec<u8>) {
+        self.outbound.head = Some(head);
     }
 
     /// Keeps a copy of the content as received, for `content`, for checks reported as
@@ -251,13 +279,58 @@ fn new_queue_id() -> String {
     id[..16].to_string()
 }
 
-/// One recipient judged again at the end of DATA: the mailboxes (account, address) and the
-/// outside addresses it stands for, or why it is refused now.
-async fn judge(
-    store: &Store,
-    env: &Envelope,
-    r: &Recipient,
-) -> Result<(Vec<(i64, String)>, Vec<String>)> {
+/// Every recipient judged again at the end of DATA.
+struct AllJudged {
+    mailboxes: Vec<(i64, String)>,
+    /// Outside recipients, each once, with the DSN parameters of the recipient they came from.
+    outside: Vec<Recipient>,
+    /// The domain of the first recipient that forwards the message out.
+    forwarded_by: Option<String>,
+    /// The recipients' domains' setting for the checks (`DomainAuth::combine`).
+    dmarc: Option<DmarcMode>,
+}
+
+async fn judge_all(store: &Store, env: &Envelope, srs: &Srs) -> Result<AllJudged> {
+    let mut all = AllJudged {
+        mailboxes: Vec::new(),
+        outside: Vec::new(),
+        forwarded_by: None,
+        dmarc: None,
+    };
+    let mut auth = Vec::with_capacity(env.recipients.len());
+    for r in &env.recipients {
+        let judged = judge(store, env, r, srs).await?;
+        all.mailboxes.extend(judged.mailboxes);
+        auth.push(judged.auth);
+        if judged.forwarded && all.forwarded_by.is_none() {
+            let domain = r.address.rsplit_once('@').map(|(_, d)| d);
+            all.forwarded_by = domain.map(str::to_ascii_lowercase);
+        }
+        for a in judged.outside {
+            if !all.outside.iter().any(|o| o.address == a) {
+                all.outside
+                    .push(Recipient::new(a, r.notify, r.orcpt.clone()));
+            }
+        }
+    }
+    all.dmarc = DomainAuth::combine(auth);
+    Ok(all)
+}
+
+/// One recipient judged again at the end of DATA.
+struct Judged {
+    /// The mailboxes (account, address) it stands for.
+    mailboxes: Vec<(i64, String)>,
+    /// The outside addresses it stands for.
+    outside: Vec<String>,
+    /// Those are forwarded: the recipient is ours and sends the message on (SRS and ARC).
+    forwarded: bool,
+    /// What its domain asks of the checks of unauthenticated mail.
+    auth: DomainAuth,
+}
+
+/// Judges one recipient again at the end of DATA, or says why it is refused now.
+async fn judge(store: &Store, env: &Envelope, r: &Recipient, srs: &Srs) -> Result<Judged> {
     let authenticated = !env.auth_user.is_empty();
     let asker = directory::Asker {
         sender: &env.mail_from,
@@ -266,25 +339,35 @@ async fn judge(
     };
     let parsed = Address::parse(&r.address);
     let facts = match &parsed {
-        Ok(a) => Some(directory::facts(store, a, 0, asker).await?),
+        Ok(a) => Some(directory::facts(store, a, 0, asker, srs).await?),
         Err(_) => None,
     };
-    Ok(match decide(&parsed, facts.as_ref(), authenticated) {
+    // A shared domain's unknown name goes on to the domain's other system: forwarded.
+    let shared = facts.as_ref().and_then(|f| f.domain) == Some(DomainKind::Shared);
+    let auth = facts.as_ref().map(|f| f.auth).unwrap_or_default();
+    let (mailboxes, outside, forwarded) = match decide(&parsed, facts.as_ref(), authenticated) {
         Verdict::Local {
             account_id,
             address,
-        } => (vec![(account_id, address)], Vec::new()),
+        } => (vec![(account_id, address)], Vec::new(), false),
         Verdict::Group { id, .. } => {
             let expansion = directory::expand_group(store, id).await?;
-            (expansion.mailboxes, expansion.outside)
+            let forwarded = !expansion.outside.is_empty();
+            (expansion.mailboxes, expansion.outside, forwarded)
         }
-        Verdict::Forward { external, .. } => (Vec::new(), vec![external]),
-        Verdict::Relay { address } => (Vec::new(), vec![address]),
+        Verdict::Forward { external, .. } => (Vec::new(), vec![external], true),
+        Verdict::Relay { address } => (Vec::new(), vec![address], shared && !authenticated),
         // Filled since RCPT: the mailbox-full reply, not "recipients changed".
         Verdict::OverQuota => return Err(StoreError::QuotaExceeded(r.address.clone())),
         other => {
             let why = format!("{other:?}");
             return Err(StoreError::RecipientRefused(r.address.clone(), why));
         }
+    };
+    Ok(Judged {
+        mailboxes,
+        outside,
+        forwarded,
+        auth,
     })
 }

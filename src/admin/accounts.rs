@@ -24,6 +24,18 @@ pub enum DomainCmd {
         #[arg(long)]
         catch_all: Option<String>,
     },
+    /// What the checks of mail from other servers (SPF, DKIM, DMARC) do for the domain's
+    /// recipients; without options, shows the settings.
+    Auth {
+        name: String,
+        /// on: check and write Authentication-Results (the default); off: neither.
+        #[arg(long, value_parser = ["on", "off"])]
+        checks: Option<String>,
+        /// enforce: as the sender's DMARC policy says (the default); quarantine: p=reject
+        /// failures delivered marked instead; report: only recorded.
+        #[arg(long, value_parser = ["enforce", "quarantine", "report"])]
+        dmarc: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +109,20 @@ pub async fn domain(c: &mut Client, cmd: DomainCmd) -> Result<()> {
             };
             c.set_domain_kind(req).await?;
             println!("{name} is {kind}");
+        }
+        DomainCmd::Auth {
+            name,
+            checks,
+            dmarc,
+        } => {
+            let req = pb::DomainAuthRequest {
+                name,
+                checks: checks.map(|c| c == "on"),
+                dmarc: dmarc.unwrap_or_default(),
+            };
+            let a = c.set_domain_auth(req).await?.into_inner();
+            let checks = if a.checks { "on" } else { "off" };
+            println!("{}\tchecks {checks}\tdmarc {}", a.name, a.dmarc);
         }
         DomainCmd::Remove { name } => {
             c.remove_domain(pb::DomainRequest { name: name.clone() })

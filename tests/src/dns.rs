@@ -25,12 +25,23 @@ fn unavailable() -> Option<&'static str> {
 impl Dns {
     /// Serves `zones`: (zone name, zone file text; "" for a zone that fails to load).
     pub fn start(zones: &[(&str, &str)]) -> Dns {
+        Dns::start_on(free_port(), zones)
+    }
+
+    /// Stops this server and serves `zones` on the same address instead (records published
+    /// after the cluster that asks it was started).
+    pub fn restart(self, zones: &[(&str, &str)]) -> Dns {
+        let port = self.addr.port();
+        drop(self);
+        Dns::start_on(port, zones)
+    }
+
+    fn start_on(port: u16, zones: &[(&str, &str)]) -> Dns {
         if let Some(why) = unavailable() {
             panic!("{why}");
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
-        let port = free_port();
         let mut conf = format!(
             "server:\n    listen: 127.0.0.1@{port}\n    rundir: {root}\n\
              database:\n    storage: {root}/db\n\

@@ -497,6 +497,24 @@ impl RawClient {
     }
 }
 
+/// Runs `bridgehead admin ARGS` (the binary at `bin`: the test's `CARGO_BIN_EXE_bridgehead`)
+/// against the cluster's back-end; its standard output, the test failing when it fails.
+pub fn admin_cli(bin: &str, c: &Cluster, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin)
+        .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
+        .args(["--token", ADMIN_TOKEN])
+        .args(args)
+        .output()
+        .expect("run bridgehead admin");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Runs a Python script (with `args` as sys.argv[1:]), asserts it succeeds, returns stdout.
 pub fn python(script: &str, args: &[&str]) -> String {
     let out = Command::new("python3")

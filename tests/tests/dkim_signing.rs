@@ -5,27 +5,14 @@
 //! rotation (new keys published, activated, then signing).
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::{queue_empty, route, submit};
-use bridgehead_tests::{blocking, python, Cluster, Options, Sink, ADMIN_TOKEN};
-use std::process::Command;
+use bridgehead_tests::{admin_cli, blocking, python, Cluster, Options, Sink};
 use std::time::Duration;
 
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
 
 fn admin(c: &Cluster, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bridgehead"))
-        .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
-        .args(["--token", ADMIN_TOKEN])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    admin_cli(env!("CARGO_BIN_EXE_bridgehead"), c, args)
 }
 
 /// The zone lines the admin printed (`name. IN TXT "…"`), split into 255-octet strings.

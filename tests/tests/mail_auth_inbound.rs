@@ -11,7 +11,7 @@
 //! recorded without refusing.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
-use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
+use bridgehead_tests::{admin_cli, blocking, python, read_mailbox, Cluster, Options};
 
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
@@ -320,4 +320,87 @@ async fn spf_dkim_and_dmarc_are_checked_and_p_reject_is_enforced() {
     let own = String::from_utf8_lossy(messages.last().unwrap()).into_owned();
     assert!(!own.contains("Authentication-Results:"), "{own}");
     c.stop().await;
+}
+
+/// `bridgehead admin domain auth`: a receiving domain may have DMARC failures only marked
+/// (quarantine) or only recorded (report), where a DNS failure no longer defers either, or
+/// have no checks at all; an unknown domain or mode is refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_can_turn_enforcement_down() {
+    let (_, _, _dns, c) = setup().await;
+    let bin = env!("CARGO_BIN_EXE_bridgehead");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["domain", "auth", "example.com"];
+        all.extend_from_slice(args);
+        admin_cli(bin, &c, &all).trim().to_string()
+    };
+    assert_eq!(admin(&[]), "example.com\tchecks on\tdmarc enforce");
+    let (spoof, broken) = ("ceo@spoof.sender.test", "b@mail.broken.test");
+    assert!(send(&c, spoof, spoof, "-", "")
+        .await
+        .starts_with("550 5.7.1"));
+
+    // quarantine: the p=reject failure is delivered, marked.
+    let shown = admin(&["--dmarc", "quarantine"]);
+    assert_eq!(shown, "example.com\tchecks on\tdmarc quarantine");
+    assert_eq!(send(&c, spoof, spoof, "-", "").await, "250");
+    let text = last_message(&c).await;
+    assert!(
+        text.contains("\r\nX-Bridgehead-Spam: dmarc-quarantine\r\n"),
+        "{text}"
+    );
+    let ar = last_results(&c).await;
+    assert!(
+        ar.contains("dmarc=fail") && ar.contains("(local policy: quarantine"),
+        "{ar}"
+    );
+
+    // report: recorded only, and a DNS failure is no reason to defer.
+    admin(&["--dmarc", "report"]);
+    assert_eq!(send(&c, spoof, spoof, "-", "").await, "250");
+    assert!(!last_message(&c).await.contains("X-Bridgehead-Spam"));
+    assert!(last_results(&c).await.contains("dmarc=fail"));
+    assert_eq!(send(&c, broken, broken, "-", "").await, "250");
+    assert!(last_results(&c).await.contains("dmarc=temperror"));
+
+    // No checks: no header of ours at all.
+    assert_eq!(
+        admin(&["--checks", "off"]),
+        "example.com\tchecks off\tdmarc report"
+    );
+    assert_eq!(send(&c, spoof, spoof, "-", "").await, "250");
+    assert!(!last_message(&c).await.contains("Authentication-Results"));
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 4);
+
+    // Back on: enforced again.
+    admin(&["--checks", "on", "--dmarc", "enforce"]);
+    assert!(send(&c, spoof, spoof, "-", "")
+        .await
+        .starts_with("550 5.7.1"));
+    for (args, says) in [
+        (vec!["domain", "auth", "nowhere.example"], "nowhere.example"),
+        (
+            vec!["domain", "auth", "example.com", "--dmarc", "strict"],
+            "enforce, quarantine, report",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
+            .args(["--token", bridgehead_tests::ADMIN_TOKEN])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    c.stop().await;
+}
+
+/// The newest message in Alice's mailbox.
+async fn last_message(c: &Cluster) -> String {
+    let messages = read_mailbox(&c.store, ALICE, None).await;
+    String::from_utf8_lossy(messages.last().expect("a message")).into_owned()
 }

@@ -4,6 +4,7 @@
 //! (the claim is renewed while the attempt runs); a stopping back-end gives back what it did
 //! not attempt.
 use bridgehead_backend::envelope::Recipient;
+use bridgehead_backend::mailauth::srs::Srs;
 use bridgehead_backend::submit::{Envelope, Submission};
 use bridgehead_tests::outbound::{queue_empty, route, spawn_backend, submit};
 use bridgehead_tests::{blocking, eventually, Cluster, Sink};
@@ -94,7 +95,9 @@ async fn claims_not_attempted_are_given_back() {
         received_by: "mx.test.example".into(),
         ..Envelope::default()
     };
-    let mut s = Submission::begin(&c.store, env, 1 << 20).await.unwrap();
+    let mut s = Submission::begin(&c.store, env, 1 << 20, &Srs::new(b"test"))
+        .await
+        .unwrap();
     s.write(b"Subject: out\r\n\r\nbody\r\n").await.unwrap();
     s.finish().await.unwrap();
     let first = c.store.claim_due("stopping", 300, 10).await.unwrap();

@@ -281,6 +281,7 @@ s.quit()
 /// and for one of several chunks. A mailbox that a message would overfill takes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_submission_is_stored_once_and_quota_holds() {
+    use bridgehead_backend::mailauth::srs::Srs;
     use bridgehead_backend::submit::{Envelope, Finished, Submission};
     let c = cluster().await;
     let submit = |token: &str, body: Vec<u8>, rcpt: &str| {
@@ -293,7 +294,9 @@ async fn a_repeated_submission_is_stored_once_and_quota_holds() {
         };
         let store = c.store.clone();
         async move {
-            let mut s = Submission::begin(&store, env, 1 << 24).await.unwrap();
+            let mut s = Submission::begin(&store, env, 1 << 24, &Srs::new(b"test"))
+                .await
+                .unwrap();
             s.write(&body).await?;
             s.finish().await
         }

@@ -2,6 +2,7 @@
 //! routes, failures injected (550, 451, connection refused, TLS required but not offered),
 //! time compressed by configuration, and every report parsed with Python's `email` package.
 use bridgehead_backend::envelope::Recipient;
+use bridgehead_backend::mailauth::srs::Srs;
 use bridgehead_backend::store::Route;
 use bridgehead_backend::submit::{Envelope, Submission};
 use bridgehead_tests::outbound::{self, parse_dsn, queue_empty};
@@ -301,7 +302,9 @@ async fn a_bounce_is_never_bounced_out() {
         received_by: "mx.test.example".into(),
         ..Envelope::default()
     };
-    let mut s = Submission::begin(&c.store, env, 1 << 20).await.unwrap();
+    let mut s = Submission::begin(&c.store, env, 1 << 20, &Srs::new(b"test"))
+        .await
+        .unwrap();
     s.write(b"Subject: a report\r\n\r\nreport body\r\n")
         .await
         .unwrap();

@@ -370,6 +370,14 @@ impl pb::admin_server::Admin for Services {
         empty()
     }
 
+    async fn set_domain_auth(
+        &self,
+        req: Request<pb::DomainAuthRequest>,
+    ) -> Reply<pb::DomainAuthInfo> {
+        let info = directory_admin::set_domain_auth(self, req.into_inner()).await?;
+        Ok(Response::new(info))
+    }
+
     async fn add_group(&self, req: Request<pb::GroupRequest>) -> Reply<pb::Empty> {
         let r = req.into_inner();
         let policy = directory_admin::policy(&r.policy)?;

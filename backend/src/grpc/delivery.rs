@@ -5,7 +5,8 @@ use crate::address::Address;
 use crate::directory;
 use crate::envelope::Recipient;
 use crate::harvest::{self, Miss};
-use crate::mailauth::inbound::{Client, Verdict as AuthVerdict};
+use crate::mailauth::inbound::{Asked, Client, Verdict as AuthVerdict};
+use crate::mailauth::seal;
 use crate::metrics;
 use crate::names::Entry;
 use crate::relay::{decide, Verdict};
@@ -39,6 +40,7 @@ impl pb::delivery_server::Delivery for Services {
                         client: &req.client_address,
                         authenticated: req.authenticated,
                     },
+                    &self.settings.srs,
                 )
                 .await?,
             ),
@@ -142,21 +144,34 @@ impl Services {
     async fn begin(&self, env: Envelope) -> Result<Submission, Status> {
         let checked = self.settings.mail_auth.is_some() && env.auth_user.is_empty();
         let max = self.settings.max_message_size;
-        let mut submission = Submission::begin(&self.store, env, max).await?;
-        if checked {
+        let srs = &self.settings.srs;
+        let mut submission = Submission::begin(&self.store, env, max, srs).await?;
+        if checked && submission.dmarc_mode().is_some() {
             submission.keep_copy(&self.settings.transport.hostname);
         }
         Ok(submission)
     }
 
     /// Checks a copied message (SPF, DKIM, DMARC): its Authentication-Results header goes
-    /// into every mailbox copy, or the sender's policy refuses it: PERMISSION_DENIED, whose
-    /// message starts with the enhanced status code the front-end replies with — 5.7.1 (a
-    /// DMARC `p=reject` failure: 550) or 4.7.0 (DNS could not tell: 451, try later).
+    /// into every mailbox copy (and a forwarded message gets our ARC set), or the sender's
+    /// policy refuses it: PERMISSION_DENIED, whose message starts with the enhanced status
+    /// code the front-end replies with — 5.7.1 (a DMARC `p=reject` failure: 550) or 4.7.0
+    /// (DNS could not tell: 451, try later).
     async fn check_mail_auth(&self, submission: &mut Submission) -> Result<(), Status> {
-        let (Some(checker), Some(content)) = (&self.settings.mail_auth, submission.content())
-        else {
+        let (Some(checker), Some(content), Some(dmarc)) = (
+            &self.settings.mail_auth,
+            submission.content(),
+            submission.dmarc_mode(),
+        ) else {
             return Ok(());
+        };
+        let keys = match submission.forwarded_by() {
+            Some(domain) => self.settings.signer.keys(domain).await,
+            None => Default::default(),
+        };
+        let asked = Asked {
+            dmarc,
+            seal_with: seal::choose(&keys),
         };
         let origin = submission.origin();
         let Ok(ip) = origin.client_address.parse() else {
@@ -167,13 +182,16 @@ impl Services {
             helo: origin.client_helo,
             mail_from: origin.mail_from,
         };
-        let verdict = checker.check(content, &client).await;
+        let checked = checker.check(content, &client, asked).await;
         let outcome = |result| metrics::Result { result };
         let checks = &self.settings.metrics.mail_auth_checks;
-        match verdict {
+        match checked.verdict {
             AuthVerdict::Deliver(header) => {
                 checks.get_or_create(&outcome("delivered")).inc();
                 submission.add_local_header(&header);
+                if let Some(set) = checked.arc_set {
+                    submission.set_outbound_head(set);
+                }
                 Ok(())
             }
             AuthVerdict::Reject(why) => {

@@ -1,6 +1,7 @@
 //! Admin checks for directory settings (the trait methods in `admin.rs` delegate here).
 use super::convert::{address, domain};
 use super::Services;
+use crate::mailauth::policy::DmarcMode;
 use bridgehead_proto::v1 as pb;
 use tonic::Status;
 
@@ -16,6 +17,26 @@ pub fn policy(p: &str) -> Result<&str, Status> {
 }
 
 /// Sets a domain's kind; a shared or relay domain needs a route (its next hop) first.
+/// `admin domain auth`: what the checks of unauthenticated mail do for a domain.
+pub async fn set_domain_auth(
+    s: &Services,
+    r: pb::DomainAuthRequest,
+) -> Result<pb::DomainAuthInfo, Status> {
+    let name = domain(&r.name)?;
+    let dmarc = match r.dmarc.as_str() {
+        "" => None,
+        m => Some(DmarcMode::parse(m).ok_or_else(|| {
+            Status::invalid_argument("--dmarc must be enforce, quarantine or report")
+        })?),
+    };
+    let auth = s.store.set_domain_auth(&name, r.checks, dmarc).await?;
+    Ok(pb::DomainAuthInfo {
+        name,
+        checks: auth.checks,
+        dmarc: auth.dmarc.as_str().to_string(),
+    })
+}
+
 pub async fn set_domain_kind(s: &Services, r: pb::DomainKindRequest) -> Result<(), Status> {
     let name = domain(&r.name)?;
     if !["authoritative", "shared", "relay"].contains(&r.kind.as_str()) {

@@ -41,6 +41,10 @@ pub struct ServiceSettings {
     pub harvest: crate::harvest::HarvestPolicy,
     /// Checks unauthenticated mail (SPF, DKIM, DMARC); `None`: not checked.
     pub mail_auth: Option<Arc<crate::mailauth::inbound::Checker>>,
+    /// Rewrites forwarded mail's envelope sender and reverses bounces to it.
+    pub srs: crate::mailauth::srs::Srs,
+    /// The DKIM keys of our domains (ARC seals of forwarded mail).
+    pub signer: Arc<crate::mailauth::signer::Signer>,
 }
 
 #[derive(Clone)]

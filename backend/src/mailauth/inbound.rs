@@ -9,15 +9,19 @@
 //! `p=reject` and DMARC fails outright; when DNS cannot say whether DMARC passes (temperror,
 //! or the checks time out) the sender is told to try later (451 4.7.0), never refused for
 //! good; a `p=quarantine` failure is delivered marked `X-Bridgehead-Spam: dmarc-quarantine`;
-//! only a valid ARC chain last sealed by an operator-listed sealer overrides a DMARC failure.
+//! only a valid ARC chain last sealed by an operator-listed sealer overrides a DMARC failure;
+//! a receiving domain may turn this down (`policy::DmarcMode`): only `enforce` ever refuses
+//! or defers. A message we forward is ARC-sealed here, over the message as it arrived.
+use super::dkim::SigningKey;
+use super::policy::DmarcMode;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput, DmarcResult,
-    MessageAuthenticator,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
+    DmarcResult, MessageAuthenticator,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -44,6 +48,22 @@ pub enum Verdict {
     Reject(String),
     /// DNS could not tell: the sender should try later (451 4.7.0), with this text.
     Defer(String),
+}
+
+/// What a message's recipients ask of the checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// How a DMARC failure is treated (the recipients' domains' setting).
+    pub dmarc: DmarcMode,
+    /// The message is forwarded: seal it (ARC) with this key of the forwarding domain.
+    pub seal_with: Option<&'a SigningKey>,
+}
+
+/// The verdict, and our ARC set when the message is delivered and was to be sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub arc_set: Option<Vec<u8>>,
 }
 
 /// The checks, with their resolver and the name they are reported under.
@@ -103,18 +123,28 @@ impl Checker {
     }
 
     /// Checks one message (its content as received).
-    pub async fn check(&self, message: &[u8], client: &Client<'_>) -> Verdict {
-        match tokio::time::timeout(CHECK_TIME, self.run(message, client)).await {
-            Ok(verdict) => verdict,
-            Err(_) => {
-                Verdict::Defer("Mail authentication checks timed out (DNS); try again later".into())
-            }
+    pub async fn check(&self, message: &[u8], client: &Client<'_>, asked: Asked<'_>) -> Outcome {
+        match tokio::time::timeout(CHECK_TIME, self.run(message, client, asked)).await {
+            Ok(outcome) => outcome,
+            Err(_) if asked.dmarc == DmarcMode::Enforce => Outcome {
+                verdict: Verdict::Defer(
+                    "Mail authentication checks timed out (DNS); try again later".into(),
+                ),
+                arc_set: None,
+            },
+            Err(_) => Outcome {
+                verdict: Verdict::Deliver(format!(
+                    "Authentication-Results: {}; none (checks timed out)\r\n",
+                    self.hostname
+                )),
+                arc_set: None,
+            },
         }
     }
 
     /// The lookups that need nothing but the client and the message run at once (a message's
     /// latency is its slowest DNS answer, not their sum); ARC and DMARC follow on their results.
-    async fn run(&self, message: &[u8], client: &Client<'_>) -> Verdict {
+    async fn run(&self, message: &[u8], client: &Client<'_>, asked: Asked<'_>) -> Outcome {
         let (host, sender) = (self.hostname.as_str(), client.mail_from);
         let parsed = AuthenticatedMessage::parse(message);
         let spf = match sender.is_empty() {
@@ -147,46 +177,89 @@ impl Checker {
             results = results.with_spf_ehlo_result(helo, client.ip, client.helo);
         }
         let Some(parsed) = &parsed else {
-            return Verdict::Deliver(header(&results));
+            let verdict = Verdict::Deliver(header(&results));
+            return Outcome {
+                verdict,
+                arc_set: None,
+            };
         };
         let dkim: Vec<_> = dkim.into_iter().map(refuse_sha1).collect();
         let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
         results = results.with_dkim_results(&dkim, from_domain);
-        // ARC (RFC 8617): recorded; a valid chain last sealed by a trusted sealer overrides a
-        // DMARC failure (mail through a list or forwarder that broke SPF and DKIM).
-        let mut trusted_sealer = None;
-        if !parsed.ams_headers.is_empty() || !parsed.as_headers.is_empty() {
-            let arc = self.auth.verify_arc(parsed).await;
-            results = results.with_arc_result(&arc, client.ip);
-            let sealer = arc
-                .sets()
-                .last()
-                .map(|s| s.seal.header.d.to_ascii_lowercase());
-            trusted_sealer = sealer
-                .filter(|d| *arc.result() == DkimResult::Pass && self.trusted_sealers.contains(d));
-        }
+        let (results, arc, trusted_sealer) = self.arc(parsed, results, client.ip).await;
         let mail_from_domain = sender.rsplit_once('@').map_or(client.helo, |(_, d)| d);
         let dmarc = self
             .auth
             .verify_dmarc(DmarcParameters::new(parsed, &dkim, mail_from_domain, &spf))
             .await;
-        verdict(header(&results), &dmarc, trusted_sealer.as_deref())
+        let verdict = verdict(
+            header(&results),
+            &dmarc,
+            trusted_sealer.as_deref(),
+            asked.dmarc,
+        );
+        let arc_set = match (&verdict, asked.seal_with) {
+            (Verdict::Deliver(_), Some(key)) => {
+                let results = results.with_dmarc_result(&dmarc);
+                super::seal::seal(parsed, &results, &arc, key).unwrap_or_else(|e| {
+                    tracing::warn!(domain = key.domain, error = %e, "ARC sealing failed; forwarded unsealed");
+                    None
+                })
+            }
+            _ => None,
+        };
+        Outcome { verdict, arc_set }
+    }
+
+    /// ARC (RFC 8617), when the message has ARC headers: recorded in `results`; a valid chain
+    /// last sealed by a trusted sealer overrides a DMARC failure (mail through a list or
+    /// forwarder that broke SPF and DKIM). The chain is what our own seal continues.
+    async fn arc<'m>(
+        &self,
+        parsed: &'m AuthenticatedMessage<'m>,
+        mut results: AuthenticationResults<'m>,
+        ip: IpAddr,
+    ) -> (AuthenticationResults<'m>, ArcOutput<'m>, Option<String>) {
+        if parsed.ams_headers.is_empty() && parsed.as_headers.is_empty() {
+            return (results, ArcOutput::default(), None);
+        }
+        let arc = self.auth.verify_arc(parsed).await;
+        results = results.with_arc_result(&arc, ip);
+        let sealer = arc
+            .sets()
+            .last()
+            .map(|s| s.seal.header.d.to_ascii_lowercase());
+        let trusted = sealer
+            .filter(|d| *arc.result() == DkimResult::Pass && self.trusted_sealers.contains(d));
+        (results, arc, trusted)
     }
 }
 
 /// The verdict on a message from its DMARC outcome: `header` (Authentication-Results so far)
-/// completed with the dmarc= result, or the refusal. A trusted ARC sealer forgives a failure.
-fn verdict(header: String, dmarc: &DmarcOutput, trusted_sealer: Option<&str>) -> Verdict {
+/// completed with the dmarc= result, or the refusal. A trusted ARC sealer forgives a failure;
+/// the recipients' `mode` may turn the policy down.
+fn verdict(
+    header: String,
+    dmarc: &DmarcOutput,
+    trusted_sealer: Option<&str>,
+    mode: DmarcMode,
+) -> Verdict {
     let outcome = Dmarc::of(dmarc);
     let domain = dmarc.domain();
     let overridden = outcome == Dmarc::Fail && trusted_sealer.is_some();
-    match (outcome, dmarc.policy()) {
-        (Dmarc::Fail, Policy::Reject) if !overridden => {
+    let enforce = mode == DmarcMode::Enforce;
+    let policy = match dmarc.policy() {
+        Policy::Reject if mode == DmarcMode::Quarantine => Policy::Quarantine,
+        _ if mode == DmarcMode::Report => Policy::None,
+        p => p,
+    };
+    match (outcome, policy) {
+        (Dmarc::Fail, Policy::Reject) if !overridden && enforce => {
             return Verdict::Reject(format!(
                 "Message rejected: it fails the DMARC policy of {domain}"
             ))
         }
-        (Dmarc::TempError, _) => {
+        (Dmarc::TempError, _) if enforce => {
             return Verdict::Defer(format!(
                 "DNS error checking the DMARC policy of {domain}; try again later"
             ))
@@ -202,7 +275,14 @@ fn verdict(header: String, dmarc: &DmarcOutput, trusted_sealer: Option<&str>) ->
         ));
     }
     text.push_str("\r\n");
-    if outcome == Dmarc::Fail && dmarc.policy() == Policy::Quarantine && !overridden {
+    if mode != DmarcMode::Enforce && outcome == Dmarc::Fail && dmarc.policy() != policy {
+        text.truncate(text.len() - 2);
+        text.push_str(&format!(
+            " (local policy: {} for this recipient)\r\n",
+            mode.as_str()
+        ));
+    }
+    if outcome == Dmarc::Fail && policy == Policy::Quarantine && !overridden {
         text.push_str(QUARANTINE_MARK);
     }
     Verdict::Deliver(text)

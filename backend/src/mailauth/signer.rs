@@ -24,6 +24,14 @@ pub struct Signer {
     cache: Mutex<HashMap<String, (Instant, Keys)>>,
 }
 
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Signer {
     pub fn new(store: Store, secrets: Secrets, keep: Duration) -> Signer {
         Signer {
@@ -52,7 +60,8 @@ impl Signer {
         Vec::new()
     }
 
-    async fn keys(&self, domain: &str) -> Keys {
+    /// The active keys of `domain`, opened (kept a while).
+    pub async fn keys(&self, domain: &str) -> Keys {
         let now = Instant::now();
         if let Some((at, keys)) = self.lock().get(domain) {
             if now.duration_since(*at) < self.keep {

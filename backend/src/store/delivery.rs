@@ -34,6 +34,10 @@ pub struct Outbound {
     pub body: String,
     /// RFC 6531 SMTPUTF8 as received.
     pub smtputf8: bool,
+    /// The envelope sender sent, when not `mail_from` (SRS for forwarded mail).
+    pub envelope_from: Option<String>,
+    /// Headers sent above the content (the ARC set of a forwarded message).
+    pub head: Option<Vec<u8>>,
 }
 
 /// An open delivery: content is streamed in with `write`, then `deliver` commits it.
@@ -212,8 +216,9 @@ impl ContentWriter {
     async fn queue(&mut self, out: &Outbound) -> Result<()> {
         let entry: i64 = sqlx::query_scalar(
             "INSERT INTO outbound_queue
-               (queue_id, content_id, mail_from, ret, envid, auth_user, body, smtputf8)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+               (queue_id, content_id, mail_from, ret, envid, auth_user, body, smtputf8,
+                envelope_from, head)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(&out.queue_id)
         .bind(self.content_id)
@@ -223,6 +228,8 @@ impl ContentWriter {
         .bind(&out.auth_user)
         .bind(&out.body)
         .bind(out.smtputf8)
+        .bind(&out.envelope_from)
+        .bind(&out.head)
         .fetch_one(&mut **self.tx().await?)
         .await?;
         let (addrs, rest): (Vec<&str>, Vec<(i32, &str)>) = out

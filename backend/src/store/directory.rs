@@ -5,6 +5,7 @@
 //! contact (`accounts::claim_name` checks all four under an advisory lock).
 use super::Store;
 use crate::address::Address;
+use crate::mailauth::policy::{DmarcMode, DomainAuth};
 use crate::names::Entry;
 use crate::store::{Result, StoreError};
 use sqlx::Row;
@@ -14,6 +15,8 @@ use std::sync::LazyLock;
 pub struct DomainSettings {
     pub kind: String,
     pub catch_all: Option<String>,
+    /// What the domain asks of the checks of unauthenticated mail.
+    pub auth: DomainAuth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,14 +29,13 @@ pub struct GroupInfo {
 impl Store {
     /// The kind and catch-all of a local domain; `None` when the domain is not ours.
     pub async fn domain_settings(&self, name: &str) -> Result<Option<DomainSettings>> {
-        let row = sqlx::query("SELECT kind, catch_all FROM domains WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| DomainSettings {
-            kind: r.get("kind"),
-            catch_all: r.get("catch_all"),
-        }))
+        let row = sqlx::query(
+            "SELECT kind, catch_all, auth_checks, dmarc_policy FROM domains WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| settings(&r)))
     }
 
     pub async fn set_domain_kind(
@@ -52,6 +54,32 @@ impl Store {
             return Err(StoreError::UnknownDomain(name.to_string()));
         }
         Ok(())
+    }
+
+    /// Changes what the checks of unauthenticated mail do for a domain (`None`: unchanged)
+    /// and returns the settings as they are now.
+    pub async fn set_domain_auth(
+        &self,
+        name: &str,
+        checks: Option<bool>,
+        dmarc: Option<DmarcMode>,
+    ) -> Result<DomainAuth> {
+        let row = sqlx::query(
+            "UPDATE domains SET auth_checks = COALESCE($2, auth_checks),
+                                dmarc_policy = COALESCE($3, dmarc_policy)
+              WHERE name = $1 RETURNING auth_checks, dmarc_policy",
+        )
+        .bind(name)
+        .bind(checks)
+        .bind(dmarc.map(DmarcMode::as_str))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::UnknownDomain(name.to_string()))?;
+        let mode: String = row.get("dmarc_policy");
+        Ok(DomainAuth {
+            checks: row.get("auth_checks"),
+            dmarc: DmarcMode::parse(&mode).unwrap_or_default(),
+        })
     }
 
     /// What `addr` names here, with the quota check for `size` more octets.
@@ -74,7 +102,7 @@ impl Store {
     ) -> Result<Option<(DomainSettings, Entry)>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT d.kind, d.catch_all, e.*
+                "SELECT d.kind, d.catch_all, d.auth_checks, d.dmarc_policy, e.*
                    FROM domains d LEFT JOIN LATERAL ({ENTRY}) e ON true
                   WHERE d.name = $3"
             )
@@ -86,10 +114,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| {
-            let settings = DomainSettings {
-                kind: r.get("kind"),
-                catch_all: r.get("catch_all"),
-            };
+            let settings = settings(&r);
             let found = r.get::<Option<String>, _>("what").is_some();
             (settings, if found { entry(&r) } else { Entry::None })
         }))
@@ -257,5 +282,17 @@ fn entry(r: &sqlx::postgres::PgRow) -> Entry {
             policy: text,
         },
         _ => Entry::Contact { external: text },
+    }
+}
+
+fn settings(r: &sqlx::postgres::PgRow) -> DomainSettings {
+    let mode: String = r.get("dmarc_policy");
+    DomainSettings {
+        kind: r.get("kind"),
+        catch_all: r.get("catch_all"),
+        auth: DomainAuth {
+            checks: r.get("auth_checks"),
+            dmarc: DmarcMode::parse(&mode).unwrap_or_default(),
+        },
     }
 }

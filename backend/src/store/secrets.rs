@@ -1,5 +1,6 @@
 //! Stored secrets that are still in the clear (from before they were sealed), found and
-//! replaced by their sealed form — each only if it has not changed meanwhile.
+//! replaced by their sealed form — each only if it has not changed meanwhile; and the keys
+//! every back-end shares (`cluster_keys`).
 use super::Store;
 use crate::store::Result;
 
@@ -42,5 +43,29 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The cluster's key called `name`: the stored one, or `fresh` stored now if there is
+    /// none yet (the first back-end to ask makes it; every other one reads the same).
+    pub async fn cluster_key(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        // Two back-ends starting at once: the later one's statement may not see the row the
+        // other committed while it waited on the conflict; it sees it when asked again.
+        for _ in 0..3 {
+            let key: Option<Vec<u8>> = sqlx::query_scalar(
+                "WITH made AS (
+                   INSERT INTO cluster_keys (name, key) VALUES ($1, $2)
+                   ON CONFLICT (name) DO NOTHING RETURNING key)
+                 SELECT key FROM made UNION ALL SELECT key FROM cluster_keys WHERE name = $1
+                 LIMIT 1",
+            )
+            .bind(name)
+            .bind(fresh)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(key) = key {
+                return Ok(key);
+            }
+        }
+        Err(sqlx::Error::RowNotFound.into())
     }
 }

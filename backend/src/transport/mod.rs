@@ -148,22 +148,19 @@ pub async fn bounce(
     Ok(true)
 }
 
-/// Starts the workers; they stop when `shutdown` is cancelled, after their current attempt.
+/// Starts the workers, signing with `signer`; they stop when `shutdown` is cancelled, after
+/// their current attempt.
 pub fn spawn(
     store: Store,
     config: TransportConfig,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    signer: std::sync::Arc<crate::mailauth::signer::Signer>,
     shutdown: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     if config.workers == 0 {
         return Vec::new();
     }
     let router = std::sync::Arc::new(route::Router::new(&config));
-    let signer = std::sync::Arc::new(crate::mailauth::signer::Signer::new(
-        store.clone(),
-        config.secrets.clone(),
-        config.dkim_keys_kept,
-    ));
     let config = std::sync::Arc::new(config);
     (0..config.workers)
         .map(|n| {

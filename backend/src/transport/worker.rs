@@ -155,8 +155,12 @@ impl Worker {
         conns: &mut Connections,
     ) -> Result<(), crate::StoreError> {
         let content = self.store.content(m.content_id).await?;
-        // Signed once per attempt, for every hop: the headers go before the content as sent.
-        let signature = self.signer.sign(&content).await;
+        // Signed once per attempt, for every hop: the headers go before the content as sent,
+        // with the ARC set sealed on arrival (forwarded mail) below ours.
+        let mut signature = self.signer.sign(&content).await;
+        if let Some(head) = &m.head {
+            signature.extend_from_slice(head);
+        }
         let payload = Payload {
             signature: &signature,
             content: &content,
@@ -290,7 +294,7 @@ async fn to_hop(
         .map(|r| Recipient::new(&r.address, r.notify, &r.orcpt))
         .collect();
     let outgoing = Outgoing {
-        from: &m.mail_from,
+        from: m.envelope_from.as_deref().unwrap_or(&m.mail_from),
         recipients: &list,
         ret: &m.ret,
         envid: &m.envid,

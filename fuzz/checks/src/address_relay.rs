@@ -28,6 +28,7 @@ pub fn run(data: &[u8]) {
         catch_all: None,
         from_next_hop: flags & 16 != 0,
         sender_is_member: false,
+        ..Facts::outside()
     };
     let verdict = decide(&parsed, Some(&facts), false);
     if domain.is_none() {

@@ -9,6 +9,7 @@ pub mod dsn_build;
 pub mod forged_results;
 pub mod pop3_session;
 pub mod smtp_session;
+pub mod srs;
 
 /// A target: takes one input, panics when an invariant breaks.
 pub type Target = fn(&[u8]);
@@ -22,4 +23,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dsn_build", dsn_build::run),
     ("content", content::run),
     ("forged_results", forged_results::run),
+    ("srs", srs::run),
 ];
