@@ -8,7 +8,7 @@
 use crate::address::Address;
 use crate::directory;
 use crate::envelope::Recipient;
-use crate::mailauth::inbound;
+use crate::mailauth::forged;
 use crate::mailauth::policy::{DmarcMode, DomainAuth};
 use crate::mailauth::srs::{self, Srs};
 use crate::relay::{decide, DomainKind, Verdict};
@@ -248,7 +248,7 @@ impl Submission {
         let mut head = self.head.take().unwrap_or_default();
         if let Some(id) = &self.authserv_id {
             let end = trace::header_end(&head).unwrap_or(head.len());
-            if let Some(mut renamed) = inbound::rename_forged(&head[..end], id) {
+            if let Some(mut renamed) = forged::rename_forged(&head[..end], id) {
                 renamed.extend_from_slice(&head[end..]);
                 head = renamed;
             }

@@ -20,8 +20,8 @@ use mail_auth::dmarc::Policy;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
-    DmarcResult, MessageAuthenticator,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcOutput, DmarcResult,
+    MessageAuthenticator,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -183,7 +183,8 @@ impl Checker {
                 arc_set: None,
             };
         };
-        let dkim: Vec<_> = dkim.into_iter().map(refuse_sha1).collect();
+        let mut dkim = super::weak::refuse_weak(&self.auth, dkim).await;
+        super::weak::surface_malformed(parsed, &mut dkim);
         let from_domain = parsed.from().rsplit_once('@').map_or("", |(_, d)| d);
         results = results.with_dkim_results(&dkim, from_domain);
         let (results, arc, trusted_sealer) = self.arc(parsed, results, client.ip).await;
@@ -288,21 +289,6 @@ fn verdict(
     Verdict::Deliver(text)
 }
 
-/// RFC 8301 §3.1: a verifier must not consider an rsa-sha1 signature valid; one that would
-/// pass is reported as a failure (and so counts for nothing in DMARC).
-fn refuse_sha1(output: DkimOutput<'_>) -> DkimOutput<'_> {
-    let sha1 = output
-        .signature()
-        .is_some_and(|s| s.a == mail_auth::common::crypto::Algorithm::RsaSha1);
-    if sha1 && *output.result() == DkimResult::Pass {
-        DkimOutput::fail(mail_auth::Error::Dkim(
-            mail_auth::dkim::DkimError::UnsupportedAlgorithm,
-        ))
-    } else {
-        output
-    }
-}
-
 /// The DMARC result (RFC 7489 §11.2): mail-auth reports which identifiers passed aligned;
 /// "fail" is a published policy that neither passed, "none" is no policy at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,39 +349,6 @@ impl Dmarc {
     }
 }
 
-/// The name a forged Authentication-Results field is given.
-const FORGED: &[u8] = b"X-Forged-Authentication-Results";
-
-/// RFC 8601 §5: Authentication-Results fields in `head` that claim to be ours (their
-/// authserv-id is `authserv_id`) are renamed, so no reader takes a sender's word for our
-/// checks. `None` when there is none.
-pub fn rename_forged(head: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
-    const NAME: &[u8] = b"authentication-results:";
-    let lines: Vec<&[u8]> = head.split_inclusive(|&b| b == b'\n').collect();
-    let mut out = Vec::with_capacity(head.len() + 16);
-    let mut renamed = false;
-    for (i, line) in lines.iter().enumerate() {
-        let ours = line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) && {
-            let mut value = line[NAME.len()..].to_vec();
-            let folded = lines[i + 1..]
-                .iter()
-                .take_while(|l| l.starts_with(b" ") || l.starts_with(b"\t"));
-            folded.for_each(|l| value.extend_from_slice(l));
-            let text = String::from_utf8_lossy(&value);
-            let id = text.trim_start().split([';', ' ', '\t', '\r', '\n']).next();
-            id.is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
-        };
-        if ours {
-            out.extend_from_slice(FORGED);
-            out.extend_from_slice(&line[NAME.len() - 1..]);
-            renamed = true;
-        } else {
-            out.extend_from_slice(line);
-        }
-    }
-    renamed.then_some(out)
-}
-
 fn header(results: &AuthenticationResults<'_>) -> String {
     results.to_header()
 }
@@ -410,27 +363,6 @@ mod tests {
         assert_eq!(
             header(&r),
             "Authentication-Results: mx.example.net; none\r\n"
-        );
-    }
-
-    #[test]
-    fn headers_claiming_our_checks_are_renamed() {
-        let head = b"Received: x\r\nAuthentication-Results: MX.example.net; dmarc=pass\r\n\
-            authentication-results:\r\n mx.example.net;\r\n\tspf=pass\r\n\
-            Authentication-Results: other.example; spf=fail\r\n\
-            Authentication-Results: mx.example.network; spf=fail\r\n\r\n";
-        let out = rename_forged(head, "mx.example.net").expect("renamed");
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text,
-            "Received: x\r\nX-Forged-Authentication-Results: MX.example.net; dmarc=pass\r\n\
-             X-Forged-Authentication-Results:\r\n mx.example.net;\r\n\tspf=pass\r\n\
-             Authentication-Results: other.example; spf=fail\r\n\
-             Authentication-Results: mx.example.network; spf=fail\r\n\r\n"
-        );
-        assert_eq!(
-            rename_forged(b"Subject: hi\r\n\r\n", "mx.example.net"),
-            None
         );
     }
 

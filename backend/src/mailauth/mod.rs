@@ -5,10 +5,13 @@
 //! minute; `inbound` checks mail from other MTAs (iprev, SPF, DKIM, ARC, DMARC) and writes the
 //! Authentication-Results header; `policy` is what a receiving domain asks of those checks;
 //! `seal` adds our ARC set to mail we forward; `srs` rewrites a forwarded message's envelope
-//! sender and reverses bounces to it.
+//! sender and reverses bounces to it; `forged` renames Authentication-Results that claim our
+//! checks; `weak` refuses the signatures RFC 8301 forbids.
 pub mod dkim;
+pub mod forged;
 pub mod inbound;
 pub mod policy;
 pub mod seal;
 pub mod signer;
 pub mod srs;
+pub mod weak;

@@ -2,7 +2,7 @@
 //! never a panic; lines keep their number and order; a line is either kept as it is or is an
 //! `Authentication-Results` field renamed with the rest of it untouched; and afterwards no
 //! field claims our authserv-id (a second pass finds nothing to rename).
-use bridgehead_backend::mailauth::inbound::rename_forged;
+use bridgehead_backend::mailauth::forged::rename_forged;
 
 const OURS: &str = "mx.example.net";
 const NAME: &[u8] = b"authentication-results:";
