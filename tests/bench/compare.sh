@@ -11,7 +11,8 @@
 #         is in a mailbox: for Bridgehead that is the 250 itself, for Postfix the LMTP delivery
 #         into Dovecot's Maildirs);
 #   SMTP again at 50 × 10 on clusters without the recipient memory and with mail
-#         authentication checks on (the latter against a private Knot, when installed);
+#         authentication checks on (the latter against a private Knot, when installed), and
+#         with every message forwarded out (SRS, ARC seal);
 #   POP3: login only and RETR of every message, at 1, 4 and 10 sessions.
 # Never touches non-loopback addresses; stops everything it started, by PID, on exit.
 #
@@ -239,6 +240,28 @@ p.quit()
 assert "spf=pass" in head and "dmarc=pass" in head and "iprev=pass" in head, head
 PY
   row "SMTP accept, 50 conn × 10 msg, mail authentication checks on" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
+
+  # The same load, every message for a contact that forwards it out: checked as above, then
+  # sealed (ARC, an RSA-2048 signature over the message) and queued with an SRS sender. The
+  # next hop is a closed port (each entry is tried once and deferred), so the row is what
+  # taking forwarded mail in costs.
+  MA=(--data-dir "$WORK/bh-mailauth")
+  "$BH" admin "${MA[@]}" dkim add "$DOMAIN" >/dev/null
+  "$BH" admin "${MA[@]}" route set forward.example "127.0.0.1:$(free_port)" --tls none >/dev/null
+  for n in $(seq 0 $((USERS - 1))); do
+    "$BH" admin "${MA[@]}" contact add "fwd$n@$DOMAIN" "user$n@forward.example" >/dev/null
+  done
+  out="$WORK/bh-smtp-forwarded.json"
+  "$BH" bench smtp --server "127.0.0.1:$MA_SMTP" --connections 50 --per-connection 10 \
+    --messages "$SMTP_N" --size 10240 --from "bench@outside.example" --to "fwd{n}@$DOMAIN" \
+    --users "$USERS" --json >"$out" 2>/dev/null
+  # The row counts only if the queued messages were rewritten and sealed.
+  MPG="$WORK/bh-mailauth/postgres"
+  sealed=$(PGPASSWORD=$(cat "$MPG/pg-password") psql -h 127.0.0.1 -p "$(sed -n 4p "$MPG/pgdata/postmaster.pid")" \
+    -U bridgehead -d bridgehead -Atc "SELECT count(*) FROM outbound_queue
+      WHERE envelope_from LIKE 'SRS0=%' AND position('ARC-Seal: i=1' in convert_from(head, 'UTF8')) > 0")
+  [ "$sealed" -ge 1 ] || { echo "forwarded mail was not rewritten and sealed" >&2; exit 1; }
+  row "SMTP accept, 50 conn × 10 msg, checks on, forwarded (SRS + ARC seal)" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
 fi
 
 for s in 1 4 10; do pop3_row login "$s" "$LOGINS"; done
