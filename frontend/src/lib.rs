@@ -7,6 +7,7 @@
 //! and `server` the listeners, connection limit and shutdown.
 pub mod backend_client;
 pub mod discovery;
+pub mod filter;
 pub mod limits;
 pub mod lines;
 pub mod mail;

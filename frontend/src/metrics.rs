@@ -20,6 +20,17 @@ pub struct Call {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Milter {
+    pub milter: String,
+    pub verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MilterName {
+    pub milter: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     pub connections: Family<Protocol, Counter>,
@@ -35,6 +46,10 @@ pub struct Metrics {
     pub messages_retrieved: Counter,
     pub bytes_retrieved: Counter,
     pub backend_calls: Family<Call, Histogram>,
+    /// Each milter's verdicts and how long each conversation took.
+    pub milter_seconds: Family<Milter, Histogram>,
+    /// Conversations that ended in the milter's default action (down, slow, nonsense).
+    pub milter_failures: Family<MilterName, Counter>,
 }
 
 fn latency() -> Histogram {
@@ -57,6 +72,8 @@ impl Metrics {
             messages_retrieved: Counter::default(),
             bytes_retrieved: Counter::default(),
             backend_calls: Family::new_with_constructor(latency),
+            milter_seconds: Family::new_with_constructor(latency),
+            milter_failures: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("bridgehead_frontend");
         r.register(
@@ -111,7 +128,34 @@ impl Metrics {
             "Back-end gRPC call latency",
             m.backend_calls.clone(),
         );
+        r.register(
+            "milter_seconds",
+            "Milter conversations by milter and verdict, and their latency",
+            m.milter_seconds.clone(),
+        );
+        r.register(
+            "milter_failures",
+            "Milter conversations that failed and took the milter's default action",
+            m.milter_failures.clone(),
+        );
         m
+    }
+
+    pub fn milter_verdict(&self, milter: &str, verdict: &'static str, took: Duration) {
+        let label = Milter {
+            milter: milter.to_string(),
+            verdict,
+        };
+        self.milter_seconds
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn milter_failure(&self, milter: &str) {
+        let label = MilterName {
+            milter: milter.to_string(),
+        };
+        self.milter_failures.get_or_create(&label).inc();
     }
 
     pub fn call(&self, method: &'static str, ok: bool, took: Duration) {

@@ -63,6 +63,10 @@ pub struct FrontendConfig {
     pub drain_timeout: Duration,
     /// The longest a TLS handshake may take (implicit TLS, STARTTLS, STLS).
     pub tls_handshake_timeout: Duration,
+    /// Milters for SMTP messages, in order.
+    pub milters: Vec<crate::filter::MilterSpec>,
+    /// Milters for submission (587, 465) instead of `milters`, when given.
+    pub submission_milters: Option<Vec<crate::filter::MilterSpec>>,
 }
 
 impl Default for FrontendConfig {
@@ -94,6 +98,8 @@ impl Default for FrontendConfig {
             backend_tls: None,
             drain_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(30),
+            milters: Vec::new(),
+            submission_milters: None,
         }
     }
 }
@@ -291,6 +297,10 @@ impl Shared {
                 harvest: Default::default(),
                 tls: tls.clone(),
                 settings: smtp,
+                milters: crate::smtp::connection::Milters {
+                    mx: config.milters.clone(),
+                    submission: config.submission_milters.clone(),
+                },
             }),
             tls,
             tls_handshake_timeout: config.tls_handshake_timeout,

@@ -3,6 +3,7 @@
 use super::{secs, system_hostname, Settings};
 use anyhow::{bail, Result};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
+use bridgehead_frontend::filter::MilterSpec;
 use bridgehead_frontend::FrontendConfig;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,15 @@ pub struct FrontendArgs {
     /// connection is closed (default 30).
     #[arg(long, env = "BRIDGEHEAD_TLS_HANDSHAKE_SECS")]
     pub tls_handshake_secs: Option<u64>,
+    /// Milters every SMTP message goes through, in order, after DATA and before it is stored:
+    /// a comma-separated list of inet:HOST:PORT or unix:/PATH, each optionally followed by
+    /// ?default=tempfail|accept (when it is down or slow; tempfail by default) and
+    /// &timeout=SECS (see README, Filtering).
+    #[arg(long, env = "BRIDGEHEAD_MILTERS")]
+    pub milters: Option<String>,
+    /// Milters for submission (ports 587 and 465) instead of --milters; empty: none there.
+    #[arg(long, env = "BRIDGEHEAD_SUBMISSION_MILTERS")]
+    pub submission_milters: Option<String>,
     /// Seconds a call to a back-end may take before it is given up.
     #[arg(long, env = "BRIDGEHEAD_BACKEND_TIMEOUT_SECS")]
     pub backend_timeout_secs: Option<u64>,
@@ -134,8 +144,15 @@ impl FrontendArgs {
         if listeners.iter().all(Option::is_none) {
             bail!("no listener given: use --pop3-listen, --pop3s-listen, --smtp-listen, --submission-listen or --submissions-listen");
         }
+        let milters = MilterSpec::parse_list(self.milters.as_deref().unwrap_or(""))?;
+        let submission_milters = match self.submission_milters.as_deref() {
+            Some(list) => Some(MilterSpec::parse_list(list)?),
+            None => None,
+        };
         Ok(FrontendConfig {
             backend_tls,
+            milters,
+            submission_milters,
             pop3_listen: self.pop3_listen,
             pop3s_listen: self.pop3s_listen,
             smtp_listen: self.smtp_listen,

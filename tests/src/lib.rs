@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 
 pub mod checks;
 pub mod dns;
+pub mod filters;
 pub mod otlp;
 pub mod outbound;
 pub mod postfix;
@@ -113,6 +114,9 @@ pub struct Options {
     pub check_mail_auth: bool,
     /// ARC sealers whose valid seal overrides a DMARC failure.
     pub trusted_arc_sealers: Vec<String>,
+    /// The front-end's milters (all listeners), and for submission instead when given.
+    pub milters: Vec<bridgehead_frontend::filter::MilterSpec>,
+    pub submission_milters: Option<Vec<bridgehead_frontend::filter::MilterSpec>>,
 }
 
 impl Default for Options {
@@ -145,6 +149,8 @@ impl Default for Options {
             harvest: HarvestPolicy::default(),
             check_mail_auth: false,
             trusted_arc_sealers: Vec::new(),
+            milters: Vec::new(),
+            submission_milters: None,
             tls_handshake_timeout: FrontendConfig::default().tls_handshake_timeout,
             connector: ConnectorConfig {
                 workers: 0,
@@ -254,6 +260,8 @@ impl Cluster {
             allow_plaintext_auth: opts.allow_plaintext_auth,
             idle_timeout: opts.idle_timeout,
             lease_seconds: opts.lease_seconds,
+            milters: opts.milters.clone(),
+            submission_milters: opts.submission_milters.clone(),
             ..FrontendConfig::default()
         })
         .await

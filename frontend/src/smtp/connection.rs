@@ -12,6 +12,8 @@ use super::session::{
     Action, Envelope, Event, Listener, RcptVerdict, Session, SmtpConfig, SubmitResult,
 };
 use crate::backend_client::{Backends, CallError, Origin};
+use crate::filter::message::{Changes, Envelope as MilterEnvelope};
+use crate::filter::{self, Filtered, MilterSpec};
 use crate::metrics::Protocol;
 use crate::smtp::session::AuthResult;
 use crate::tls::Conn;
@@ -50,6 +52,24 @@ pub struct SmtpContext {
     pub harvest: HarvestGuard,
     pub tls: Option<TlsAcceptor>,
     pub settings: SmtpSettings,
+    pub milters: Milters,
+}
+
+/// The milters each kind of listener's messages go through.
+#[derive(Debug, Clone, Default)]
+pub struct Milters {
+    /// Port 25 (and submission, unless `submission` is given).
+    pub mx: Vec<MilterSpec>,
+    pub submission: Option<Vec<MilterSpec>>,
+}
+
+impl Milters {
+    pub fn for_listener(&self, listener: Listener) -> &[MilterSpec] {
+        match (listener, &self.submission) {
+            (Listener::Submission | Listener::Submissions, Some(s)) => s,
+            _ => &self.mx,
+        }
+    }
 }
 
 /// Serves one client connection until it ends.
@@ -267,9 +287,10 @@ impl Driver {
         result
     }
 
-    /// Hands the spooled message to a back-end under a fresh submission token.
+    /// Hands the spooled message, through the milters, to a back-end under a fresh
+    /// submission token.
     async fn submit(&mut self, envelope: &Envelope, client: String) -> SubmitResult {
-        let backends = &self.ctx.backends;
+        let backends = self.ctx.backends.clone();
         let origin = Origin {
             client_address: client,
             received_by: self.ctx.settings.hostname.clone(),
@@ -277,7 +298,41 @@ impl Driver {
         };
         // The spool's blocks are what goes over the wire (no copy), freed with the handover.
         let size = self.intake.spool.len() as u64;
-        let content = self.intake.spool.take();
+        let mut content = self.intake.spool.take();
+        let mut changed;
+        let mut envelope = envelope;
+        let milters = self.ctx.milters.for_listener(self.session.listener());
+        if !milters.is_empty() {
+            let milter_env = milter_envelope(envelope, &self.peer, &self.ctx.settings.hostname);
+            let (blocks, changes, held) =
+                match filter::run(milters, &milter_env, content, backends.metrics()).await {
+                    Filtered::Deliver { blocks, changes } => (blocks, changes, None),
+                    Filtered::Quarantine {
+                        blocks,
+                        changes,
+                        why,
+                    } => (blocks, changes, Some(why)),
+                    Filtered::Refuse(reply) => return SubmitResult::Filtered(reply),
+                    Filtered::Discard => {
+                        tracing::info!(peer = %self.peer, "message discarded by a milter");
+                        return SubmitResult::Discarded;
+                    }
+                };
+            content = blocks;
+            if let Some(why) = held {
+                // Held storage is not built yet: the message is stored marked (never lost).
+                let mark = format!(
+                    "X-Bridgehead-Quarantine: {}\r\n",
+                    super::envelope::one_line(&why)
+                );
+                content.insert(0, bytes::Bytes::from(mark));
+            }
+            changed = envelope.clone();
+            if !apply_envelope_changes(&mut changed, &changes) {
+                return SubmitResult::Discarded;
+            }
+            envelope = &changed;
+        }
         let result = backends.submit(envelope, &origin, content).await;
         if result.is_ok() {
             let m = backends.metrics();
@@ -325,6 +380,74 @@ impl Driver {
     async fn flush(&mut self) -> io::Result<()> {
         self.wire.flush(self.ctx.settings.command_timeout).await
     }
+}
+
+/// The envelope and connection as milters get them (commands and macros).
+fn milter_envelope(env: &Envelope, peer: &SocketAddr, hostname: &str) -> MilterEnvelope {
+    let ip = peer.ip().to_string();
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_ascii_uppercase();
+    let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+    let mut mail_macros = vec![pair("i", &id), pair("{mail_addr}", &env.mail_from)];
+    if !env.auth_user.is_empty() {
+        mail_macros.push(pair("{auth_type}", "PLAIN"));
+        mail_macros.push(pair("{auth_authen}", &env.auth_user));
+    }
+    MilterEnvelope {
+        client_name: "unknown".into(),
+        client_address: ip.clone(),
+        client_port: peer.port(),
+        family: if peer.is_ipv4() { b'4' } else { b'6' },
+        helo: env.helo.clone(),
+        mail: vec![format!("<{}>", env.mail_from)],
+        rcpts: env
+            .recipients
+            .iter()
+            .map(|r| vec![format!("<{}>", r.address)])
+            .collect(),
+        macros: vec![
+            (
+                b'C',
+                vec![
+                    pair("j", hostname),
+                    pair("{daemon_name}", "bridgehead"),
+                    pair("_", &format!("unknown [{ip}]")),
+                    pair("{client_addr}", &ip),
+                    pair("{client_port}", &peer.port().to_string()),
+                    pair("{client_name}", "unknown"),
+                ],
+            ),
+            (b'H', vec![pair("{tls_version}", &env.tls)]),
+            (b'M', mail_macros),
+            (b'E', vec![pair("i", &id)]),
+        ],
+    }
+}
+
+/// Applies the milters' sender and recipient changes; false when no recipient is left.
+fn apply_envelope_changes(env: &mut Envelope, changes: &Changes) -> bool {
+    if let Some(sender) = &changes.new_sender {
+        env.mail_from = sender.clone();
+    }
+    env.recipients.retain(|r| {
+        !changes
+            .deleted_rcpts
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&r.address))
+    });
+    for added in &changes.added_rcpts {
+        if !env
+            .recipients
+            .iter()
+            .any(|r| r.address.eq_ignore_ascii_case(added))
+        {
+            env.recipients.push(crate::mail::Recipient {
+                address: added.clone(),
+                notify: 0,
+                orcpt: String::new(),
+            });
+        }
+    }
+    !env.recipients.is_empty()
 }
 
 fn submit_result(result: Result<String, CallError>, peer: &SocketAddr) -> SubmitResult {

@@ -231,9 +231,12 @@ pub(super) fn submitted(s: &mut Session, r: SubmitResult) -> Vec<Action> {
         SubmitResult::OverQuota => "452 4.2.2 Mailbox full, try again later".into(),
         SubmitResult::TooBig => "552 5.3.4 Message size exceeds fixed maximum message size".into(),
         SubmitResult::Refused(why) => {
+            let why = one_line(&why);
             format!("451 4.3.0 Recipients changed while receiving ({why}); try again")
         }
         SubmitResult::PolicyRejected(why) => policy_reply(&one_line(&why)),
+        SubmitResult::Filtered(reply) => one_line(&reply),
+        SubmitResult::Discarded => "250 2.0.0 Ok".into(),
         SubmitResult::Unavailable => {
             "451 4.3.0 Temporary failure storing the message, try again later".into()
         }
@@ -259,7 +262,7 @@ fn policy_reply(why: &str) -> String {
 }
 
 /// Text from another tier made safe for one reply line (no CR/LF, bounded).
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(400)

@@ -45,6 +45,10 @@ pub enum SubmitResult {
     /// Refused by the sender's own policy: the reason, starting with its enhanced status code
     /// (5.7.1: DMARC p=reject; 4.7.0: DNS could not tell, try later).
     PolicyRejected(String),
+    /// Refused by a milter: its whole reply (`550 5.7.1 …`, `451 4.7.1 …`).
+    Filtered(String),
+    /// A milter said to drop it: 250, nothing stored.
+    Discarded,
     Unavailable,
 }
 
@@ -155,6 +159,11 @@ pub const MAX_COMMAND_LINE: usize = 1024;
 pub const MAX_SASL_LINE: usize = 2048;
 
 impl Session {
+    /// The kind of listener this session came in on.
+    pub fn listener(&self) -> Listener {
+        self.config.listener
+    }
+
     pub fn new(config: SmtpConfig) -> Session {
         Session {
             config,

@@ -1,0 +1,150 @@
+//! Real content filters for the milter tests, each started privately on loopback by the test
+//! and stopped by PID when its handle drops: ClamAV (`clamd` with a signature database of the
+//! test's own — the EICAR test string, its pattern made with `sigtool`, since the official
+//! database cannot be downloaded here — and `clamav-milter` in front of it). A missing
+//! package fails the test with the command that installs it.
+use crate::procs::free_port;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The EICAR anti-virus test string (not a virus: every scanner detects it by agreement).
+pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+fn need(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: apt-get install {package}"
+    );
+}
+
+fn spawn(program: &str, args: &[&str]) -> Child {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program}: {e}"))
+}
+
+/// Waits until `port` accepts connections, or `limit` passes (then panics with `log`).
+fn wait_port(port: u16, limit: Duration, log: &Path) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < limit,
+            "nothing listens on {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// clamd and clamav-milter.
+pub struct ClamAv {
+    /// Where clamav-milter listens.
+    pub milter: SocketAddr,
+    clamd: Option<Child>,
+    milter_child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl ClamAv {
+    pub fn start() -> ClamAv {
+        need("/usr/sbin/clamd", "clamav-daemon");
+        need("/usr/sbin/clamav-milter", "clamav-milter");
+        need("/usr/bin/sigtool", "clamav");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        for sub in ["db", "tmp"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        // The signature: EICAR's text as a hex pattern, as sigtool writes it.
+        let hex = Command::new("sigtool")
+            .arg("--hex-dump")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(&EICAR.as_bytes()[..60])?;
+                c.wait_with_output()
+            })
+            .expect("sigtool --hex-dump");
+        let hex = String::from_utf8_lossy(&hex.stdout).trim().to_string();
+        let sig = format!("Bridgehead.Test.EICAR:0:*:{hex}\n");
+        std::fs::write(root.join("db/test.ndb"), sig).unwrap();
+        let (clamd_port, milter_port) = (free_port(), free_port());
+        let r = root.display();
+        std::fs::write(
+            root.join("clamd.conf"),
+            format!(
+                "Foreground yes\nLogFile {r}/clamd.log\nLogVerbose yes\nPidFile {r}/clamd.pid\n\
+                 DatabaseDirectory {r}/db\nTemporaryDirectory {r}/tmp\nTCPSocket {clamd_port}\n\
+                 TCPAddr 127.0.0.1\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("milter.conf"),
+            format!(
+                "Foreground yes\nLogFile {r}/milter.log\nLogVerbose yes\nPidFile {r}/milter.pid\n\
+                 MilterSocket inet:{milter_port}@127.0.0.1\nClamdSocket tcp:127.0.0.1:{clamd_port}\n\
+                 OnInfected Reject\nOnFail Defer\nAddHeader Replace\nReadTimeout 10\n"
+            ),
+        )
+        .unwrap();
+        let clamd_conf = root.join("clamd.conf");
+        let clamd = spawn("clamd", &["-c", clamd_conf.to_str().unwrap()]);
+        wait_port(clamd_port, Duration::from_secs(60), &root.join("clamd.log"));
+        let milter_conf = root.join("milter.conf");
+        let milter = spawn("clamav-milter", &["-c", milter_conf.to_str().unwrap()]);
+        wait_port(
+            milter_port,
+            Duration::from_secs(30),
+            &root.join("milter.log"),
+        );
+        ClamAv {
+            milter: SocketAddr::from(([127, 0, 0, 1], milter_port)),
+            clamd: Some(clamd),
+            milter_child: Some(milter),
+            dir,
+        }
+    }
+
+    /// Stops clamd (the milter stays, and must say it cannot scan).
+    pub fn stop_clamd(&mut self) {
+        stop(self.clamd.take());
+    }
+
+    /// Stops clamav-milter itself.
+    pub fn stop_milter(&mut self) {
+        stop(self.milter_child.take());
+    }
+
+    /// Both logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!(
+            "clamd:\n{}\nclamav-milter:\n{}",
+            read("clamd.log"),
+            read("milter.log")
+        )
+    }
+}
+
+fn stop(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+impl Drop for ClamAv {
+    fn drop(&mut self) {
+        stop(self.milter_child.take());
+        stop(self.clamd.take());
+    }
+}
