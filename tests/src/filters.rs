@@ -9,6 +9,48 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Sends argv[5] (LF line ends) to 127.0.0.1:argv[1] from argv[2] to argv[3]; argv[4] is
+/// "-" (port 25, no login) or "USER:PASS" (submission: STARTTLS, AUTH). Prints "250" or
+/// "<code> <text>".
+const SEND: &str = r#"
+import smtplib, ssl, sys
+port, sender, rcpt, how, msg = sys.argv[1:6]
+s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="mta.sender.test", timeout=120)
+if how != "-":
+    user, password = how.split(":", 1)
+    s.starttls(context=ssl._create_unverified_context())
+    s.login(user, password)
+try:
+    s.sendmail(sender, [rcpt], msg.replace("\n", "\r\n").encode())
+    print("250")
+except smtplib.SMTPResponseException as e:
+    print(e.smtp_code, e.smtp_error.decode())
+s.quit()
+"#;
+
+/// One message through the SMTP port `port` with Python's smtplib, logged in as `login`
+/// (user, password) on submission; the reply to its end of DATA ("250" or "<code> <text>").
+pub async fn smtp_send(
+    port: u16,
+    sender: &str,
+    rcpt: &str,
+    login: Option<(&str, &str)>,
+    msg: &str,
+) -> String {
+    let how = login.map_or("-".to_string(), |(u, p)| format!("{u}:{p}"));
+    let args = [
+        port.to_string(),
+        sender.into(),
+        rcpt.into(),
+        how,
+        msg.into(),
+    ];
+    crate::blocking(move || crate::python(SEND, &args.each_ref().map(String::as_str)))
+        .await
+        .trim()
+        .to_string()
+}
+
 /// The EICAR anti-virus test string (not a virus: every scanner detects it by agreement).
 pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
@@ -146,5 +188,117 @@ impl Drop for ClamAv {
     fn drop(&mut self) {
         stop(self.milter_child.take());
         stop(self.clamd.take());
+    }
+}
+
+/// rspamd with its milter-speaking proxy worker scanning by itself, on a free loopback port,
+/// with the distribution's rules and a local configuration of the test's own: nothing is
+/// treated as local (loopback clients are scanned like any), DNS answers nothing at once (no
+/// network here), and the result headers are added (`X-Spamd-Result`, `X-Spam-Status`).
+/// Runs in its own process group, stopped with SIGTERM (then SIGKILL) on drop.
+pub struct Rspamd {
+    pub milter: SocketAddr,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Rspamd {
+    pub fn start() -> Rspamd {
+        need("/usr/bin/rspamd", "rspamd");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        for sub in ["local.d", "run", "db", "log"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        let port = free_port();
+        std::fs::write(root.join("rspamd.conf"), rspamd_conf(port)).unwrap();
+        std::fs::write(
+            root.join("local.d/options.inc"),
+            "local_addrs = [];\ndns {\n  nameserver = [\"127.0.0.1:1\"];\n  timeout = 0.5s;\n  retransmits = 1;\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("local.d/milter_headers.conf"),
+            "use = [\"x-spamd-result\", \"x-spam-status\", \"x-spam-level\"];\nskip_local = false;\nskip_authenticated = false;\n",
+        )
+        .unwrap();
+        let var = |k: &str, v: &Path| format!("--var={k}={}", v.display());
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new("rspamd")
+                .args(["-f", "-i", "-u", "root", "-g", "root", "-c"])
+                .arg(root.join("rspamd.conf"))
+                .arg(var("CONFDIR", Path::new("/etc/rspamd")))
+                .arg(var("LOCAL_CONFDIR", root))
+                .arg(var("RUNDIR", &root.join("run")))
+                .arg(var("DBDIR", &root.join("db")))
+                .arg(var("LOGDIR", &root.join("log")))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start rspamd")
+        };
+        let r = Rspamd {
+            milter: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+            dir,
+        };
+        wait_port(
+            port,
+            Duration::from_secs(120),
+            &r.dir.path().join("log/rspamd.log"),
+        );
+        r
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log/rspamd.log")).unwrap_or_default()
+    }
+}
+
+fn rspamd_conf(port: u16) -> String {
+    format!(
+        ".include \"$CONFDIR/common.conf\"
+options {{
+    pidfile = \"$RUNDIR/rspamd.pid\";
+    .include \"$CONFDIR/options.inc\"
+    .include(try=true; priority=1,duplicate=merge) \"$LOCAL_CONFDIR/local.d/options.inc\"
+}}
+logging {{
+    type = \"file\";
+    filename = \"$LOGDIR/rspamd.log\";
+    level = \"info\";
+}}
+worker \"rspamd_proxy\" {{
+    bind_socket = \"127.0.0.1:{port}\";
+    milter = yes;
+    timeout = 60s;
+    upstream \"local\" {{
+        default = yes;
+        self_scan = yes;
+    }}
+    count = 1;
+    spam_header = \"X-Spam\";
+    reject_message = \"Spam message rejected\";
+}}
+"
+    )
+}
+
+impl Drop for Rspamd {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
     }
 }

@@ -7,48 +7,20 @@
 //! metrics count each verdict.
 use base64::Engine;
 use bridgehead_frontend::filter::MilterSpec;
-use bridgehead_tests::filters::{ClamAv, EICAR};
-use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
+use bridgehead_tests::filters::{smtp_send, ClamAv, EICAR};
+use bridgehead_tests::{blocking, read_mailbox, Cluster, Options};
 
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
 
-/// Sends argv[5] (LF line ends) to 127.0.0.1:argv[1] from argv[2] to argv[3]; argv[4] is
-/// "mx" (port 25, no login) or "USER:PASS" (submission: STARTTLS, AUTH). Prints "250 <text>" or
-/// "<code> <text>".
-const SEND: &str = r#"
-import smtplib, ssl, sys
-port, sender, rcpt, how, msg = sys.argv[1:6]
-s = smtplib.SMTP("127.0.0.1", int(port), local_hostname="mta.sender.test", timeout=60)
-if how != "mx":
-    user, password = how.split(":", 1)
-    s.starttls(context=ssl._create_unverified_context())
-    s.login(user, password)
-try:
-    s.sendmail(sender, [rcpt], msg.replace("\n", "\r\n").encode())
-    print("250")
-except smtplib.SMTPResponseException as e:
-    print(e.smtp_code, e.smtp_error.decode())
-s.quit()
-"#;
-
 async fn send(port: u16, how: &str, msg: &str) -> String {
-    let args = [
-        port.to_string(),
-        if how == "mx" {
-            "friend@sender.test"
-        } else {
-            ALICE
-        }
-        .to_string(),
-        ALICE.to_string(),
-        how.to_string(),
-        msg.to_string(),
-    ];
-    blocking(move || python(SEND, &args.each_ref().map(String::as_str)))
-        .await
-        .trim()
-        .to_string()
+    let login = how.split_once(':');
+    let sender = if login.is_some() {
+        ALICE
+    } else {
+        "friend@sender.test"
+    };
+    smtp_send(port, sender, ALICE, login, msg).await
 }
 
 fn clean() -> String {
