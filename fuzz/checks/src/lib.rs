@@ -7,6 +7,7 @@ pub mod connector_route;
 pub mod content;
 pub mod dsn_build;
 pub mod forged_results;
+pub mod milter_reply;
 pub mod pop3_session;
 pub mod smtp_session;
 pub mod srs;
@@ -24,4 +25,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("content", content::run),
     ("forged_results", forged_results::run),
     ("srs", srs::run),
+    ("milter_reply", milter_reply::run),
 ];

@@ -1,0 +1,128 @@
+//! The milter protocol end to end with a scripted filter (`tests/support/scripted_milter.py`,
+//! a milter of our own in Python speaking the wire format): every reply — continue, accept,
+//! reject, tempfail, discard, a reply code of its own, progress, quarantine — and every
+//! end-of-message modification — add, insert, change and delete a header, replace the body,
+//! add and delete a recipient, change the sender — reach the client and the store as the
+//! protocol says; and a filter that misbehaves — garbage, a 4 GiB length, silence, a reset
+//! in the middle of the body — gets the default action (451) while the SMTP session goes on.
+use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_tests::procs::{free_port, wait_port, Proc};
+use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
+use std::path::Path;
+use std::process::Command;
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+/// Sends one message per subject in argv[2:] through 127.0.0.1:argv[1], all in one SMTP
+/// session; prints each reply on a line ("250" or "<code> <text>").
+const SESSION: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="mta.sender.test", timeout=60)
+for subject in sys.argv[2:]:
+    msg = ("From: friend@sender.test\r\nTo: alice@example.com\r\nSubject: " + subject +
+           "\r\nX-Remove: me\r\n\r\noriginal body\r\n").encode()
+    try:
+        s.sendmail("friend@sender.test", ["alice@example.com"], msg)
+        print("250")
+    except smtplib.SMTPResponseException as e:
+        print(e.smtp_code, e.smtp_error.decode())
+s.quit()
+"#;
+
+fn stored(messages: &[Vec<u8>]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reply_and_modification_and_every_misbehaviour() {
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/scripted_milter.py");
+    let _milter = Proc(
+        Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .spawn()
+            .expect("start the scripted milter"),
+    );
+    blocking(move || wait_port(port)).await;
+    let spec = format!("inet:127.0.0.1:{port}?timeout=2");
+    let c = Cluster::start_with(Options {
+        milters: vec![MilterSpec::parse(&spec).unwrap()],
+        ..Options::default()
+    })
+    .await;
+    c.add_user(ALICE, "a").await;
+    c.add_user(BOB, "b").await;
+
+    let subjects = [
+        ("plain", "250"),
+        ("garbage", "451 4.7.1"),
+        ("plain", "250"),
+        ("huge", "451 4.7.1"),
+        ("reset", "451 4.7.1"),
+        ("silent", "451 4.7.1"),
+        ("code", "553 5.7.0 Not today"),
+        ("reject", "550 5.7.1 Command rejected"),
+        ("tempfail", "451 4.7.1 Service unavailable"),
+        ("discard", "250"),
+        ("quarantine", "250"),
+        ("progress", "250"),
+        ("modify", "250"),
+    ];
+    let mut args = vec![c.smtp.port().to_string()];
+    args.extend(subjects.iter().map(|(s, _)| s.to_string()));
+    let out = blocking(move || {
+        python(
+            SESSION,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    })
+    .await;
+    let replies: Vec<&str> = out.lines().collect();
+    assert_eq!(replies.len(), subjects.len(), "{out}");
+    for ((subject, want), got) in subjects.iter().zip(&replies) {
+        assert!(got.starts_with(want), "{subject}: {got}");
+    }
+
+    // Alice: the two plain ones, the quarantined one (marked), the one after progress.
+    let alice = stored(&read_mailbox(&c.store, ALICE, None).await);
+    let subjects_stored: Vec<bool> = ["plain", "plain", "quarantine", "progress"]
+        .iter()
+        .zip(&alice)
+        .map(|(s, m)| m.contains(&format!("Subject: {s}\r\n")))
+        .collect();
+    assert_eq!(alice.len(), 4, "{alice:?}");
+    assert!(subjects_stored.iter().all(|&b| b), "{alice:?}");
+    assert!(
+        alice[2].contains("\r\nX-Bridgehead-Quarantine: held for review\r\n")
+            || alice[2].starts_with("X-Bridgehead-Quarantine"),
+        "{}",
+        alice[2]
+    );
+
+    // Bob: added by the filter, which removed Alice and changed the rest.
+    let bob = stored(&read_mailbox(&c.store, BOB, None).await);
+    assert_eq!(bob.len(), 1, "{bob:?}");
+    let m = &bob[0];
+    assert!(m.starts_with("Return-Path: <new@sender.test>\r\n"), "{m}");
+    let own = &m[m.find("X-Top:").expect("inserted at the top")..];
+    assert!(
+        own.starts_with("X-Top: first\r\nFrom: friend@sender.test\r\n"),
+        "{own}"
+    );
+    assert!(
+        own.contains("\r\nSubject: changed by the milter\r\n"),
+        "{own}"
+    );
+    assert!(!own.contains("X-Remove"), "{own}");
+    assert!(
+        own.contains("\r\nX-Added: yes\r\n\r\nreplaced body\r\nsecond line\r\n"),
+        "{own}"
+    );
+    assert!(own.ends_with("second line\r\n"), "{own}");
+    c.stop().await;
+}
