@@ -12,7 +12,7 @@ use crate::mailauth::forged;
 use crate::mailauth::policy::{DmarcMode, DomainAuth};
 use crate::mailauth::srs::{self, Srs};
 use crate::relay::{decide, DomainKind, Verdict};
-use crate::store::{ContentWriter, Outbound, Store};
+use crate::store::{ContentWriter, Held, Outbound, Store};
 use crate::store::{Result, StoreError};
 use crate::trace::{self, Arrival};
 use chrono::Utc;
@@ -41,6 +41,8 @@ pub struct Envelope {
     pub body: String,
     /// RFC 6531 SMTPUTF8 was given.
     pub smtputf8: bool,
+    /// Not empty: a filter quarantined the message for this reason; it is stored held.
+    pub quarantine: String,
 }
 
 /// How `Submission::finish` went.
@@ -76,6 +78,8 @@ pub struct Submission {
     forwarded_by: Option<String>,
     /// The recipients' domains' setting for the checks (`DomainAuth::combine`).
     dmarc: Option<DmarcMode>,
+    /// Stored held instead of delivered (a filter's quarantine).
+    held: Option<Held>,
 }
 
 /// Who handed a submission over, for checks of the message.
@@ -120,6 +124,14 @@ impl Submission {
                 outbound.envelope_from = Some(rewritten);
             }
         }
+        let held = (!env.quarantine.is_empty()).then(|| Held {
+            queue_id: queue_id.clone(),
+            mail_from: env.mail_from.clone(),
+            recipients: env.recipients.iter().map(|r| r.address.clone()).collect(),
+            reason: env.quarantine.clone(),
+            client_address: env.client_address.clone(),
+            auth_user: env.auth_user.clone(),
+        });
         let local = judged.mailboxes;
         let return_path = trace::return_path(&env.mail_from);
         let local = local
@@ -157,6 +169,7 @@ impl Submission {
             authserv_id: None,
             forwarded_by,
             dmarc: judged.dmarc,
+            held,
         })
     }
 
@@ -225,6 +238,14 @@ impl Submission {
     pub async fn finish(mut self) -> Result<Finished> {
         if self.head.is_some() {
             self.write_head().await?;
+        }
+        if let Some(held) = &self.held {
+            self.writer.hold(held).await?;
+            return Ok(Finished::Stored(Accepted {
+                queue_id: self.arrival.queue_id,
+                local_deliveries: 0,
+                queued_recipients: 0,
+            }));
         }
         let delivered = match self.writer.deliver(&self.local, Some(&self.outbound)).await {
             Ok(d) => d,

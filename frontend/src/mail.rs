@@ -53,6 +53,8 @@ pub struct Envelope {
     pub tls: String,
     pub auth_user: String,
     pub submission: bool,
+    /// Not empty: a milter quarantined the message for this reason (stored held).
+    pub quarantine: String,
 }
 
 /// A back-end's answer on one recipient, and whether it may be given again.

@@ -12,6 +12,7 @@ mod client;
 mod connector;
 mod directory;
 mod dkim;
+mod quarantine;
 mod queue;
 
 use anyhow::{Context, Result};
@@ -66,6 +67,9 @@ enum AdminCommand {
     /// DKIM keys that sign outgoing mail.
     #[command(subcommand)]
     Dkim(dkim::DkimCmd),
+    /// Messages a content filter quarantined.
+    #[command(subcommand)]
+    Quarantine(quarantine::QuarantineCmd),
     /// POP3 connectors: outside POP3 mailboxes brought into local mailboxes.
     #[command(subcommand)]
     Connector(connector::ConnectorCmd),
@@ -106,6 +110,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Contact(cmd) => directory::contact(&mut client, cmd).await,
         AdminCommand::Connector(cmd) => connector::run(&mut client, cmd).await,
         AdminCommand::Dkim(cmd) => dkim::run(&mut client, cmd).await,
+        AdminCommand::Quarantine(cmd) => quarantine::run(&mut client, cmd).await,
         AdminCommand::Route(cmd) => queue::route(&mut client, cmd).await,
     }
     .map_err(client::explain)

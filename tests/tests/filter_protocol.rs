@@ -3,11 +3,12 @@
 //! reject, tempfail, discard, a reply code of its own, progress, quarantine — and every
 //! end-of-message modification — add, insert, change and delete a header, replace the body,
 //! add and delete a recipient, change the sender — reach the client and the store as the
-//! protocol says; and a filter that misbehaves — garbage, a 4 GiB length, silence, a reset
+//! protocol says — a quarantined message held, then released or deleted with `bridgehead
+//! admin quarantine`; and a filter that misbehaves — garbage, a 4 GiB length, silence, a reset
 //! in the middle of the body — gets the default action (451) while the SMTP session goes on.
 use bridgehead_frontend::filter::MilterSpec;
 use bridgehead_tests::procs::{free_port, wait_port, Proc};
-use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
+use bridgehead_tests::{admin_cli, blocking, python, read_mailbox, Cluster, Options};
 use std::path::Path;
 use std::process::Command;
 
@@ -88,20 +89,59 @@ async fn every_reply_and_modification_and_every_misbehaviour() {
         assert!(got.starts_with(want), "{subject}: {got}");
     }
 
-    // Alice: the two plain ones, the quarantined one (marked), the one after progress.
+    // Alice: the two plain ones and the one after progress; the quarantined one is held.
     let alice = stored(&read_mailbox(&c.store, ALICE, None).await);
-    let subjects_stored: Vec<bool> = ["plain", "plain", "quarantine", "progress"]
-        .iter()
-        .zip(&alice)
-        .map(|(s, m)| m.contains(&format!("Subject: {s}\r\n")))
-        .collect();
-    assert_eq!(alice.len(), 4, "{alice:?}");
-    assert!(subjects_stored.iter().all(|&b| b), "{alice:?}");
+    assert_eq!(alice.len(), 3, "{alice:?}");
+    for (s, m) in ["plain", "plain", "progress"].iter().zip(&alice) {
+        assert!(m.contains(&format!("Subject: {s}\r\n")), "{m}");
+    }
+    let bin = env!("CARGO_BIN_EXE_bridgehead");
+    let listed = admin_cli(bin, &c, &["quarantine", "list"]);
+    let fields: Vec<&str> = listed.trim().split('\t').collect();
+    assert_eq!(fields.len(), 7, "{listed}");
+    assert_eq!(
+        &fields[4..],
+        ["friend@sender.test", ALICE, "held for review"],
+        "{listed}"
+    );
+    // Released: delivered to the recipient it had.
+    let released = admin_cli(bin, &c, &["quarantine", "release", fields[1]]);
     assert!(
-        alice[2].contains("\r\nX-Bridgehead-Quarantine: held for review\r\n")
-            || alice[2].starts_with("X-Bridgehead-Quarantine"),
-        "{}",
-        alice[2]
+        released.starts_with(&format!("released {}", fields[1])),
+        "{released}"
+    );
+    let alice = stored(&read_mailbox(&c.store, ALICE, None).await);
+    assert_eq!(alice.len(), 4);
+    assert!(alice[3].contains("Subject: quarantine\r\n"), "{}", alice[3]);
+    assert!(admin_cli(bin, &c, &["quarantine", "list"])
+        .trim()
+        .is_empty());
+    // Another one, deleted: gone, delivered to nobody.
+    let port = c.smtp.port().to_string();
+    let again = blocking(move || python(SESSION, &[&port, "quarantine"])).await;
+    assert_eq!(again.trim(), "250");
+    let listed = admin_cli(bin, &c, &["quarantine", "list"]);
+    let id = listed.split('\t').next().unwrap().to_string();
+    admin_cli(bin, &c, &["quarantine", "delete", &id]);
+    assert!(admin_cli(bin, &c, &["quarantine", "list"])
+        .trim()
+        .is_empty());
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 4);
+    let gone = Command::new(bin)
+        .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
+        .args([
+            "--token",
+            bridgehead_tests::ADMIN_TOKEN,
+            "quarantine",
+            "release",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        !gone.status.success() && err.contains("no quarantined message"),
+        "{err}"
     );
 
     // Bob: added by the filter, which removed Alice and changed the rest.

@@ -1,6 +1,6 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
-use super::{connectors, directory_admin, dkim_admin, Services};
+use super::{connectors, directory_admin, dkim_admin, quarantine, Services};
 use crate::password;
 use crate::store::StoreError;
 use crate::store::{QueuedMessage, Route};
@@ -461,6 +461,23 @@ impl pb::admin_server::Admin for Services {
     async fn add_dkim_key(&self, req: Request<pb::DkimKeyRequest>) -> Reply<pb::DkimKeyInfo> {
         let info = dkim_admin::add(self, &req.into_inner(), "active").await?;
         Ok(Response::new(info))
+    }
+
+    async fn list_quarantine(&self, _: Request<pb::Empty>) -> Reply<pb::QuarantineList> {
+        Ok(Response::new(quarantine::list(self).await?))
+    }
+
+    async fn release_quarantine(
+        &self,
+        req: Request<pb::QuarantineRequest>,
+    ) -> Reply<pb::QuarantineReleased> {
+        let released = quarantine::release(self, &req.into_inner().id).await?;
+        Ok(Response::new(released))
+    }
+
+    async fn delete_quarantine(&self, req: Request<pb::QuarantineRequest>) -> Reply<pb::Empty> {
+        quarantine::delete(self, &req.into_inner().id).await?;
+        empty()
     }
 
     async fn list_dkim_keys(&self, req: Request<pb::DomainRequest>) -> Reply<pb::DkimKeyList> {

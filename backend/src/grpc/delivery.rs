@@ -257,5 +257,6 @@ fn envelope(e: pb::Envelope) -> Envelope {
         submit_token: e.submit_token,
         body: e.body,
         smtputf8: e.smtputf8,
+        quarantine: e.quarantine,
     }
 }

@@ -11,6 +11,7 @@ mod delivery;
 mod directory_admin;
 mod dkim_admin;
 mod maildrop;
+mod quarantine;
 mod span;
 mod status;
 

@@ -40,6 +40,17 @@ pub struct Outbound {
     pub head: Option<Vec<u8>>,
 }
 
+/// A message stored held by a filter's quarantine verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    pub queue_id: String,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub reason: String,
+    pub client_address: String,
+    pub auth_user: String,
+}
+
 /// An open delivery: content is streamed in with `write`, then `deliver` commits it.
 pub struct ContentWriter {
     pool: sqlx::PgPool,
@@ -155,6 +166,19 @@ impl ContentWriter {
         recipients: &[(i64, String, Vec<u8>)],
         outbound: Option<&Outbound>,
     ) -> Result<Vec<Delivered>> {
+        let delivered = self.deliver_uncommitted(recipients, outbound).await?;
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(delivered)
+    }
+
+    /// `deliver` without its COMMIT.
+    async fn deliver_uncommitted(
+        &mut self,
+        recipients: &[(i64, String, Vec<u8>)],
+        outbound: Option<&Outbound>,
+    ) -> Result<Vec<Delivered>> {
         self.canon.finish(&mut self.buf);
         if self.canon.total() > self.max_size {
             return Err(StoreError::TooLarge(self.max_size));
@@ -207,10 +231,33 @@ impl ContentWriter {
         if let Some(out) = outbound.filter(|o| !o.recipients.is_empty()) {
             self.queue(out).await?;
         }
+        Ok(delivered)
+    }
+
+    /// Finishes the content and stores it held (quarantined): delivered to nobody until
+    /// released. Commits.
+    pub async fn hold(mut self, held: &Held) -> Result<()> {
+        // A transaction from the start: the content and its quarantine row commit together.
+        self.tx().await?;
+        self.deliver_uncommitted(&[], None).await?;
+        sqlx::query(
+            "INSERT INTO quarantine
+               (queue_id, content_id, mail_from, recipients, reason, client_address, auth_user)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&held.queue_id)
+        .bind(self.content_id)
+        .bind(&held.mail_from)
+        .bind(&held.recipients)
+        .bind(&held.reason)
+        .bind(&held.client_address)
+        .bind(&held.auth_user)
+        .execute(&mut **self.tx().await?)
+        .await?;
         if let Some(tx) = self.tx.take() {
             tx.commit().await?;
         }
-        Ok(delivered)
+        Ok(())
     }
 
     async fn queue(&mut self, out: &Outbound) -> Result<()> {
@@ -360,6 +407,7 @@ impl Store {
                 WHERE c.id = b.id AND c.created_at < now() - make_interval(secs => $3)
                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
                   AND NOT EXISTS (SELECT 1 FROM outbound_queue q WHERE q.content_id = c.id)
+                  AND NOT EXISTS (SELECT 1 FROM quarantine h WHERE h.content_id = c.id)
                RETURNING 1)
              SELECT (SELECT count(*) FROM gone), (SELECT max(id) FROM batch)",
         )

@@ -250,7 +250,8 @@ pub(super) async fn drop_orphan_contents(
     sqlx::query(
         "DELETE FROM contents c WHERE c.id = ANY($1)
            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
-           AND NOT EXISTS (SELECT 1 FROM outbound_queue q WHERE q.content_id = c.id)",
+           AND NOT EXISTS (SELECT 1 FROM outbound_queue q WHERE q.content_id = c.id)
+           AND NOT EXISTS (SELECT 1 FROM quarantine h WHERE h.content_id = c.id)",
     )
     .bind(ids)
     .execute(&mut **tx)

@@ -4,7 +4,8 @@
 //! * a message row is written in the same transaction as every other recipient's row, after
 //!   its content; callers hear "stored" only after COMMIT;
 //! * deletions happen only in `maildrop::commit`, in one transaction, under the caller's lease;
-//! * content rows are removed only when no message points at them any more.
+//! * content rows are removed only when no message, queue entry or quarantined message
+//!   points at them any more.
 //!
 //! Migrations are embedded and applied at start; sqlx takes a PostgreSQL advisory lock
 //! while migrating, so several back-ends may start at once.
@@ -16,16 +17,18 @@ mod dkim;
 mod error;
 mod maildrop;
 mod penalties;
+mod quarantine;
 mod queue;
 mod secrets;
 
 pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
-pub use delivery::{ContentWriter, Delivered, Outbound};
+pub use delivery::{ContentWriter, Delivered, Held, Outbound};
 pub use directory::{DomainSettings, GroupInfo};
 pub use dkim::DkimKey;
 pub use maildrop::{MessageEntry, MessageStream};
 pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
+pub use quarantine::HeldEntry;
 pub use queue::{
     DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement,
 };

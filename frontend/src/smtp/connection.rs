@@ -299,39 +299,15 @@ impl Driver {
         // The spool's blocks are what goes over the wire (no copy), freed with the handover.
         let size = self.intake.spool.len() as u64;
         let mut content = self.intake.spool.take();
-        let mut changed;
+        let filtered;
         let mut envelope = envelope;
         let milters = self.ctx.milters.for_listener(self.session.listener());
         if !milters.is_empty() {
-            let milter_env = milter_envelope(envelope, &self.peer, &self.ctx.settings.hostname);
-            let (blocks, changes, held) =
-                match filter::run(milters, &milter_env, content, backends.metrics()).await {
-                    Filtered::Deliver { blocks, changes } => (blocks, changes, None),
-                    Filtered::Quarantine {
-                        blocks,
-                        changes,
-                        why,
-                    } => (blocks, changes, Some(why)),
-                    Filtered::Refuse(reply) => return SubmitResult::Filtered(reply),
-                    Filtered::Discard => {
-                        tracing::info!(peer = %self.peer, "message discarded by a milter");
-                        return SubmitResult::Discarded;
-                    }
-                };
-            content = blocks;
-            if let Some(why) = held {
-                // Held storage is not built yet: the message is stored marked (never lost).
-                let mark = format!(
-                    "X-Bridgehead-Quarantine: {}\r\n",
-                    super::envelope::one_line(&why)
-                );
-                content.insert(0, bytes::Bytes::from(mark));
+            match self.filter(milters, envelope, content).await {
+                Ok((blocks, env)) => (content, filtered) = (blocks, env),
+                Err(refused) => return refused,
             }
-            changed = envelope.clone();
-            if !apply_envelope_changes(&mut changed, &changes) {
-                return SubmitResult::Discarded;
-            }
-            envelope = &changed;
+            envelope = &filtered;
         }
         let result = backends.submit(envelope, &origin, content).await;
         if result.is_ok() {
@@ -340,6 +316,41 @@ impl Driver {
             m.bytes_accepted.inc_by(size);
         }
         submit_result(result, &self.peer)
+    }
+
+    /// The message through the milters: what to hand over (the blocks, the envelope with
+    /// the filters' changes and quarantine), or the reply that ends it here.
+    async fn filter(
+        &self,
+        milters: &[MilterSpec],
+        envelope: &Envelope,
+        content: Vec<bytes::Bytes>,
+    ) -> Result<(Vec<bytes::Bytes>, Envelope), SubmitResult> {
+        let metrics = self.ctx.backends.metrics();
+        let milter_env = milter_envelope(envelope, &self.peer, &self.ctx.settings.hostname);
+        let (blocks, changes, held) =
+            match filter::run(milters, &milter_env, content, metrics).await {
+                Filtered::Deliver { blocks, changes } => (blocks, changes, None),
+                Filtered::Quarantine {
+                    blocks,
+                    changes,
+                    why,
+                } => (blocks, changes, Some(why)),
+                Filtered::Refuse(reply) => return Err(SubmitResult::Filtered(reply)),
+                Filtered::Discard => {
+                    tracing::info!(peer = %self.peer, "message discarded by a milter");
+                    return Err(SubmitResult::Discarded);
+                }
+            };
+        let mut changed = envelope.clone();
+        if let Some(why) = held {
+            tracing::info!(peer = %self.peer, reason = %why, "message quarantined by a milter");
+            changed.quarantine = why;
+        }
+        if !apply_envelope_changes(&mut changed, &changes) {
+            return Err(SubmitResult::Discarded);
+        }
+        Ok((blocks, changed))
     }
 
     /// The verdict on one recipient: from the front-end's memory, or a back-end's answer

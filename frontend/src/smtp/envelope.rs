@@ -217,6 +217,7 @@ fn finish(s: &mut Session, outcome: DataOutcome) -> Vec<Action> {
         tls: s.tls.clone().unwrap_or_default(),
         auth_user: s.auth.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
         submission: s.config.listener != Listener::Mx,
+        quarantine: String::new(),
     };
     vec![Action::Submit(envelope)]
 }
