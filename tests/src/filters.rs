@@ -302,3 +302,62 @@ impl Drop for Rspamd {
         let _ = self.child.wait();
     }
 }
+
+/// OpenDKIM as a signing milter for `domain` (selector `od`, a key made by
+/// `opendkim-genkey`), on a free loopback port; `record` is the TXT record to publish.
+pub struct OpenDkim {
+    pub milter: SocketAddr,
+    pub record: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl OpenDkim {
+    pub fn start(domain: &str) -> OpenDkim {
+        need("/usr/sbin/opendkim", "opendkim");
+        need("/usr/sbin/opendkim-genkey", "opendkim-tools");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        let made = Command::new("opendkim-genkey")
+            .args(["-D", root.to_str().unwrap(), "-d", domain, "-s", "od"])
+            .status()
+            .expect("opendkim-genkey");
+        assert!(made.success());
+        let txt = std::fs::read_to_string(root.join("od.txt")).unwrap();
+        // The record's quoted strings, joined.
+        let record: String = txt
+            .split('"')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let port = free_port();
+        let r = root.display();
+        std::fs::write(
+            root.join("opendkim.conf"),
+            format!(
+                "Mode s\nDomain {domain}\nSelector od\nKeyFile {r}/od.private\n\
+                 Socket inet:{port}@127.0.0.1\nSyslog no\nBackground no\nPidFile {r}/opendkim.pid\n\
+                 Canonicalization relaxed/relaxed\nInternalHosts 127.0.0.1\nLogWhy yes\nRequireSafeKeys false\n"
+            ),
+        )
+        .unwrap();
+        let conf = root.join("opendkim.conf");
+        let child = spawn("opendkim", &["-f", "-x", conf.to_str().unwrap()]);
+        wait_port(port, Duration::from_secs(30), &conf);
+        OpenDkim {
+            milter: SocketAddr::from(([127, 0, 0, 1], port)),
+            record,
+            child,
+            dir,
+        }
+    }
+}
+
+impl Drop for OpenDkim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}

@@ -53,8 +53,10 @@ pub mod protocol {
     pub const NO_REPLY_EOH: u32 = 0x40000;
     pub const NO_REPLY_BODY: u32 = 0x80000;
     pub const HEADER_LEADING_SPACE: u32 = 0x100000;
-    /// Every step flag we honour (the filter may set any of these).
-    pub const ALL: u32 = 0x1fffff;
+    /// Every step flag we honour (the filter may set any of these). Not
+    /// HEADER_LEADING_SPACE: header values go both ways without the space after the colon,
+    /// which the MTA writes (as libmilter's default).
+    pub const ALL: u32 = 0x0fffff;
 }
 
 /// A command from the MTA to the filter.
