@@ -4,6 +4,7 @@
 //! First run: initdb, a self-signed certificate, an admin token, and a demo domain and user
 //! (made once). Every run prints the endpoints and writes them to `<data-dir>/endpoints.json`.
 //! Ctrl-C or SIGTERM stops the front-end, the back-end, then PostgreSQL.
+use bridgehead_frontend::filter::MilterSpec;
 use crate::certs::{ensure_dev_certificate, write_private};
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use anyhow::{Context, Result};
@@ -70,6 +71,9 @@ pub struct DevArgs {
     /// DNS server (IP:PORT) for those checks and for MX lookups, instead of the system's.
     #[arg(long, env = "BRIDGEHEAD_DNS_SERVER")]
     dns_server: Option<SocketAddr>,
+    /// Milters every SMTP message goes through, as the front-end's --milters.
+    #[arg(long, env = "BRIDGEHEAD_MILTERS")]
+    milters: Option<String>,
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
@@ -183,6 +187,7 @@ fn frontend_config(
         tls_key: Some(key),
         allow_plaintext_auth: args.allow_plaintext_auth,
         recipient_cache_ttl: std::time::Duration::from_secs(args.recipient_cache_secs),
+        milters: MilterSpec::parse_list(args.milters.as_deref().unwrap_or(""))?,
         ..FrontendConfig::default()
     })
 }

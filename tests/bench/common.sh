@@ -80,3 +80,37 @@ start_knot() {
   for _ in $(seq 1 200); do grep -q "server started" "$dir/knot.log" 2>/dev/null && break; sleep 0.1; done
   KNOT_ADDR="127.0.0.1:$port"
 }
+
+# start_rspamd: a private rspamd (proxy worker in milter mode, scanning by itself) on a free
+# loopback port with the distribution's rules; loopback is not "local" (it scans everything),
+# DNS answers nothing at once (no network), result headers added. Sets RSPAMD_ADDR.
+start_rspamd() {
+  local dir="$WORK/rspamd" port; port=$(free_port)
+  mkdir -p "$dir/local.d" "$dir/run" "$dir/db" "$dir/log"
+  cat >"$dir/rspamd.conf" <<CONF
+.include "\$CONFDIR/common.conf"
+options {
+    pidfile = "\$RUNDIR/rspamd.pid";
+    .include "\$CONFDIR/options.inc"
+    .include(try=true; priority=1,duplicate=merge) "\$LOCAL_CONFDIR/local.d/options.inc"
+}
+logging { type = "file"; filename = "\$LOGDIR/rspamd.log"; level = "warning"; }
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:$port";
+    milter = yes;
+    timeout = 60s;
+    upstream "local" { default = yes; self_scan = yes; }
+    count = 2;
+}
+CONF
+  printf 'local_addrs = [];\ndns { nameserver = ["127.0.0.1:1"]; timeout = 0.5s; retransmits = 1; }\n' \
+    >"$dir/local.d/options.inc"
+  printf 'use = ["x-spamd-result", "x-spam-status"];\nskip_local = false;\nskip_authenticated = false;\n' \
+    >"$dir/local.d/milter_headers.conf"
+  rspamd -f -i -u root -g root -c "$dir/rspamd.conf" --var=CONFDIR=/etc/rspamd \
+    --var=LOCAL_CONFDIR="$dir" --var=RUNDIR="$dir/run" --var=DBDIR="$dir/db" \
+    --var=LOGDIR="$dir/log" >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_port "$port"
+  RSPAMD_ADDR="127.0.0.1:$port"
+}

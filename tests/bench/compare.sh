@@ -12,7 +12,8 @@
 #         into Dovecot's Maildirs);
 #   SMTP again at 50 × 10 on clusters without the recipient memory and with mail
 #         authentication checks on (the latter against a private Knot, when installed), and
-#         with every message forwarded out (SRS, ARC seal);
+#         with every message forwarded out (SRS, ARC seal); and with rspamd as a milter on
+#         both sides (when installed);
 #   POP3: login only and RETR of every message, at 1, 4 and 10 sessions.
 # Never touches non-loopback addresses; stops everything it started, by PID, on exit.
 #
@@ -262,6 +263,36 @@ PY
       WHERE envelope_from LIKE 'SRS0=%' AND position('ARC-Seal: i=1' in convert_from(head, 'UTF8')) > 0")
   [ "$sealed" -ge 1 ] || { echo "forwarded mail was not rewritten and sealed" >&2; exit 1; }
   row "SMTP accept, 50 conn × 10 msg, checks on, forwarded (SRS + ARC seal)" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
+fi
+
+# The same load through the same rspamd (milter protocol) on both sides: Bridgehead's
+# front-end as --milters, Postfix as smtpd_milters; Postfix gets it only for this row.
+if command -v rspamd >/dev/null; then
+  start_rspamd
+  RS_SMTP=$(free_port) RS_POP3=$(free_port)
+  start_dev "$RS_SMTP" "$RS_POP3" bh-rspamd --milters "inet:$RSPAMD_ADDR?timeout=60"
+  add_users "$DOMAIN" "$USERS" "$PASSWORD" bh-rspamd
+  rs_args=(--connections 50 --per-connection 10 --messages "$SMTP_N" --size 10240
+    --from "bench@outside.example" --to "user{n}@$DOMAIN" --users "$USERS" --json)
+  "$BH" bench smtp --server "127.0.0.1:$RS_SMTP" "${rs_args[@]}" >"$WORK/bh-rspamd.json" 2>/dev/null
+  # The row counts only if rspamd saw the messages: a stored one carries its header.
+  python3 - "$RS_POP3" "user0@$DOMAIN" "$PASSWORD" <<'PY' || { echo "rspamd did not scan" >&2; exit 1; }
+import poplib, sys
+p = poplib.POP3("127.0.0.1", int(sys.argv[1])); p.user(sys.argv[2]); p.pass_(sys.argv[3])
+head = b"\n".join(p.top(1, 0)[1]).decode()
+p.quit()
+assert "X-Spamd-Result:" in head, head
+PY
+  pf_rs=0
+  if [ -n "$PEER" ]; then
+    postconf -c "$PF_CONF" -e "smtpd_milters = inet:$RSPAMD_ADDR" "milter_default_action = tempfail" \
+      "milter_protocol = 6"
+    postfix -c "$PF_CONF" reload >/dev/null 2>&1; sleep 2
+    "$BH" bench smtp --server "127.0.0.1:$PF_SMTP" "${rs_args[@]}" >"$WORK/pf-rspamd.json" 2>/dev/null
+    pf_rs=$(json "$WORK/pf-rspamd.json" 'd["messages_per_s"]')
+    postconf -c "$PF_CONF" -e "smtpd_milters =" && postfix -c "$PF_CONF" reload >/dev/null 2>&1
+  fi
+  row "SMTP accept, 50 conn × 10 msg, rspamd milter (both)" "$(json "$WORK/bh-rspamd.json" 'd["messages_per_s"]')" "$pf_rs"
 fi
 
 for s in 1 4 10; do pop3_row login "$s" "$LOGINS"; done
