@@ -4,7 +4,6 @@
 //! First run: initdb, a self-signed certificate, an admin token, and a demo domain and user
 //! (made once). Every run prints the endpoints and writes them to `<data-dir>/endpoints.json`.
 //! Ctrl-C or SIGTERM stops the front-end, the back-end, then PostgreSQL.
-use bridgehead_frontend::filter::MilterSpec;
 use crate::certs::{ensure_dev_certificate, write_private};
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use anyhow::{Context, Result};
@@ -18,6 +17,7 @@ use bridgehead_backend::secrets::Secrets;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
+use bridgehead_frontend::filter::MilterSpec;
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};

@@ -1,4 +1,5 @@
-"""A scripted milter for the milter protocol tests: listens on 127.0.0.1:argv[1], answers
+"""A scripted milter for the milter protocol tests: listens on 127.0.0.1:argv[1] (and notes
+each connection it accepts as a line in the file argv[2]), answers
 option negotiation (protocol 6, every action), continues every step, and at end of message
 does what the message's Subject says — each reply and modification the protocol has, and the
 ways a filter can misbehave (garbage, a 4 GiB length, silence, a reset in the body)."""
@@ -102,6 +103,8 @@ def main():
     print("ready", flush=True)
     while True:
         conn, _ = s.accept()
+        with open(sys.argv[2], "a") as log:
+            log.write("connection\n")
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 main()

@@ -5,7 +5,8 @@
 //! add and delete a recipient, change the sender — reach the client and the store as the
 //! protocol says — a quarantined message held, then released or deleted with `bridgehead
 //! admin quarantine`; and a filter that misbehaves — garbage, a 4 GiB length, silence, a reset
-//! in the middle of the body — gets the default action (451) while the SMTP session goes on.
+//! in the middle of the body — gets the default action (451) while the SMTP session goes on,
+//! and the session's connection to the filter carries message after message.
 use bridgehead_frontend::filter::MilterSpec;
 use bridgehead_tests::procs::{free_port, wait_port, Proc};
 use bridgehead_tests::{admin_cli, blocking, python, read_mailbox, Cluster, Options};
@@ -42,10 +43,13 @@ fn stored(messages: &[Vec<u8>]) -> Vec<String> {
 async fn every_reply_and_modification_and_every_misbehaviour() {
     let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/scripted_milter.py");
+    let dir = tempfile::tempdir().unwrap();
+    let connections = dir.path().join("connections");
     let _milter = Proc(
         Command::new("python3")
             .arg(script)
             .arg(port.to_string())
+            .arg(&connections)
             .spawn()
             .expect("start the scripted milter"),
     );
@@ -88,6 +92,16 @@ async fn every_reply_and_modification_and_every_misbehaviour() {
     for ((subject, want), got) in subjects.iter().zip(&replies) {
         assert!(got.starts_with(want), "{subject}: {got}");
     }
+    // One connection carries message after message; only a failed one is replaced (after
+    // garbage, the huge length, the reset and the silence): 1 + 4 for 13 messages (and the
+    // test's own check that the filter listens).
+    let opened = || {
+        std::fs::read_to_string(&connections)
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(opened(), 1 + 5, "milter connections opened");
 
     // Alice: the two plain ones and the one after progress; the quarantined one is held.
     let alice = stored(&read_mailbox(&c.store, ALICE, None).await);
@@ -120,6 +134,11 @@ async fn every_reply_and_modification_and_every_misbehaviour() {
     let port = c.smtp.port().to_string();
     let again = blocking(move || python(SESSION, &[&port, "quarantine"])).await;
     assert_eq!(again.trim(), "250");
+    assert_eq!(
+        opened(),
+        1 + 6,
+        "a new SMTP session, a new milter connection"
+    );
     let listed = admin_cli(bin, &c, &["quarantine", "list"]);
     let id = listed.split('\t').next().unwrap().to_string();
     admin_cli(bin, &c, &["quarantine", "delete", &id]);

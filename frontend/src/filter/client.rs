@@ -4,8 +4,9 @@
 //! Invariants: every wait has a deadline (connect, each command's reply, the end-of-message
 //! reply, which a filter may extend with "progress"); anything that goes wrong — refused or
 //! dropped connection, a deadline, a malformed or oversized reply, a reply the step does not
-//! allow — ends in the filter's default action, never a panic or a lost message; the
-//! connection is closed after each message (QUIT).
+//! allow — ends in the filter's default action, never a panic or a lost message; a
+//! connection that failed is never used again, one that served a message is kept for the
+//! next message of the same SMTP session (and closed with it).
 use super::codec::{self, Command, Decoded};
 use super::conversation::{After, Conversation, Next, Verdict};
 use super::message::{Envelope, Headers};
@@ -30,41 +31,95 @@ pub enum MilterError {
     Protocol(#[from] super::conversation::ProtocolError),
 }
 
-/// One message through one milter: its verdict and modifications, or why it could not say.
+/// A connection to a milter, kept between the messages of one SMTP session (the protocol
+/// lets a connection carry message after message: MAIL follows the last end of message).
+pub struct Kept {
+    stream: Box<dyn Io>,
+    negotiated: (u32, u32),
+    /// The HELO the filter was told: a connection is reused only for the same.
+    helo: String,
+}
+
+/// A milter connection's transport.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+/// The verdict and the modifications asked for.
+pub type Outcome = (Verdict, Vec<codec::Reply>);
+
+/// One message through one milter, on the session's kept connection when there is one (a
+/// kept connection that fails is replaced by a new one once), leaving the connection kept
+/// for the next message.
 pub async fn converse(
     spec: &MilterSpec,
+    kept: &mut Option<Kept>,
     envelope: &Envelope,
     headers: &Headers,
     body: &[&[u8]],
-) -> Result<(Verdict, Vec<codec::Reply>), MilterError> {
+) -> Result<Outcome, MilterError> {
+    if let Some(k) = kept.take().filter(|k| k.helo == envelope.helo) {
+        let resumed = Some(k.negotiated);
+        let mut stream = k.stream;
+        match run(&mut stream, spec, resumed, envelope, headers, body).await {
+            Ok((outcome, negotiated)) => {
+                *kept = Some(Kept {
+                    stream,
+                    negotiated,
+                    helo: envelope.helo.clone(),
+                });
+                return Ok(outcome);
+            }
+            // The filter may have closed the idle connection: a new one, once. Any other
+            // failure (silence, nonsense) is the filter's, not the connection's age.
+            Err(MilterError::Io(_) | MilterError::Closed) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut stream = connect(spec).await?;
+    let (outcome, negotiated) = run(&mut stream, spec, None, envelope, headers, body).await?;
+    *kept = Some(Kept {
+        stream,
+        negotiated,
+        helo: envelope.helo.clone(),
+    });
+    Ok(outcome)
+}
+
+async fn connect(spec: &MilterSpec) -> Result<Box<dyn Io>, MilterError> {
     let wait = spec.connect_timeout;
-    match &spec.addr {
+    Ok(match &spec.addr {
         MilterAddr::Inet(addr) => {
             let stream = timeout(wait, tokio::net::TcpStream::connect(addr))
                 .await
                 .map_err(|_| MilterError::Timeout(wait))?
                 .map_err(MilterError::Connect)?;
             let _ = stream.set_nodelay(true);
-            run(stream, spec, envelope, headers, body).await
+            Box::new(stream)
         }
-        MilterAddr::Unix(path) => {
-            let stream = timeout(wait, tokio::net::UnixStream::connect(path))
+        MilterAddr::Unix(path) => Box::new(
+            timeout(wait, tokio::net::UnixStream::connect(path))
                 .await
                 .map_err(|_| MilterError::Timeout(wait))?
-                .map_err(MilterError::Connect)?;
-            run(stream, spec, envelope, headers, body).await
-        }
-    }
+                .map_err(MilterError::Connect)?,
+        ),
+    })
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+/// One conversation on `stream`: from option negotiation, or from MAIL when `resumed` says
+/// what was negotiated before. Leaves the filter ready for another message (ABORT after a
+/// verdict that came before the end of message).
+async fn run(
+    stream: &mut Box<dyn Io>,
     spec: &MilterSpec,
+    resumed: Option<(u32, u32)>,
     envelope: &Envelope,
     headers: &Headers,
     body: &[&[u8]],
-) -> Result<(Verdict, Vec<codec::Reply>), MilterError> {
-    let mut conv = Conversation::new(envelope, headers, body);
+) -> Result<(Outcome, (u32, u32)), MilterError> {
+    let mut conv = match resumed {
+        Some(n) => Conversation::resumed(envelope, headers, body, n),
+        None => Conversation::new(envelope, headers, body),
+    };
     let (mut out, mut buf) = (Vec::with_capacity(4096), Vec::with_capacity(1024));
     let verdict = loop {
         let (command, reply) = match conv.next_command() {
@@ -79,9 +134,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         command.encode(&mut out);
         // Body pieces without replies are gathered and written in larger writes.
         if reply || end || out.len() >= 64 * 1024 {
-            timeout(spec.command_timeout, stream.write_all(&out))
-                .await
-                .map_err(|_| MilterError::Timeout(spec.command_timeout))??;
+            write(stream, &out, spec.command_timeout).await?;
             out.clear();
         }
         if !reply {
@@ -93,7 +146,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             spec.command_timeout
         };
         let done = loop {
-            let r = read_reply(&mut stream, &mut buf, wait).await?;
+            let r = read_reply(stream, &mut buf, wait).await?;
             match conv.reply(r)? {
                 After::Next => break None,
                 After::More => continue,
@@ -104,10 +157,20 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             break v;
         }
     };
-    out.clear();
-    Command::Quit.encode(&mut out);
-    let _ = timeout(Duration::from_secs(1), stream.write_all(&out)).await;
-    Ok((verdict, conv.take_modifications()))
+    if conv.ended_early() {
+        out.clear();
+        Command::Abort.encode(&mut out);
+        write(stream, &out, spec.command_timeout).await?;
+    }
+    let negotiated = conv.negotiated();
+    Ok(((verdict, conv.take_modifications()), negotiated))
+}
+
+async fn write(stream: &mut Box<dyn Io>, data: &[u8], wait: Duration) -> Result<(), MilterError> {
+    timeout(wait, stream.write_all(data))
+        .await
+        .map_err(|_| MilterError::Timeout(wait))??;
+    Ok(())
 }
 
 /// Reads until one whole reply is in `buf`, within `wait`.

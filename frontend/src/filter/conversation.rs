@@ -96,6 +96,8 @@ pub struct Conversation<'m> {
     skip_body: bool,
     modifications: Vec<Modification>,
     quarantine: Option<String>,
+    /// The verdict came before the end of message: the filter is inside a message still.
+    ended_early: bool,
 }
 
 impl<'m> Conversation<'m> {
@@ -111,7 +113,34 @@ impl<'m> Conversation<'m> {
             skip_body: false,
             modifications: Vec::new(),
             quarantine: None,
+            ended_early: false,
         }
+    }
+
+    /// The next message on a connection that has negotiated (`protocol`, `actions`) and
+    /// been through CONNECT and HELO: it starts at MAIL.
+    pub fn resumed(
+        envelope: &'m Envelope,
+        headers: &'m Headers,
+        body: &'m [&'m [u8]],
+        (protocol, actions): (u32, u32),
+    ) -> Self {
+        let mut c = Conversation::new(envelope, headers, body);
+        c.protocol = protocol;
+        c.actions = actions;
+        c.step = Step::Mail;
+        c
+    }
+
+    /// What was negotiated (protocol flags, actions), for the next message on the connection.
+    pub fn negotiated(&self) -> (u32, u32) {
+        (self.protocol, self.actions)
+    }
+
+    /// Whether the verdict came before the end of message (the filter must be told ABORT
+    /// before the connection carries another message).
+    pub fn ended_early(&self) -> bool {
+        self.ended_early
     }
 
     /// The modifications asked for (valid once the verdict is `Continue` or `Accept`).
@@ -275,6 +304,7 @@ impl<'m> Conversation<'m> {
             }
             other => return Err(unexpected(&other)),
         };
+        self.ended_early = !at_end;
         self.step = Step::Finished;
         // A quarantine asked for before the final answer holds the message unless refused.
         Ok(After::Done(match (verdict, self.quarantine.take()) {

@@ -126,17 +126,22 @@ pub enum Filtered {
     },
 }
 
-/// Runs the message through every filter in order.
+/// The connections an SMTP session keeps to its milters, one place per milter.
+pub type KeptConnections = Vec<Option<client::Kept>>;
+
+/// Runs the message through every filter in order, on the session's `kept` connections.
 pub async fn run(
     filters: &[MilterSpec],
+    kept: &mut KeptConnections,
     envelope: &Envelope,
     blocks: Vec<Bytes>,
     metrics: &crate::metrics::Metrics,
 ) -> Filtered {
+    kept.resize_with(filters.len(), || None);
     let split = message::split(&blocks);
     let mut changes = Changes::default();
     let mut quarantine = None;
-    for spec in filters {
+    for (spec, kept) in filters.iter().zip(kept.iter_mut()) {
         let headers = changes
             .headers
             .clone()
@@ -149,7 +154,7 @@ pub async fn run(
         let span = tracing::info_span!("milter", milter = %spec.name);
         let result = {
             use tracing::Instrument;
-            client::converse(spec, envelope, &headers, &pieces)
+            client::converse(spec, kept, envelope, &headers, &pieces)
                 .instrument(span)
                 .await
         };

@@ -100,6 +100,7 @@ pub async fn serve(
         ctx: ctx.clone(),
         transaction: None,
         shutdown: shutdown.clone(),
+        milter_connections: Vec::new(),
     };
     if let Err(e) = driver.run(tls, &shutdown).await {
         tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
@@ -118,6 +119,8 @@ struct Driver {
     /// trace.
     transaction: Option<tracing::Span>,
     shutdown: CancellationToken,
+    /// Connections to the milters, kept from one message to the next of this session.
+    milter_connections: filter::KeptConnections,
 }
 
 impl Driver {
@@ -301,7 +304,8 @@ impl Driver {
         let mut content = self.intake.spool.take();
         let filtered;
         let mut envelope = envelope;
-        let milters = self.ctx.milters.for_listener(self.session.listener());
+        let ctx = self.ctx.clone();
+        let milters = ctx.milters.for_listener(self.session.listener());
         if !milters.is_empty() {
             match self.filter(milters, envelope, content).await {
                 Ok((blocks, env)) => (content, filtered) = (blocks, env),
@@ -321,27 +325,34 @@ impl Driver {
     /// The message through the milters: what to hand over (the blocks, the envelope with
     /// the filters' changes and quarantine), or the reply that ends it here.
     async fn filter(
-        &self,
+        &mut self,
         milters: &[MilterSpec],
         envelope: &Envelope,
         content: Vec<bytes::Bytes>,
     ) -> Result<(Vec<bytes::Bytes>, Envelope), SubmitResult> {
         let metrics = self.ctx.backends.metrics();
         let milter_env = milter_envelope(envelope, &self.peer, &self.ctx.settings.hostname);
-        let (blocks, changes, held) =
-            match filter::run(milters, &milter_env, content, metrics).await {
-                Filtered::Deliver { blocks, changes } => (blocks, changes, None),
-                Filtered::Quarantine {
-                    blocks,
-                    changes,
-                    why,
-                } => (blocks, changes, Some(why)),
-                Filtered::Refuse(reply) => return Err(SubmitResult::Filtered(reply)),
-                Filtered::Discard => {
-                    tracing::info!(peer = %self.peer, "message discarded by a milter");
-                    return Err(SubmitResult::Discarded);
-                }
-            };
+        let (blocks, changes, held) = match filter::run(
+            milters,
+            &mut self.milter_connections,
+            &milter_env,
+            content,
+            metrics,
+        )
+        .await
+        {
+            Filtered::Deliver { blocks, changes } => (blocks, changes, None),
+            Filtered::Quarantine {
+                blocks,
+                changes,
+                why,
+            } => (blocks, changes, Some(why)),
+            Filtered::Refuse(reply) => return Err(SubmitResult::Filtered(reply)),
+            Filtered::Discard => {
+                tracing::info!(peer = %self.peer, "message discarded by a milter");
+                return Err(SubmitResult::Discarded);
+            }
+        };
         let mut changed = envelope.clone();
         if let Some(why) = held {
             tracing::info!(peer = %self.peer, reason = %why, "message quarantined by a milter");
