@@ -61,7 +61,11 @@ def serve(conn):
             if code == b"O":
                 conn.sendall(packet(b"O", struct.pack(">III", 6, 0x1FF, 0)))
             elif code == b"D":
-                pass  # macros: no reply
+                # Macros (no reply): noted as "STAGE NAME=VALUE" lines in argv[2].macros.
+                parts = body[1:].split(b"\0")
+                with open(sys.argv[2] + ".macros", "a") as log:
+                    for name, value in zip(parts[0::2], parts[1::2]):
+                        log.write("%s %s=%s\n" % (body[:1].decode(), name.decode(), value.decode()))
             elif code == b"L":
                 name, value = body.split(b"\0")[:2]
                 if name.lower() == b"subject":

@@ -92,6 +92,17 @@ async fn every_reply_and_modification_and_every_misbehaviour() {
     for ((subject, want), got) in subjects.iter().zip(&replies) {
         assert!(got.starts_with(want), "{subject}: {got}");
     }
+    // The macros milters rely on, at their steps.
+    let macros = std::fs::read_to_string(connections.with_extension("macros")).unwrap();
+    for want in [
+        "C {client_addr}=127.0.0.1",
+        "C j=mx.test.example",
+        "M {mail_addr}=friend@sender.test",
+        "R {rcpt_addr}=alice@example.com",
+        "E i=",
+    ] {
+        assert!(macros.lines().any(|l| l.starts_with(want)), "{want} in\n{macros}");
+    }
     // One connection carries message after message; only a failed one is replaced (after
     // garbage, the huge length, the reset and the silence): 1 + 4 for 13 messages (and the
     // test's own check that the filter listens).

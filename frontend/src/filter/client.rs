@@ -127,10 +127,7 @@ async fn run(
             Next::Send { command, reply } => (command, reply),
         };
         let end = command == Command::EndOfMessage;
-        if let Some((_, pairs)) = envelope.macros.iter().find(|(s, _)| *s == command.code()) {
-            let stage = command.code();
-            Command::Macros { stage, pairs }.encode(&mut out);
-        }
+        macros(envelope, &command, &mut out);
         command.encode(&mut out);
         // Body pieces without replies are gathered and written in larger writes.
         if reply || end || out.len() >= 64 * 1024 {
@@ -164,6 +161,21 @@ async fn run(
     }
     let negotiated = conv.negotiated();
     Ok(((verdict, conv.take_modifications()), negotiated))
+}
+
+/// The macros for the command's step, before it: the envelope's, and for a recipient its
+/// `{rcpt_addr}`.
+fn macros(envelope: &Envelope, command: &Command<'_>, out: &mut Vec<u8>) {
+    let stage = command.code();
+    let fixed = envelope.macros.iter().find(|(s, _)| *s == stage);
+    if let Command::Rcpt(args) = command {
+        let addr = args.first().map_or("", |a| a.trim_start_matches('<').trim_end_matches('>'));
+        let mut pairs = fixed.map(|(_, p)| p.clone()).unwrap_or_default();
+        pairs.push(("{rcpt_addr}".to_string(), addr.to_string()));
+        Command::Macros { stage, pairs: &pairs }.encode(out);
+    } else if let Some((_, pairs)) = fixed {
+        Command::Macros { stage, pairs }.encode(out);
+    }
 }
 
 async fn write(stream: &mut Box<dyn Io>, data: &[u8], wait: Duration) -> Result<(), MilterError> {
