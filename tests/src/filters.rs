@@ -88,6 +88,8 @@ fn wait_port(port: u16, limit: Duration, log: &Path) {
 pub struct ClamAv {
     /// Where clamav-milter listens.
     pub milter: SocketAddr,
+    /// Where clamd listens.
+    pub clamd_addr: SocketAddr,
     clamd: Option<Child>,
     milter_child: Option<Child>,
     dir: tempfile::TempDir,
@@ -150,6 +152,7 @@ impl ClamAv {
         );
         ClamAv {
             milter: SocketAddr::from(([127, 0, 0, 1], milter_port)),
+            clamd_addr: SocketAddr::from(([127, 0, 0, 1], clamd_port)),
             clamd: Some(clamd),
             milter_child: Some(milter),
             dir,

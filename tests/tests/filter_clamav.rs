@@ -4,7 +4,7 @@
 //! an attachment is refused with a 5xx at end of DATA and never stored; with clamd stopped
 //! the milter says it cannot scan (tempfail: 4xx); with the milter stopped too, the default
 //! action applies — tempfail on port 25, accept on submission (configured so), and the
-//! metrics count each verdict.
+//! metrics count each verdict. And clamd asked directly (INSTREAM) without the milter.
 use base64::Engine;
 use bridgehead_frontend::filter::MilterSpec;
 use bridgehead_tests::filters::{smtp_send, ClamAv, EICAR};
@@ -98,5 +98,32 @@ async fn clamav_milter_refuses_a_virus_in_the_session_and_its_absence_defers() {
     }
     let failures = format!("bridgehead_frontend_milter_failures_total{{milter=\"{name}\"}}");
     assert_eq!(c.frontend_metric(&failures), 2, "{failures}");
+    c.stop().await;
+}
+
+/// clamd asked directly (INSTREAM, `clamd:inet:…`), without clamav-milter: a clean message is
+/// stored, EICAR is refused with the signature's name, and with clamd stopped the default
+/// action (tempfail) applies — never "clean" because clamd could not say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clamd_instream_refuses_a_virus_and_never_passes_what_it_could_not_scan() {
+    let mut clamav = blocking(ClamAv::start).await;
+    let spec = format!("clamd:inet:{}?timeout=20", clamav.clamd_addr);
+    let c = Cluster::start_with(Options {
+        milters: vec![MilterSpec::parse(&spec).unwrap()],
+        ..Options::default()
+    })
+    .await;
+    c.add_user(ALICE, PASS).await;
+    let mx = c.smtp.port();
+    assert_eq!(send(mx, "mx", &clean()).await, "250");
+    let reply = send(mx, "mx", &infected()).await;
+    assert!(
+        reply.starts_with("554 5.7.1") && reply.contains("Bridgehead.Test.EICAR"),
+        "{reply}\n{}",
+        clamav.logs()
+    );
+    clamav.stop_clamd();
+    assert!(send(mx, "mx", &clean()).await.starts_with("451 4.7.1"));
+    assert_eq!(read_mailbox(&c.store, ALICE, None).await.len(), 1);
     c.stop().await;
 }

@@ -101,7 +101,10 @@ async fn every_reply_and_modification_and_every_misbehaviour() {
         "R {rcpt_addr}=alice@example.com",
         "E i=",
     ] {
-        assert!(macros.lines().any(|l| l.starts_with(want)), "{want} in\n{macros}");
+        assert!(
+            macros.lines().any(|l| l.starts_with(want)),
+            "{want} in\n{macros}"
+        );
     }
     // One connection carries message after message; only a failed one is replaced (after
     // garbage, the huge length, the reset and the silence): 1 + 4 for 13 messages (and the

@@ -169,10 +169,16 @@ fn macros(envelope: &Envelope, command: &Command<'_>, out: &mut Vec<u8>) {
     let stage = command.code();
     let fixed = envelope.macros.iter().find(|(s, _)| *s == stage);
     if let Command::Rcpt(args) = command {
-        let addr = args.first().map_or("", |a| a.trim_start_matches('<').trim_end_matches('>'));
+        let addr = args
+            .first()
+            .map_or("", |a| a.trim_start_matches('<').trim_end_matches('>'));
         let mut pairs = fixed.map(|(_, p)| p.clone()).unwrap_or_default();
         pairs.push(("{rcpt_addr}".to_string(), addr.to_string()));
-        Command::Macros { stage, pairs: &pairs }.encode(out);
+        Command::Macros {
+            stage,
+            pairs: &pairs,
+        }
+        .encode(out);
     } else if let Some((_, pairs)) = fixed {
         Command::Macros { stage, pairs }.encode(out);
     }

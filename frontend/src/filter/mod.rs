@@ -9,6 +9,7 @@
 //! is down, slow or talks nonsense gets its default action (`tempfail`, the safe one, or
 //! `accept`: skipped) — a message is never lost to a filter; a reject or tempfail reaches the
 //! client as the filter's own reply or the standard one, and no bounce is ever made for it.
+pub mod clamd;
 pub mod client;
 pub mod codec;
 pub mod conversation;
@@ -37,11 +38,21 @@ pub enum DefaultAction {
     Accept,
 }
 
-/// One configured milter.
+/// What speaks at the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    /// A milter (rspamd, clamav-milter, OpenDKIM, …).
+    Milter,
+    /// clamd itself, scanning with INSTREAM.
+    Clamd,
+}
+
+/// One configured filter: a milter, or clamd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MilterSpec {
     /// As configured, for logs and metrics.
     pub name: String,
+    pub kind: FilterKind,
     pub addr: MilterAddr,
     pub default_action: DefaultAction,
     pub connect_timeout: Duration,
@@ -51,21 +62,26 @@ pub struct MilterSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("milter {spec:?}: {why} (inet:HOST:PORT or unix:/PATH, then ?default=tempfail|accept&timeout=SECS)")]
+#[error("milter {spec:?}: {why} ([clamd:]inet:HOST:PORT or [clamd:]unix:/PATH, then ?default=tempfail|accept&timeout=SECS)")]
 pub struct SpecError {
     pub spec: String,
     pub why: &'static str,
 }
 
 impl MilterSpec {
-    /// `inet:127.0.0.1:11332` or `unix:/run/milter.sock`, optionally followed by
-    /// `?default=accept&timeout=30` (timeout: seconds for each reply, and the scan).
+    /// `inet:127.0.0.1:11332` or `unix:/run/milter.sock` (a milter), `clamd:inet:…` or
+    /// `clamd:unix:…` (clamd), optionally followed by `?default=accept&timeout=30` (timeout:
+    /// seconds for each reply, and the scan).
     pub fn parse(spec: &str) -> Result<MilterSpec, SpecError> {
         let bad = |why| SpecError {
             spec: spec.to_string(),
             why,
         };
-        let (place, options) = spec.trim().split_once('?').unwrap_or((spec.trim(), ""));
+        let (name, options) = spec.trim().split_once('?').unwrap_or((spec.trim(), ""));
+        let (kind, place) = match name.strip_prefix("clamd:") {
+            Some(rest) => (FilterKind::Clamd, rest),
+            None => (FilterKind::Milter, name),
+        };
         let addr = if let Some(a) = place.strip_prefix("inet:") {
             MilterAddr::Inet(a.parse().map_err(|_| bad("not an address and port"))?)
         } else if let Some(p) = place.strip_prefix("unix:") {
@@ -74,7 +90,8 @@ impl MilterSpec {
             return Err(bad("unknown kind of address"));
         };
         let mut m = MilterSpec {
-            name: place.to_string(),
+            name: name.to_string(),
+            kind,
             addr,
             default_action: DefaultAction::Tempfail,
             connect_timeout: Duration::from_secs(10),
@@ -142,26 +159,16 @@ pub async fn run(
     let mut changes = Changes::default();
     let mut quarantine = None;
     for (spec, kept) in filters.iter().zip(kept.iter_mut()) {
-        let headers = changes
-            .headers
-            .clone()
-            .unwrap_or_else(|| split.headers.clone());
-        let pieces = match &changes.body {
-            Some(b) => b.chunks(codec::BODY_CHUNK).collect(),
-            None => message::body_pieces(&blocks, split.header_len),
-        };
         let started = Instant::now();
-        let span = tracing::info_span!("milter", milter = %spec.name);
-        let result = {
-            use tracing::Instrument;
-            client::converse(spec, kept, envelope, &headers, &pieces)
-                .instrument(span)
-                .await
+        let message = Current {
+            blocks: &blocks,
+            split: &split,
+            changes: &changes,
         };
-        let (verdict, mods) = match result {
+        let (verdict, mods) = match ask(spec, kept, envelope, message).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(milter = %spec.name, error = %e, action = ?spec.default_action, "milter failed; default action");
+                tracing::warn!(filter = %spec.name, error = %e, action = ?spec.default_action, "filter failed; default action");
                 metrics.milter_failure(&spec.name);
                 match spec.default_action {
                     DefaultAction::Tempfail => (Verdict::Tempfail(TEMPFAIL.into()), Vec::new()),
@@ -189,6 +196,67 @@ pub async fn run(
             why,
         },
         None => Filtered::Deliver { blocks, changes },
+    }
+}
+
+/// The message as the filters before have left it.
+#[derive(Clone, Copy)]
+struct Current<'a> {
+    blocks: &'a [Bytes],
+    split: &'a message::Split,
+    changes: &'a Changes,
+}
+
+/// One filter's verdict on the message as it is now, in a span of its own.
+async fn ask(
+    spec: &MilterSpec,
+    kept: &mut Option<client::Kept>,
+    envelope: &Envelope,
+    m: Current<'_>,
+) -> Result<(Verdict, Vec<codec::Reply>), String> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("milter", milter = %spec.name);
+    match spec.kind {
+        FilterKind::Milter => {
+            let headers = m.changes.headers.as_ref().unwrap_or(&m.split.headers);
+            let pieces = match &m.changes.body {
+                Some(b) => b.chunks(codec::BODY_CHUNK).collect(),
+                None => message::body_pieces(m.blocks, m.split.header_len),
+            };
+            client::converse(spec, kept, envelope, headers, &pieces)
+                .instrument(span)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        FilterKind::Clamd => {
+            let whole = whole_message(m.blocks, m.split, m.changes);
+            let pieces: Vec<&[u8]> = whole.iter().map(|b| &b[..]).collect();
+            clamd_verdict(spec, &pieces).instrument(span).await
+        }
+    }
+}
+
+/// The message as the filters have left it so far: the blocks themselves when unchanged.
+fn whole_message(blocks: &[Bytes], split: &message::Split, changes: &Changes) -> Vec<Bytes> {
+    match changes.headers.is_some() || changes.body.is_some() {
+        true => message::rebuild(blocks, split, changes),
+        false => blocks.to_vec(),
+    }
+}
+
+/// clamd's answer as a filter's verdict: a virus is refused with its name.
+async fn clamd_verdict(
+    spec: &MilterSpec,
+    pieces: &[&[u8]],
+) -> Result<(Verdict, Vec<codec::Reply>), String> {
+    match clamd::scan(spec, pieces).await.map_err(|e| e.to_string())? {
+        clamd::ScanResult::Clean => Ok((Verdict::Continue, Vec::new())),
+        clamd::ScanResult::Virus(name) => {
+            let name: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
+            tracing::info!(filter = %spec.name, virus = %name, "virus found");
+            let reply = format!("554 5.7.1 Message refused: virus found ({name})");
+            Ok((Verdict::Reject(reply), Vec::new()))
+        }
     }
 }
 
