@@ -1,7 +1,8 @@
 //! TLS as a client (outbound SMTP, the POP3 connector), with rustls.
 //!
 //! Two policies: `verify` checks the server's certificate against the Mozilla roots
-//! (webpki-roots) and its name, as the POP3 connector does by default; without it the
+//! (webpki-roots), and the extra CAs the operator names (`--extra-ca-file`), and its name, as
+//! the POP3 connector does by default and routes with `--tls verify` do; without it the
 //! connection is encrypted but the certificate is not checked — the "may"/"encrypt" levels
 //! of SMTP between servers, where no CA trust exists without DANE.
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -9,7 +10,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -27,28 +28,76 @@ pub async fn connect(tcp: TcpStream, host: &str, verify: bool) -> io::Result<Tls
     TlsConnector::from(config(verify)).connect(name, tcp).await
 }
 
+/// The verifying configuration: the Mozilla roots and the extra CAs trusted so far.
+static VERIFYING: RwLock<Option<Arc<ClientConfig>>> = RwLock::new(None);
+static EXTRA_ROOTS: RwLock<Vec<CertificateDer<'static>>> = RwLock::new(Vec::new());
+
+/// Trusts the CA certificates in the PEM file at `path` too, beside the Mozilla roots, for
+/// every verified connection from now on (a private PKI's root: routes to internal hosts,
+/// policy hosts).
+pub fn trust_extra_cas(path: &std::path::Path) -> io::Result<usize> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: no certificate in it", path.display()),
+        ));
+    }
+    let n = certs.len();
+    EXTRA_ROOTS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(certs);
+    *VERIFYING.write().unwrap_or_else(|e| e.into_inner()) = None;
+    Ok(n)
+}
+
+fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+}
+
+fn verifying() -> Arc<ClientConfig> {
+    if let Some(c) = VERIFYING.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return c.clone();
+    }
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in EXTRA_ROOTS.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        if let Err(e) = roots.add(cert.clone()) {
+            tracing::warn!(error = %e, "an extra CA certificate cannot be used");
+        }
+    }
+    let config = Arc::new(
+        builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    *VERIFYING.write().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
+    config
+}
+
 fn config(verify: bool) -> Arc<ClientConfig> {
-    static VERIFYING: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     static ENCRYPTING: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     let provider = || Arc::new(rustls::crypto::ring::default_provider());
-    let builder = || {
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default versions")
-    };
     if verify {
-        VERIFYING
-            .get_or_init(|| {
-                let roots = RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                Arc::new(
-                    builder()
-                        .with_root_certificates(roots)
-                        .with_no_client_auth(),
-                )
-            })
-            .clone()
+        verifying()
     } else {
         ENCRYPTING
             .get_or_init(|| {

@@ -40,7 +40,8 @@ pub enum RouteCmd {
         domain: String,
         /// host:port of the next hop.
         next_hop: String,
-        /// none, opportunistic, required or implicit.
+        /// none, opportunistic, required (STARTTLS or no delivery), verify (and the host's
+        /// certificate must verify for its name) or implicit.
         #[arg(long, default_value = "opportunistic")]
         tls: String,
         /// Authenticate as this user (the secret is read from standard input or a prompt).

@@ -93,6 +93,10 @@ pub struct BackendArgs {
     /// 127.0.0.1:53 (a local validating resolver).
     #[arg(long, env = "BRIDGEHEAD_DNS_SERVER")]
     pub dns_server: Option<SocketAddr>,
+    /// CA certificates (a PEM file) trusted beside the Mozilla roots wherever a certificate
+    /// is verified: routes with --tls verify, the POP3 connector (a private PKI's root).
+    #[arg(long, env = "BRIDGEHEAD_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
     /// Check mail from unauthenticated clients (SPF, DKIM, DMARC): an Authentication-Results
     /// header on each copy, and DMARC p=reject failures refused with 550 5.7.1 (default true).
     #[arg(long, env = "BRIDGEHEAD_CHECK_MAIL_AUTH")]
@@ -104,6 +108,9 @@ pub struct BackendArgs {
     /// The port of MX hosts (25; another only for test setups).
     #[arg(long, env = "BRIDGEHEAD_MX_PORT")]
     pub mx_port: Option<u16>,
+    /// The port MTA-STS policies are fetched from (443; another only for test setups).
+    #[arg(long, env = "BRIDGEHEAD_MTA_STS_PORT")]
+    pub mta_sts_port: Option<u16>,
     /// How often idle workers look for due mail, in milliseconds.
     #[arg(long, env = "BRIDGEHEAD_QUEUE_POLL_MS")]
     pub queue_poll_ms: Option<u64>,
@@ -228,6 +235,7 @@ impl BackendArgs {
                 .map_or(d.poll_interval, Duration::from_millis),
             dns_server: self.dns_server,
             mx_port: self.mx_port.unwrap_or(d.mx_port),
+            mta_sts_port: self.mta_sts_port.unwrap_or(d.mta_sts_port),
             ..d
         }
     }

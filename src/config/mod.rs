@@ -83,6 +83,11 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<()> {
 pub async fn run_backend(args: BackendArgs) -> Result<()> {
     let args = args.layered()?;
     let metrics = args.metrics_listen;
+    if let Some(path) = &args.extra_ca_file {
+        let n = bridgehead_backend::tls_client::trust_extra_cas(path)
+            .with_context(|| "--extra-ca-file")?;
+        tracing::info!(certificates = n, file = %path.display(), "extra CAs trusted");
+    }
     let handle = BackendHandle::start(args.resolve()?).await?;
     let http_stop = tokio_util::sync::CancellationToken::new();
     if let Some(addr) = metrics {

@@ -12,6 +12,7 @@ pub struct Sink {
     out: PathBuf,
     child: std::process::Child,
     _dir: tempfile::TempDir,
+    _cert_dir: Option<tempfile::TempDir>,
 }
 
 impl Sink {
@@ -28,6 +29,17 @@ impl Sink {
         panic!("the sink did not start (is aiosmtpd installed?)");
     }
 
+    /// A sink offering STARTTLS with the given certificate chain and key (PEM files).
+    pub fn start_with_certificate(cert: &Path, key: &Path) -> Sink {
+        for _ in 0..3 {
+            let port = procs::free_port();
+            if let Some(sink) = Sink::spawn("127.0.0.1", port, &[], Some((cert, key))) {
+                return sink;
+            }
+        }
+        panic!("the sink did not start (is aiosmtpd installed?)");
+    }
+
     /// A sink on `host`:`port` (another loopback address, a port chosen by the test).
     pub fn start_on(host: &str, port: u16, args: &[&str]) -> Sink {
         Sink::try_start(host, port, args, false)
@@ -35,6 +47,17 @@ impl Sink {
     }
 
     fn try_start(host: &str, port: u16, args: &[&str], tls: bool) -> Option<Sink> {
+        if !tls {
+            return Sink::spawn(host, port, args, None);
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = write_certificate(dir.path());
+        let mut sink = Sink::spawn(host, port, args, Some((&cert, &key)))?;
+        sink._cert_dir = Some(dir);
+        Some(sink)
+    }
+
+    fn spawn(host: &str, port: u16, args: &[&str], tls: Option<(&Path, &Path)>) -> Option<Sink> {
         use std::io::BufRead;
         let dir = tempfile::tempdir().expect("temp dir");
         let out = dir.path().join("received.jsonl");
@@ -42,8 +65,7 @@ impl Sink {
         let mut cmd = Command::new("python3");
         cmd.arg(script).arg(port.to_string()).arg(&out).args(args);
         cmd.args(["--host", host]);
-        if tls {
-            let (cert, key) = write_certificate(dir.path());
+        if let Some((cert, key)) = tls {
             cmd.arg("--tls").arg(cert).arg(key);
         }
         let mut child = cmd
@@ -68,6 +90,7 @@ impl Sink {
             out,
             child,
             _dir: dir,
+            _cert_dir: None,
         })
     }
 

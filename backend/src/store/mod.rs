@@ -16,6 +16,7 @@ mod directory;
 mod dkim;
 mod error;
 mod maildrop;
+mod mta_sts;
 mod penalties;
 mod quarantine;
 mod queue;
@@ -27,6 +28,7 @@ pub use delivery::{ContentWriter, Delivered, Held, Outbound};
 pub use directory::{DomainSettings, GroupInfo};
 pub use dkim::DkimKey;
 pub use maildrop::{MessageEntry, MessageStream};
+pub use mta_sts::CachedPolicy;
 pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
 pub use quarantine::HeldEntry;
 pub use queue::{

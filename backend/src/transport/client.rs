@@ -70,6 +70,18 @@ impl ClientError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, ClientError::Rejected(r) if r.is_permanent())
     }
+
+    /// The server could not give the TLS a policy requires: no STARTTLS, or a handshake
+    /// that failed (a certificate that does not verify).
+    pub fn is_tls_policy(&self) -> bool {
+        match self {
+            ClientError::NoStartTls => true,
+            ClientError::Io(e) => e
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+            _ => false,
+        }
+    }
 }
 
 /// One outgoing message to this server.
@@ -152,12 +164,16 @@ impl SmtpClient {
         };
         c.expect(220).await?;
         let mut caps = c.ehlo(helo).await?;
-        let wants_tls = matches!(target.tls, TlsMode::Opportunistic | TlsMode::Required);
+        let wants_tls = matches!(
+            target.tls,
+            TlsMode::Opportunistic | TlsMode::Required | TlsMode::Verify
+        );
         if wants_tls && !c.is_tls() {
             if caps.iter().any(|l| l.eq_ignore_ascii_case("STARTTLS")) {
-                c.starttls(&target.host).await?;
+                c.starttls(&target.host, target.tls == TlsMode::Verify)
+                    .await?;
                 caps = c.ehlo(helo).await?;
-            } else if target.tls == TlsMode::Required {
+            } else if matches!(target.tls, TlsMode::Required | TlsMode::Verify) {
                 return Err(ClientError::NoStartTls);
             }
         }
@@ -201,7 +217,8 @@ impl SmtpClient {
         Ok(reply.text.lines().skip(1).map(str::to_string).collect())
     }
 
-    async fn starttls(&mut self, host: &str) -> Result<(), ClientError> {
+    /// STARTTLS; with `verify`, the certificate must be valid for `host`.
+    async fn starttls(&mut self, host: &str, verify: bool) -> Result<(), ClientError> {
         self.send("STARTTLS\r\n").await?;
         self.expect(220).await?;
         if !self.io.buffer().is_empty() {
@@ -209,7 +226,7 @@ impl SmtpClient {
         }
         let old =
             std::mem::replace(&mut self.io, BufReader::new(ClientStream::Closed)).into_inner();
-        self.io = BufReader::new(old.start_tls(host, false).await?);
+        self.io = BufReader::new(old.start_tls(host, verify).await?);
         Ok(())
     }
 

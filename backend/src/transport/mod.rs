@@ -8,8 +8,10 @@
 //! (who gets a DSN and how it is stored).
 pub mod client;
 mod fit;
+pub mod policy;
 mod report;
 pub mod route;
+mod sts;
 mod worker;
 
 use crate::store::Store;
@@ -21,7 +23,11 @@ use tokio_util::sync::CancellationToken;
 pub enum TlsMode {
     None,
     Opportunistic,
+    /// STARTTLS or no delivery; the certificate is not checked.
     Required,
+    /// STARTTLS or no delivery, and the certificate must verify for the host's name (the
+    /// Mozilla roots, and the extra CAs the operator names).
+    Verify,
     Implicit,
 }
 
@@ -31,6 +37,7 @@ impl TlsMode {
             "none" => TlsMode::None,
             "opportunistic" => TlsMode::Opportunistic,
             "required" => TlsMode::Required,
+            "verify" => TlsMode::Verify,
             "implicit" => TlsMode::Implicit,
             _ => return None,
         })
@@ -76,6 +83,8 @@ pub struct TransportConfig {
     pub dns_server: Option<std::net::SocketAddr>,
     /// The port of MX hosts (25; another only for test setups).
     pub mx_port: u16,
+    /// The port of MTA-STS policy hosts (443, as RFC 8461 says; another only for tests).
+    pub mta_sts_port: u16,
     /// How long a domain's DKIM keys are kept after reading them (a rotation reaches every
     /// back-end within it).
     pub dkim_keys_kept: Duration,
@@ -98,6 +107,7 @@ impl Default for TransportConfig {
             secrets: Default::default(),
             dns_server: None,
             mx_port: 25,
+            mta_sts_port: 443,
             dkim_keys_kept: Duration::from_secs(60),
         }
     }

@@ -3,6 +3,8 @@
 //! the domain's own address records; a null MX, RFC 7505 → fail at once; a domain that does
 //! not exist → fail; any other DNS failure → try later). Names are resolved by one resolver:
 //! the system's, or the DNS server the back-end is given (`--dns-server`).
+use super::policy::mta_sts::{Mode, Policy};
+use super::sts::Sts;
 use super::{Target, TlsMode, TransportConfig};
 use crate::secrets::Secrets;
 use crate::store::Store;
@@ -20,6 +22,11 @@ pub enum NextHop {
         status: &'static str,
         reason: String,
     },
+    /// Not now, for a reason with its own status (a policy: 4.7.5).
+    Deferred {
+        status: &'static str,
+        reason: String,
+    },
     /// Temporary: try later.
     Unknown(String),
 }
@@ -29,6 +36,8 @@ pub struct Router {
     mx_port: u16,
     /// Opens routes' stored AUTH secrets.
     secrets: Secrets,
+    /// MTA-STS policies of the domains mail goes to.
+    sts: Sts,
 }
 
 impl Router {
@@ -47,6 +56,9 @@ impl Router {
             resolver,
             mx_port: config.mx_port,
             secrets: config.secrets.clone(),
+            sts: Sts {
+                port: config.mta_sts_port,
+            },
         }
     }
 
@@ -69,10 +81,10 @@ impl Router {
             Ok(None) => {}
             Err(e) => return NextHop::Unknown(format!("route lookup failed: {e}")),
         }
-        self.mx(domain).await
+        self.mx(store, domain).await
     }
 
-    async fn mx(&self, domain: &str) -> NextHop {
+    async fn mx(&self, store: &Store, domain: &str) -> NextHop {
         let Some(resolver) = &self.resolver else {
             return NextHop::Unknown("no DNS resolver configured".into());
         };
@@ -108,7 +120,14 @@ impl Router {
             Err(e) if e.is_no_records_found() => vec![domain.to_string()],
             Err(e) => return NextHop::Unknown(format!("DNS lookup of {domain} failed: {e}")),
         };
-        self.addresses(resolver, domain, hosts).await
+        let (hosts, tls) = match self.sts.policy(store, resolver, domain).await {
+            Some(policy) => match sts_hosts(&policy, domain, hosts) {
+                Ok(h) => h,
+                Err(deferred) => return deferred,
+            },
+            None => (hosts, TlsMode::Opportunistic),
+        };
+        self.addresses(resolver, domain, hosts, tls).await
     }
 
     /// Every address of each host, in the hosts' order.
@@ -117,6 +136,7 @@ impl Router {
         resolver: &TokioResolver,
         domain: &str,
         hosts: Vec<String>,
+        tls: TlsMode,
     ) -> NextHop {
         let mut targets = Vec::new();
         let mut last_error = String::new();
@@ -127,7 +147,7 @@ impl Router {
                     host: name.clone(),
                     ip: Some(ip),
                     port: self.mx_port,
-                    tls: TlsMode::Opportunistic,
+                    tls,
                     auth: None,
                 })),
                 Err(e) => last_error = format!("address of {name}: {e}"),
@@ -140,6 +160,34 @@ impl Router {
         }
         NextHop::Hosts(targets)
     }
+}
+
+/// The MX hosts an MTA-STS policy lets mail go to, and how: in `enforce` mode only the hosts
+/// it names, over TLS whose certificate verifies for the host (none left: deferred 4.7.5);
+/// in `testing` mode every host as without a policy, the mismatches logged.
+fn sts_hosts(
+    policy: &Policy,
+    domain: &str,
+    hosts: Vec<String>,
+) -> Result<(Vec<String>, TlsMode), NextHop> {
+    let (allowed, refused): (Vec<String>, Vec<String>) =
+        hosts.iter().cloned().partition(|h| policy.allows(h));
+    if policy.mode != Mode::Enforce {
+        if !refused.is_empty() {
+            tracing::info!(domain, hosts = ?refused, "MX hosts outside the MTA-STS policy (testing mode: used anyway)");
+        }
+        return Ok((hosts, TlsMode::Opportunistic));
+    }
+    if allowed.is_empty() {
+        return Err(NextHop::Deferred {
+            status: "4.7.5",
+            reason: format!(
+                "no mail host of {domain} matches its MTA-STS policy (hosts: {})",
+                refused.join(", ")
+            ),
+        });
+    }
+    Ok((allowed, TlsMode::Verify))
 }
 
 /// A resolver that asks `server` only (UDP, then TCP for long answers).

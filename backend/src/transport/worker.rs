@@ -12,7 +12,7 @@ use super::client::{ClientError, Extensions, Outgoing, SmtpClient};
 use super::fit;
 use super::report;
 use super::route::{NextHop, Router};
-use super::{Target, TransportConfig};
+use super::{Target, TlsMode, TransportConfig};
 use crate::envelope::Recipient;
 use crate::mailauth::signer::Signer;
 use crate::store::{DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Store};
@@ -187,6 +187,9 @@ impl Worker {
                 NextHop::Unknown(reason) => {
                     all(&rcpts, DeliveryStatus::Pending, "4.4.3", &reason, "")
                 }
+                NextHop::Deferred { status, reason } => {
+                    all(&rcpts, DeliveryStatus::Pending, status, &reason, "")
+                }
                 NextHop::Hosts(targets) => self.send(&targets, &m, &rcpts, payload, conns).await,
             };
             results.extend(outcome);
@@ -234,6 +237,9 @@ impl Worker {
         conns: &mut Connections,
     ) -> Vec<RecipientResult> {
         let mut last_error = String::from("no mail server to try");
+        // A host refused for TLS policy (no STARTTLS, a certificate that does not verify)
+        // is a 4.7.5 deferral (RFC 8461 §5, RFC 7672 §2.2), not a connection problem.
+        let mut status = "4.4.1";
         for t in targets {
             let key = match t.ip {
                 Some(ip) => format!("{}[{ip}]:{}", t.host, t.port),
@@ -256,7 +262,12 @@ impl Worker {
                         );
                     }
                     Err(e) => {
-                        last_error = format!("connect to {key}: {e}");
+                        if t.tls == TlsMode::Verify && e.is_tls_policy() {
+                            status = "4.7.5";
+                            last_error = format!("{key}: TLS policy: {e}");
+                        } else {
+                            last_error = format!("connect to {key}: {e}");
+                        }
                         continue;
                     }
                 }
@@ -270,7 +281,7 @@ impl Worker {
                 }
             }
         }
-        all(rcpts, DeliveryStatus::Pending, "4.4.1", &last_error, "")
+        all(rcpts, DeliveryStatus::Pending, status, &last_error, "")
     }
 }
 

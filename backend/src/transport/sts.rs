@@ -1,0 +1,76 @@
+//! MTA-STS for the transport (RFC 8461 §5): a domain's policy — from the cache in PostgreSQL
+//! while its id is the one the `_mta-sts` record names and it has not expired, else fetched
+//! anew — and what it does to the MX hosts.
+//!
+//! Invariants: a failed fetch or lookup never weakens a cached policy that has not expired
+//! (an attacker blocking the record or the policy host gets the old policy, §5.1); with no
+//! policy at all, delivery is as without MTA-STS; `mode: none` is no policy.
+use super::policy::fetch;
+use super::policy::mta_sts::{parse_record, Mode, Policy};
+use crate::store::Store;
+use hickory_resolver::TokioResolver;
+use std::net::SocketAddr;
+
+pub struct Sts {
+    /// Where policy hosts are asked (443; another only for tests).
+    pub port: u16,
+}
+
+impl Sts {
+    /// The policy that applies to mail for `domain`, if any.
+    pub async fn policy(
+        &self,
+        store: &Store,
+        resolver: &TokioResolver,
+        domain: &str,
+    ) -> Option<Policy> {
+        let cached = store.sts_policy(domain).await.ok().flatten();
+        let id = match resolver.txt_lookup(format!("_mta-sts.{domain}.")).await {
+            Ok(txt) => {
+                let records: Vec<String> = txt
+                    .iter()
+                    .map(|t| {
+                        t.txt_data()
+                            .iter()
+                            .map(|p| String::from_utf8_lossy(p))
+                            .collect()
+                    })
+                    .collect();
+                parse_record(records.iter().map(String::as_str)).ok()
+            }
+            Err(_) => None,
+        };
+        let live = cached.as_ref().filter(|c| !c.expired);
+        let policy = match (id, live) {
+            (Some(id), Some(c)) if c.id == id => Some(c.policy.clone()),
+            (Some(id), _) => match self.fetch(resolver, domain).await {
+                Ok(p) => {
+                    if let Err(e) = store.save_sts_policy(domain, &id, &p).await {
+                        tracing::warn!(domain, error = %e, "cannot cache the MTA-STS policy");
+                    }
+                    Some(p)
+                }
+                Err(e) => {
+                    tracing::warn!(domain, error = %e, "MTA-STS policy not fetched; the cached one (if any) applies");
+                    live.map(|c| c.policy.clone())
+                }
+            },
+            (None, live) => live.map(|c| c.policy.clone()),
+        };
+        policy.filter(|p| p.mode != Mode::None)
+    }
+
+    async fn fetch(&self, resolver: &TokioResolver, domain: &str) -> Result<Policy, String> {
+        let host = format!("mta-sts.{domain}");
+        let ip = resolver
+            .lookup_ip(format!("{host}."))
+            .await
+            .map_err(|e| format!("address of {host}: {e}"))?
+            .iter()
+            .next()
+            .ok_or_else(|| format!("no address for {host}"))?;
+        fetch::fetch(&host, SocketAddr::new(ip, self.port))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,191 @@
+//! MTA-STS (RFC 8461) on the outbound path, with real parts: Knot serving the domains' MX
+//! and `_mta-sts` records, Python's HTTPS server serving each domain's policy file with a
+//! certificate from a test CA (trusted as an extra CA; the policy port is the test-only
+//! `mta_sts_port`), and an aiosmtpd next hop with a certificate from the same CA for its MX
+//! name. Enforce + a listed MX whose certificate verifies → delivered over TLS; enforce + no
+//! listed MX → deferred 4.7.5, nothing sent; enforce + a certificate for another name →
+//! deferred, nothing sent in clear; testing mode → delivered anyway; no policy → as before.
+//! Policies are cached in PostgreSQL.
+use bridgehead_tests::dns::Dns;
+use bridgehead_tests::outbound::submit;
+use bridgehead_tests::procs::{free_port, wait_port, Proc};
+use bridgehead_tests::{blocking, Cluster, Options, Sink};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const ALICE: &str = "alice@example.com";
+const PASS: &str = "alice's password";
+
+/// Serves argv[4] (JSON: policy host → policy text) over HTTPS on 127.0.0.1:argv[1] with the
+/// certificate argv[2] and key argv[3].
+const POLICY_SERVER: &str = r#"
+import http.server, json, ssl, sys
+port, cert, key, policies = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = policies.get(self.headers.get("Host", "").split(":")[0])
+        if self.path != "/.well-known/mta-sts.txt" or body is None:
+            self.send_response(404); self.end_headers(); return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+
+/// A CA (written to `dir/ca.pem`) and leaf certificates it signed for `names`.
+fn pki(dir: &Path, leaves: &[(&str, &[&str])]) -> PathBuf {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (file, names) in leaves {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    }
+    dir.join("ca.pem")
+}
+
+const ZONE: &str = "$ORIGIN test.
+$TTL 60
+@                SOA ns.test. admin.test. 1 3600 600 86400 60
+@                NS  ns
+ns               A   127.0.0.1
+sts              MX  10 mx.sts
+mx.sts           A   127.0.0.1
+_mta-sts.sts     TXT \"v=STSv1; id=one\"
+mta-sts.sts      A   127.0.0.1
+bad              MX  10 mx.sts
+_mta-sts.bad     TXT \"v=STSv1; id=one\"
+mta-sts.bad      A   127.0.0.1
+wrong            MX  10 mx.wrong
+mx.wrong         A   127.0.0.1
+_mta-sts.wrong   TXT \"v=STSv1; id=one\"
+mta-sts.wrong    A   127.0.0.1
+try              MX  10 mx.sts
+_mta-sts.try     TXT \"v=STSv1; id=one\"
+mta-sts.try      A   127.0.0.1
+plain            MX  10 mx.sts
+";
+
+fn policy(mode: &str, mx: &str) -> String {
+    format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mta_sts_policies_are_fetched_cached_and_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = [
+        "mta-sts.sts.test",
+        "mta-sts.bad.test",
+        "mta-sts.wrong.test",
+        "mta-sts.try.test",
+    ];
+    let ca = pki(dir.path(), &[("mx", &["mx.sts.test"]), ("web", &hosts)]);
+    bridgehead_backend::tls_client::trust_extra_cas(&ca).unwrap();
+    let dns = blocking(|| Dns::start(&[("test", ZONE)])).await;
+    let policies = serde_json::json!({
+        "mta-sts.sts.test": policy("enforce", "mx.sts.test"),
+        "mta-sts.bad.test": policy("enforce", "*.elsewhere.test"),
+        "mta-sts.wrong.test": policy("enforce", "mx.wrong.test"),
+        "mta-sts.try.test": policy("testing", "*.elsewhere.test"),
+    });
+    let web_port = free_port();
+    let web = dir.path();
+    let _policy_server = Proc(
+        Command::new("python3")
+            .args(["-c", POLICY_SERVER, &web_port.to_string()])
+            .arg(web.join("web.pem"))
+            .arg(web.join("web.key"))
+            .arg(policies.to_string())
+            .spawn()
+            .expect("python3 HTTPS policy server"),
+    );
+    blocking(move || wait_port(web_port)).await;
+    let sink = Sink::start_with_certificate(&web.join("mx.pem"), &web.join("mx.key"));
+    let mut opts = Options::default();
+    opts.transport.workers = 1;
+    opts.transport.dns_server = Some(dns.addr);
+    opts.transport.mx_port = sink.port;
+    opts.transport.mta_sts_port = web_port;
+    let c = Cluster::start_with(opts).await;
+    c.add_user(ALICE, PASS).await;
+    for to in [
+        "a@sts.test",
+        "a@bad.test",
+        "a@wrong.test",
+        "a@try.test",
+        "a@plain.test",
+    ] {
+        submit(&c, ALICE, PASS, &[to], "NEVER").await;
+    }
+    // sts (enforced, verified), try (testing) and plain (no policy) arrive.
+    let got = sink.wait_for(3).await;
+    let mut arrived: Vec<String> = got
+        .iter()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(m["tls"], true, "{m}");
+            m["to"][0].as_str().unwrap().to_string()
+        })
+        .collect();
+    arrived.sort();
+    assert_eq!(
+        arrived,
+        ["a@plain.test", "a@sts.test", "a@try.test"],
+        "{}",
+        dns.log()
+    );
+
+    // bad (no listed MX) and wrong (certificate for another name) stay queued, with why.
+    let mut errors = Vec::new();
+    for _ in 0..100 {
+        let q = c.store.queue_list().await.unwrap();
+        errors = q
+            .iter()
+            .map(|m| m.last_error.clone().unwrap_or_default())
+            .collect();
+        if q.len() == 2 && errors.iter().all(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = errors.join("\n");
+    assert_eq!(errors.len(), 2, "{all}");
+    assert!(all.contains("MTA-STS policy"), "{all}");
+    assert!(
+        all.contains("TLS policy") && all.to_ascii_lowercase().contains("certificate"),
+        "{all}"
+    );
+    assert_eq!(sink.received().len(), 3, "nothing more was sent");
+
+    // The policies are cached for every back-end.
+    let cached = c
+        .store
+        .sts_policy("sts.test")
+        .await
+        .unwrap()
+        .expect("cached");
+    assert_eq!(
+        (cached.id.as_str(), cached.policy.mx.as_slice()),
+        ("one", &["mx.sts.test".to_string()][..])
+    );
+    assert!(!cached.expired);
+    c.stop().await;
+}

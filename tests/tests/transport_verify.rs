@@ -1,0 +1,106 @@
+//! Routes with `--tls verify`: STARTTLS is required and the next hop's certificate must
+//! verify for the route's host, against the Mozilla roots and the extra CAs the operator
+//! trusts (`--extra-ca-file`; here a test CA made with rcgen). Peers: aiosmtpd sinks with
+//! certificates of their own. A certificate from the trusted CA for the host → delivered
+//! over TLS; one for another name, a self-signed one, or no STARTTLS at all → nothing sent
+//! (the message stays queued with the reason); the same self-signed peer under `required`
+//! (encryption without verification) → delivered.
+use bridgehead_tests::outbound::{route, submit};
+use bridgehead_tests::{Cluster, Options, Sink};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const ALICE: &str = "alice@example.com";
+const PASS: &str = "alice's password";
+
+/// A CA (its certificate written to `dir/ca.pem`) and two leaf certificates it signed: one
+/// for 127.0.0.1 (the routes' host), one for another name.
+fn pki(dir: &Path) -> (PathBuf, (PathBuf, PathBuf), (PathBuf, PathBuf)) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let leaf = |name: &str, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let (c, k) = (
+            dir.join(format!("{file}.pem")),
+            dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    };
+    (
+        ca_path,
+        leaf("127.0.0.1", "good"),
+        leaf("other.test", "wrong"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_routes_deliver_only_to_certificates_that_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, good, wrong) = pki(dir.path());
+    let n = bridgehead_backend::tls_client::trust_extra_cas(&ca).unwrap();
+    assert_eq!(n, 1);
+    let mut opts = Options::default();
+    opts.transport.workers = 1;
+    let c = Cluster::start_with(opts).await;
+    c.add_user(ALICE, PASS).await;
+    let good_sink = Sink::start_with_certificate(&good.0, &good.1);
+    let wrong_sink = Sink::start_with_certificate(&wrong.0, &wrong.1);
+    let self_signed = Sink::start(&[], true);
+    let plain = Sink::start(&[], false);
+    route(&c, "good.test", good_sink.port, "verify").await;
+    route(&c, "wrong.test", wrong_sink.port, "verify").await;
+    route(&c, "selfsigned.test", self_signed.port, "verify").await;
+    route(&c, "plain.test", plain.port, "verify").await;
+    for to in [
+        "a@good.test",
+        "a@wrong.test",
+        "a@selfsigned.test",
+        "a@plain.test",
+    ] {
+        submit(&c, ALICE, PASS, &[to], "NEVER").await;
+    }
+    let got = good_sink.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    let m: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(m["tls"], true, "{m}");
+
+    // The others stay queued, each with why, and their peers got nothing.
+    let mut reasons = Vec::new();
+    for _ in 0..100 {
+        let queue = c.store.queue_list().await.unwrap();
+        reasons = queue
+            .iter()
+            .map(|q| q.last_error.clone().unwrap_or_default())
+            .collect();
+        if queue.len() == 3 && reasons.iter().all(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    let all = reasons.join("\n").to_ascii_lowercase();
+    assert!(all.contains("certificate"), "{all}");
+    assert!(all.contains("starttls"), "{all}");
+    for sink in [&wrong_sink, &self_signed, &plain] {
+        assert!(
+            sink.received().is_empty(),
+            "nothing sent to an unverified peer"
+        );
+    }
+
+    // Encryption without verification reaches the self-signed peer.
+    route(&c, "selfsigned.test", self_signed.port, "required").await;
+    submit(&c, ALICE, PASS, &["b@selfsigned.test"], "NEVER").await;
+    assert!(!self_signed.wait_for(1).await.is_empty());
+    c.stop().await;
+}
