@@ -4,8 +4,10 @@
 //! `mta_sts_port`), and an aiosmtpd next hop with a certificate from the same CA for its MX
 //! name. Enforce + a listed MX whose certificate verifies → delivered over TLS; enforce + no
 //! listed MX → deferred 4.7.5, nothing sent; enforce + a certificate for another name →
-//! deferred, nothing sent in clear; testing mode → delivered anyway; no policy → as before.
-//! Policies are cached in PostgreSQL.
+//! deferred, nothing sent in clear; testing mode → delivered anyway; no policy → as before;
+//! a policy host that redirects, answers 100 KiB, serves HTML or an absurd max_age → no
+//! policy (delivered; the redirect's target would have held the mail). Policies are cached
+//! in PostgreSQL.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
 use bridgehead_tests::procs::{free_port, wait_port, Proc};
@@ -18,19 +20,22 @@ use std::time::Duration;
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
 
-/// Serves argv[4] (JSON: policy host → policy text) over HTTPS on 127.0.0.1:argv[1] with the
-/// certificate argv[2] and key argv[3].
+/// Serves argv[4] (JSON: policy host → [status, Content-Type, body]; a 3xx body is its
+/// Location) over HTTPS on 127.0.0.1:argv[1] with the certificate argv[2] and key argv[3].
 const POLICY_SERVER: &str = r#"
 import http.server, json, ssl, sys
 port, cert, key, policies = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = policies.get(self.headers.get("Host", "").split(":")[0])
-        if self.path != "/.well-known/mta-sts.txt" or body is None:
+        answer = policies.get(self.headers.get("Host", "").split(":")[0])
+        if self.path != "/.well-known/mta-sts.txt" or answer is None:
             self.send_response(404); self.end_headers(); return
+        status, ctype, body = answer
+        if 300 <= status < 400:
+            self.send_response(status); self.send_header("Location", body); self.end_headers(); return
         data = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -82,10 +87,27 @@ try              MX  10 mx.sts
 _mta-sts.try     TXT \"v=STSv1; id=one\"
 mta-sts.try      A   127.0.0.1
 plain            MX  10 mx.sts
+$INCLUDE hostile
 ";
 
-fn policy(mode: &str, mx: &str) -> String {
-    format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
+/// Domains whose policy host misbehaves; each is delivered as if it had no policy.
+const HOSTILE: [&str; 4] = ["redirect", "huge", "html", "absurd"];
+
+fn policy(mode: &str, mx: &str) -> serde_json::Value {
+    let text = format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n");
+    serde_json::json!([200, "text/plain", text])
+}
+
+/// The zone lines of the hostile domains (MX, record, policy host).
+fn hostile_zone() -> String {
+    HOSTILE
+        .iter()
+        .map(|d| {
+            format!(
+                "{d} MX 10 mx.sts\n_mta-sts.{d} TXT \"v=STSv1; id=one\"\nmta-sts.{d} A 127.0.0.1\n"
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,12 +121,21 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
     ];
     let ca = pki(dir.path(), &[("mx", &["mx.sts.test"]), ("web", &hosts)]);
     bridgehead_backend::tls_client::trust_extra_cas(&ca).unwrap();
-    let dns = blocking(|| Dns::start(&[("test", ZONE)])).await;
+    let zone = ZONE.replace("$INCLUDE hostile\n", &hostile_zone());
+    let dns = blocking(move || Dns::start(&[("test", &zone)])).await;
+    // A policy that would hold the mail back, reached only by following a redirect; one too
+    // large; one served as HTML; one with an absurd max_age. None of them counts.
+    let blocking_policy =
+        "version: STSv1\r\nmode: enforce\r\nmx: *.elsewhere.test\r\nmax_age: 86400\r\n";
     let policies = serde_json::json!({
         "mta-sts.sts.test": policy("enforce", "mx.sts.test"),
         "mta-sts.bad.test": policy("enforce", "*.elsewhere.test"),
         "mta-sts.wrong.test": policy("enforce", "mx.wrong.test"),
         "mta-sts.try.test": policy("testing", "*.elsewhere.test"),
+        "mta-sts.redirect.test": [301, "", "https://mta-sts.bad.test/.well-known/mta-sts.txt"],
+        "mta-sts.huge.test": [200, "text/plain", format!("{blocking_policy}{}", "# padding\r\n".repeat(10_000))],
+        "mta-sts.html.test": [200, "text/html", blocking_policy],
+        "mta-sts.absurd.test": [200, "text/plain", blocking_policy.replace("86400", "99999999999")],
     });
     let web_port = free_port();
     let web = dir.path();
@@ -126,17 +157,16 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
     opts.transport.mta_sts_port = web_port;
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
-    for to in [
-        "a@sts.test",
-        "a@bad.test",
-        "a@wrong.test",
-        "a@try.test",
-        "a@plain.test",
-    ] {
-        submit(&c, ALICE, PASS, &[to], "NEVER").await;
+    let mut to: Vec<String> = ["sts", "bad", "wrong", "try", "plain"]
+        .iter()
+        .chain(HOSTILE.iter())
+        .map(|d| format!("a@{d}.test"))
+        .collect();
+    for rcpt in &to {
+        submit(&c, ALICE, PASS, &[rcpt], "NEVER").await;
     }
-    // sts (enforced, verified), try (testing) and plain (no policy) arrive.
-    let got = sink.wait_for(3).await;
+    // sts (enforced, verified), try (testing), plain (no policy) and the hostile ones arrive.
+    let got = sink.wait_for(3 + HOSTILE.len()).await;
     let mut arrived: Vec<String> = got
         .iter()
         .map(|l| {
@@ -146,12 +176,9 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
         })
         .collect();
     arrived.sort();
-    assert_eq!(
-        arrived,
-        ["a@plain.test", "a@sts.test", "a@try.test"],
-        "{}",
-        dns.log()
-    );
+    to.retain(|t| t != "a@bad.test" && t != "a@wrong.test");
+    to.sort();
+    assert_eq!(arrived, to, "{}", dns.log());
 
     // bad (no listed MX) and wrong (certificate for another name) stay queued, with why.
     let mut errors = Vec::new();
@@ -173,7 +200,11 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
         all.contains("TLS policy") && all.to_ascii_lowercase().contains("certificate"),
         "{all}"
     );
-    assert_eq!(sink.received().len(), 3, "nothing more was sent");
+    assert_eq!(
+        sink.received().len(),
+        3 + HOSTILE.len(),
+        "nothing more was sent"
+    );
 
     // The policies are cached for every back-end.
     let cached = c

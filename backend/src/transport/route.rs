@@ -56,9 +56,7 @@ impl Router {
             resolver,
             mx_port: config.mx_port,
             secrets: config.secrets.clone(),
-            sts: Sts {
-                port: config.mta_sts_port,
-            },
+            sts: Sts::new(config.mta_sts_port),
         }
     }
 

@@ -9,21 +9,58 @@ use super::policy::fetch;
 use super::policy::mta_sts::{parse_record, Mode, Policy};
 use crate::store::Store;
 use hickory_resolver::TokioResolver;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a back-end keeps what it found out about a domain's policy before asking the
+/// record (and the shared cache) again: a new policy id reaches every back-end within it.
+const KEEP: Duration = Duration::from_secs(60);
 
 pub struct Sts {
     /// Where policy hosts are asked (443; another only for tests).
-    pub port: u16,
+    port: u16,
+    /// What each domain's policy was, and when that was found out.
+    recent: Mutex<HashMap<String, (Instant, Option<Policy>)>>,
 }
 
 impl Sts {
-    /// The policy that applies to mail for `domain`, if any.
+    pub fn new(port: u16) -> Sts {
+        Sts {
+            port,
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The policy that applies to mail for `domain`, if any (what this back-end found out in
+    /// the last minute, else from the record, the shared cache or the policy host).
     pub async fn policy(
         &self,
         store: &Store,
         resolver: &TokioResolver,
         domain: &str,
     ) -> Option<Policy> {
+        let now = Instant::now();
+        if let Some((at, policy)) = self.lock().get(domain) {
+            if now.duration_since(*at) < KEEP {
+                return policy.clone();
+            }
+        }
+        let policy = self.find(store, resolver, domain).await;
+        let mut recent = self.lock();
+        if recent.len() > 10_000 {
+            recent.clear();
+        }
+        recent.insert(domain.to_string(), (now, policy.clone()));
+        policy
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Policy>)>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn find(&self, store: &Store, resolver: &TokioResolver, domain: &str) -> Option<Policy> {
         let cached = store.sts_policy(domain).await.ok().flatten();
         let id = match resolver.txt_lookup(format!("_mta-sts.{domain}.")).await {
             Ok(txt) => {
