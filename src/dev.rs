@@ -94,6 +94,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         SocketAddr::new(args.host, args.metrics_port),
         vec![frontend.registry.clone(), backend.registry.clone()],
         std::sync::Arc::new(move || !ready.is_cancelled()),
+        None,
         frontend.shutdown_token(),
     )
     .await?;

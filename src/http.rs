@@ -1,5 +1,6 @@
 //! The operations endpoint of every role: `GET /metrics` (Prometheus/OpenMetrics text),
-//! `/healthz` (the process answers) and `/readyz` (it should get traffic). A minimal HTTP/1.1
+//! `/healthz` (the process answers) and `/readyz` (it should get traffic); on a back-end that
+//! publishes one, `/.well-known/mta-sts.txt` (the MTA-STS policy, RFC 8461). A minimal HTTP/1.1
 //! responder: one request per connection, bounded request size, no request bodies.
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::registry::Registry;
@@ -12,11 +13,13 @@ use tokio_util::sync::CancellationToken;
 
 pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// Serves until `shutdown`; returns the bound address.
+/// Serves until `shutdown`; returns the bound address. `mta_sts`: the MTA-STS policy file
+/// to answer `/.well-known/mta-sts.txt` with (a back-end publishing one).
 pub async fn serve(
     addr: SocketAddr,
     registries: Vec<Arc<Registry>>,
     ready: Readiness,
+    mta_sts: Option<Arc<String>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)
@@ -31,6 +34,7 @@ pub async fn serve(
                 a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
             };
             let (registries, ready) = (registries.clone(), ready.clone());
+            let mta_sts = mta_sts.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 2048];
                 let mut n = 0;
@@ -44,7 +48,10 @@ pub async fn serve(
                 }
                 let request = String::from_utf8_lossy(&buf[..n]);
                 let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, body) = respond(path, &registries, ready.as_ref());
+                let (status, body) = match (path, &mta_sts) {
+                    ("/.well-known/mta-sts.txt", Some(policy)) => ("200 OK", policy.to_string()),
+                    _ => respond(path, &registries, ready.as_ref()),
+                };
                 let head = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()

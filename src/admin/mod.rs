@@ -12,6 +12,7 @@ mod client;
 mod connector;
 mod directory;
 mod dkim;
+mod mta_sts;
 mod quarantine;
 mod queue;
 
@@ -67,6 +68,8 @@ enum AdminCommand {
     /// DKIM keys that sign outgoing mail.
     #[command(subcommand)]
     Dkim(dkim::DkimCmd),
+    /// What to publish for MTA-STS (RFC 8461): records and the policy file.
+    MtaSts,
     /// Messages a content filter quarantined.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCmd),
@@ -111,6 +114,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Connector(cmd) => connector::run(&mut client, cmd).await,
         AdminCommand::Dkim(cmd) => dkim::run(&mut client, cmd).await,
         AdminCommand::Quarantine(cmd) => quarantine::run(&mut client, cmd).await,
+        AdminCommand::MtaSts => mta_sts::run(&mut client).await,
         AdminCommand::Route(cmd) => queue::route(&mut client, cmd).await,
     }
     .map_err(client::explain)

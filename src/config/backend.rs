@@ -8,6 +8,7 @@ use bridgehead_backend::connector::ConnectorConfig;
 use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::harvest::HarvestPolicy;
 use bridgehead_backend::secrets::Secrets;
+use bridgehead_backend::transport::policy::mta_sts::{self, Mode, Policy};
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::BackendConfig;
 use clap::Args;
@@ -108,6 +109,17 @@ pub struct BackendArgs {
     /// The port of MX hosts (25; another only for test setups).
     #[arg(long, env = "BRIDGEHEAD_MX_PORT")]
     pub mx_port: Option<u16>,
+    /// Publish an MTA-STS policy for our domains in this mode (enforce, testing or none), served
+    /// at /.well-known/mta-sts.txt on --metrics-listen (put it behind the HTTPS server of the
+    /// mta-sts.<domain> names) and shown by `admin mta-sts`.
+    #[arg(long, env = "BRIDGEHEAD_MTA_STS_MODE", value_parser = ["enforce", "testing", "none"])]
+    pub mta_sts_mode: Option<String>,
+    /// The MX hosts the published policy lists (default: --hostname); "*.example.org" allowed.
+    #[arg(long, env = "BRIDGEHEAD_MTA_STS_MX", value_delimiter = ',')]
+    pub mta_sts_mx: Option<Vec<String>>,
+    /// The published policy's max_age in seconds (default a week).
+    #[arg(long, env = "BRIDGEHEAD_MTA_STS_MAX_AGE")]
+    pub mta_sts_max_age: Option<u64>,
     /// The port MTA-STS policies are fetched from (443; another only for test setups).
     #[arg(long, env = "BRIDGEHEAD_MTA_STS_PORT")]
     pub mta_sts_port: Option<u16>,
@@ -218,6 +230,27 @@ impl BackendArgs {
         }
     }
 
+    /// The MTA-STS policy to publish, when a mode is given (clap checked it).
+    fn published_sts(&self) -> Option<Policy> {
+        let mode = match self.mta_sts_mode.as_deref()? {
+            "enforce" => Mode::Enforce,
+            "testing" => Mode::Testing,
+            _ => Mode::None,
+        };
+        let mx = match &self.mta_sts_mx {
+            Some(list) => list.iter().map(|m| m.trim().to_ascii_lowercase()).collect(),
+            None => vec![self.hostname.clone().unwrap_or_else(system_hostname)],
+        };
+        Some(Policy {
+            mode,
+            mx,
+            max_age: self
+                .mta_sts_max_age
+                .unwrap_or(604_800)
+                .min(mta_sts::MAX_AGE),
+        })
+    }
+
     /// Outbound transport settings.
     fn transport(&self) -> TransportConfig {
         let d = TransportConfig::default();
@@ -236,6 +269,7 @@ impl BackendArgs {
             dns_server: self.dns_server,
             mx_port: self.mx_port.unwrap_or(d.mx_port),
             mta_sts_port: self.mta_sts_port.unwrap_or(d.mta_sts_port),
+            publish_sts: self.published_sts(),
             ..d
         }
     }

@@ -70,6 +70,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<()> {
             addr,
             vec![handle.registry.clone()],
             Arc::new(move || !ready.is_cancelled()),
+            None,
             token,
         )
         .await?;
@@ -88,7 +89,13 @@ pub async fn run_backend(args: BackendArgs) -> Result<()> {
             .with_context(|| "--extra-ca-file")?;
         tracing::info!(certificates = n, file = %path.display(), "extra CAs trusted");
     }
-    let handle = BackendHandle::start(args.resolve()?).await?;
+    let config = args.resolve()?;
+    let mta_sts = config
+        .transport
+        .publish_sts
+        .as_ref()
+        .map(|p| Arc::new(p.render()));
+    let handle = BackendHandle::start(config).await?;
     let http_stop = tokio_util::sync::CancellationToken::new();
     if let Some(addr) = metrics {
         let ready = http_stop.clone();
@@ -96,6 +103,7 @@ pub async fn run_backend(args: BackendArgs) -> Result<()> {
             addr,
             vec![handle.registry.clone()],
             Arc::new(move || !ready.is_cancelled()),
+            mta_sts,
             http_stop.clone(),
         )
         .await?;

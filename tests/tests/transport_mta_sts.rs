@@ -218,5 +218,82 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
         ("one", &["mx.sts.test".to_string()][..])
     );
     assert!(!cached.expired);
+
+    // This cluster publishes no policy of its own: the admin command says how to.
+    let out = Command::new(env!("CARGO_BIN_EXE_bridgehead"))
+        .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
+        .args(["--token", bridgehead_tests::ADMIN_TOKEN, "mta-sts"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--mta-sts-mode"),
+        "{err}"
+    );
     c.stop().await;
+}
+
+/// The publishing side: a back-end started with `--mta-sts-mode` serves its policy at
+/// `/.well-known/mta-sts.txt` on its HTTP listener, and `bridgehead admin mta-sts` prints the
+/// records to publish for each domain with the policy's id; without a policy it says how to
+/// publish one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_policy_is_published() {
+    use bridgehead_backend::transport::policy::mta_sts::{Mode, Policy};
+    use bridgehead_tests::procs::Node;
+    use std::io::{Read, Write};
+    const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
+    let url = bridgehead_tests::fresh_database().await;
+    let (b, m) = (free_port(), free_port());
+    let _back = Node::backend(BIN, &url, b)
+        .arg(format!("--metrics-listen=127.0.0.1:{m}"))
+        .arg("--admin-token=publish-token")
+        .arg("--mta-sts-mode=enforce")
+        .arg("--mta-sts-mx=mx1.example.org,*.mx.example.org")
+        .spawn();
+    blocking(move || [b, m].map(wait_port)).await;
+    let served = blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", m)).unwrap();
+        s.write_all(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.org\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await;
+    let (head, body) = served.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("Content-Type: text/plain"),
+        "{head}"
+    );
+    let policy = Policy::parse(body.as_bytes()).unwrap();
+    assert_eq!(policy.mode, Mode::Enforce);
+    assert_eq!(policy.mx, ["mx1.example.org", "*.mx.example.org"]);
+    assert_eq!(policy.max_age, 604_800);
+
+    let admin = |args: &[&str]| {
+        Command::new(BIN)
+            .args([
+                "admin",
+                "--url",
+                &format!("http://127.0.0.1:{b}"),
+                "--token",
+                "publish-token",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(admin(&["domain", "add", "example.org"]).status.success());
+    let out = admin(&["mta-sts"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let record = format!(
+        "_mta-sts.example.org. IN TXT \"v=STSv1; id={}\"",
+        policy.id()
+    );
+    assert!(text.contains(&record), "{text}");
+    assert!(
+        text.contains("mode: enforce\nmx: mx1.example.org\nmx: *.mx.example.org\nmax_age: 604800"),
+        "{text}"
+    );
 }

@@ -463,6 +463,24 @@ impl pb::admin_server::Admin for Services {
         Ok(Response::new(info))
     }
 
+    async fn mta_sts_published(&self, _: Request<pb::Empty>) -> Reply<pb::MtaStsInfo> {
+        let Some(policy) = &self.settings.transport.publish_sts else {
+            return Err(Status::failed_precondition(
+                "no MTA-STS policy is published: start the back-ends with --mta-sts-mode enforce|testing and --mta-sts-mx HOST,…",
+            ));
+        };
+        let domains = self.store.list_domains().await?;
+        Ok(Response::new(pb::MtaStsInfo {
+            policy: policy.render(),
+            id: policy.id(),
+            domains: domains
+                .into_iter()
+                .filter(|d| d.kind != "relay")
+                .map(|d| d.name)
+                .collect(),
+        }))
+    }
+
     async fn list_quarantine(&self, _: Request<pb::Empty>) -> Reply<pb::QuarantineList> {
         Ok(Response::new(quarantine::list(self).await?))
     }

@@ -85,6 +85,8 @@ pub struct TransportConfig {
     pub mx_port: u16,
     /// The port of MTA-STS policy hosts (443, as RFC 8461 says; another only for tests).
     pub mta_sts_port: u16,
+    /// The MTA-STS policy this cluster publishes for its own domains, if any.
+    pub publish_sts: Option<policy::mta_sts::Policy>,
     /// How long a domain's DKIM keys are kept after reading them (a rotation reaches every
     /// back-end within it).
     pub dkim_keys_kept: Duration,
@@ -108,6 +110,7 @@ impl Default for TransportConfig {
             dns_server: None,
             mx_port: 25,
             mta_sts_port: 443,
+            publish_sts: None,
             dkim_keys_kept: Duration::from_secs(60),
         }
     }

@@ -123,6 +123,26 @@ impl Policy {
         Ok(Policy { mode, mx, max_age })
     }
 
+    /// The policy file for this policy (what `parse` reads back).
+    pub fn render(&self) -> String {
+        let mut text = format!("version: STSv1\r\nmode: {}\r\n", self.mode.as_str());
+        for mx in &self.mx {
+            text.push_str(&format!("mx: {mx}\r\n"));
+        }
+        text.push_str(&format!("max_age: {}\r\n", self.max_age));
+        text
+    }
+
+    /// The id to publish for this policy in `_mta-sts` (§3.1: 1 to 32 letters and digits): a
+    /// digest of the policy file, so it changes exactly when the policy does.
+    pub fn id(&self) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.render().as_bytes());
+        digest.as_ref()[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Whether the policy allows `host` as an MX (§4.1).
     pub fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -196,5 +216,25 @@ mod tests {
             );
         }
         assert!(Policy::parse(&vec![b'a'; MAX_POLICY + 1]).is_err());
+    }
+
+    #[test]
+    fn a_published_policy_reads_back_and_its_id_follows_it() {
+        let p = Policy {
+            mode: Mode::Enforce,
+            mx: vec!["mx1.example.org".into(), "*.example.net".into()],
+            max_age: 604800,
+        };
+        assert_eq!(Policy::parse(p.render().as_bytes()).unwrap(), p);
+        let id = p.id();
+        assert_eq!(
+            parse_record([format!("v=STSv1; id={id}").as_str()]).unwrap(),
+            id
+        );
+        let testing = Policy {
+            mode: Mode::Testing,
+            ..p.clone()
+        };
+        assert_ne!(testing.id(), id);
     }
 }
