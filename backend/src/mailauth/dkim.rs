@@ -6,11 +6,12 @@
 //! (listed once more than present), so none can be added after signing; the body is
 //! canonicalized relaxed and hashed in whole (no `l=`); a message gets one signature per
 //! active key (RSA and Ed25519 both: dual signing).
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::generate::DkimKeyPair;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
+use std::sync::{Arc, OnceLock};
 
 /// The headers signed, in order; From and Subject twice (oversigning).
 pub const SIGNED_HEADERS: &[&str] = &[
@@ -55,7 +56,7 @@ impl Algorithm {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DkimError {
     #[error("key generation: {0}")]
     Generate(String),
@@ -82,13 +83,62 @@ pub fn txt_record(algorithm: Algorithm, public_key: &str) -> String {
     format!("v=DKIM1; k={}; p={public_key}", algorithm.as_str())
 }
 
-/// One key ready to sign: domain, selector, algorithm, private key (DER).
+/// One key ready to sign: domain, selector, algorithm, private key (DER) — parsed once, at
+/// its first signature, and kept with it (parsing an RSA key costs about as much as a
+/// signature; a key lives as long as the signer keeps it, a minute).
 #[derive(Clone)]
 pub struct SigningKey {
     pub domain: String,
     pub selector: String,
     pub algorithm: Algorithm,
     pub private_der: Vec<u8>,
+    parsed: Arc<OnceLock<Result<Arc<DkimKey>, DkimError>>>,
+}
+
+impl SigningKey {
+    pub fn new(domain: &str, selector: &str, algorithm: Algorithm, private_der: Vec<u8>) -> Self {
+        SigningKey {
+            domain: domain.to_string(),
+            selector: selector.to_string(),
+            algorithm,
+            private_der,
+            parsed: Arc::default(),
+        }
+    }
+
+    /// The key, parsed (once).
+    pub fn key(&self) -> Result<SharedKey, DkimError> {
+        let parsed = self.parsed.get_or_init(|| {
+            let key = match self.algorithm {
+                Algorithm::Rsa => {
+                    let der =
+                        PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(self.private_der.clone()));
+                    RsaKey::<Sha256>::from_key_der(der).map(DkimKey::from)
+                }
+                Algorithm::Ed25519 => {
+                    Ed25519Key::from_pkcs8_der(&self.private_der).map(DkimKey::from)
+                }
+            };
+            key.map(Arc::new)
+                .map_err(|e| DkimError::BadKey(e.to_string()))
+        });
+        parsed.clone().map(SharedKey)
+    }
+}
+
+/// A parsed key shared by every signature made with it.
+pub struct SharedKey(Arc<DkimKey>);
+
+impl mail_auth::common::crypto::SigningKey for SharedKey {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl mail_auth::common::headers::Writable) -> mail_auth::Result<Vec<u8>> {
+        self.0.sign(input)
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        self.0.algorithm()
+    }
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -105,21 +155,10 @@ impl std::fmt::Debug for SigningKey {
 pub fn sign(message: &[u8], keys: &[SigningKey]) -> Result<Vec<u8>, DkimError> {
     let mut headers = Vec::new();
     for k in keys {
-        let header = match k.algorithm {
-            Algorithm::Rsa => {
-                let der = PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(k.private_der.clone()));
-                let key = RsaKey::<Sha256>::from_key_der(der)
-                    .map_err(|e| DkimError::BadKey(e.to_string()))?;
-                signer(key, k).sign(message)
-            }
-            Algorithm::Ed25519 => {
-                let key = Ed25519Key::from_pkcs8_der(&k.private_der)
-                    .map_err(|e| DkimError::BadKey(e.to_string()))?;
-                signer(key, k).sign(message)
-            }
-        }
-        .map_err(|e| DkimError::Sign(e.to_string()))?
-        .to_header();
+        let header = signer(k.key()?, k)
+            .sign(message)
+            .map_err(|e| DkimError::Sign(e.to_string()))?
+            .to_header();
         headers.extend_from_slice(header.as_bytes());
     }
     Ok(headers)
@@ -148,12 +187,7 @@ mod tests {
         for (algorithm, selector) in [(Algorithm::Rsa, "r1"), (Algorithm::Ed25519, "e1")] {
             let (der, public) = generate(algorithm).unwrap();
             assert!(txt_record(algorithm, &public).starts_with("v=DKIM1; k="));
-            keys.push(SigningKey {
-                domain: "example.test".into(),
-                selector: selector.into(),
-                algorithm,
-                private_der: der,
-            });
+            keys.push(SigningKey::new("example.test", selector, algorithm, der));
         }
         let headers = String::from_utf8(sign(message, &keys).unwrap()).unwrap();
         assert_eq!(headers.matches("DKIM-Signature:").count(), 2, "{headers}");
@@ -165,10 +199,7 @@ mod tests {
         );
         assert!(headers.contains("c=relaxed/relaxed"), "{headers}");
         assert!(headers.ends_with("\r\n"));
-        let bad = SigningKey {
-            private_der: b"garbage".to_vec(),
-            ..keys[0].clone()
-        };
+        let bad = SigningKey::new("example.test", "r1", Algorithm::Rsa, b"garbage".to_vec());
         assert!(matches!(sign(message, &[bad]), Err(DkimError::BadKey(_))));
     }
 }

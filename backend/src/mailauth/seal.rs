@@ -10,11 +10,10 @@
 //! algorithm every ARC verifier knows), else Ed25519.
 use super::dkim::{Algorithm, DkimError, SigningKey, SIGNED_HEADERS};
 use mail_auth::arc::ArcSealer;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::Sha256;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::Canonicalization;
 use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 
 /// The key a forwarding domain seals with, of its active keys: RSA first.
 pub fn choose(keys: &[SigningKey]) -> Option<&SigningKey> {
@@ -34,20 +33,9 @@ pub fn seal(
     if !arc.can_be_sealed() {
         return Ok(None);
     }
-    let set = match key.algorithm {
-        Algorithm::Rsa => {
-            let der = PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(key.private_der.clone()));
-            let k = RsaKey::<Sha256>::from_key_der(der)
-                .map_err(|e| DkimError::BadKey(e.to_string()))?;
-            sealer(k, key).seal(message, results, arc)
-        }
-        Algorithm::Ed25519 => {
-            let k = Ed25519Key::from_pkcs8_der(&key.private_der)
-                .map_err(|e| DkimError::BadKey(e.to_string()))?;
-            sealer(k, key).seal(message, results, arc)
-        }
-    }
-    .map_err(|e| DkimError::Sign(e.to_string()))?;
+    let set = sealer(key.key()?, key)
+        .seal(message, results, arc)
+        .map_err(|e| DkimError::Sign(e.to_string()))?;
     Ok(Some(set.to_header().into_bytes()))
 }
 
@@ -75,12 +63,7 @@ mod tests {
         let results = AuthenticationResults::new("mx.fwd.test");
         for algorithm in [Algorithm::Rsa, Algorithm::Ed25519] {
             let (der, _) = generate(algorithm).unwrap();
-            let key = SigningKey {
-                domain: "fwd.test".into(),
-                selector: "s1".into(),
-                algorithm,
-                private_der: der,
-            };
+            let key = SigningKey::new("fwd.test", "s1", algorithm, der);
             let set = seal(&parsed, &results, &ArcOutput::default(), &key)
                 .unwrap()
                 .expect("sealed");
@@ -98,16 +81,8 @@ mod tests {
             );
             assert!(!text.to_ascii_lowercase().contains("received"));
         }
-        let rsa = SigningKey {
-            domain: "d".into(),
-            selector: "r".into(),
-            algorithm: Algorithm::Rsa,
-            private_der: Vec::new(),
-        };
-        let ed = SigningKey {
-            algorithm: Algorithm::Ed25519,
-            ..rsa.clone()
-        };
+        let rsa = SigningKey::new("d", "r", Algorithm::Rsa, Vec::new());
+        let ed = SigningKey::new("d", "r", Algorithm::Ed25519, Vec::new());
         assert_eq!(
             choose(&[ed.clone(), rsa.clone()]).unwrap().algorithm,
             Algorithm::Rsa

@@ -103,12 +103,12 @@ impl Signer {
                         .map_err(|e| e.to_string())
                 });
             match (opened, Algorithm::parse(&k.algorithm)) {
-                (Ok(private_der), Some(algorithm)) => keys.push(SigningKey {
-                    domain: k.domain,
-                    selector: k.selector,
+                (Ok(private_der), Some(algorithm)) => keys.push(SigningKey::new(
+                    &k.domain,
+                    &k.selector,
                     algorithm,
                     private_der,
-                }),
+                )),
                 (Err(e), _) => {
                     tracing::warn!(domain, selector = k.selector, error = %e, "DKIM key cannot be opened; skipped")
                 }
