@@ -505,6 +505,20 @@ impl RawClient {
     }
 }
 
+/// The field `name` (e.g. "Authentication-Results") of the newest message in `mailbox`,
+/// unfolded to one line; the test fails when there is no message or no such field.
+pub async fn last_header(c: &Cluster, mailbox: &str, name: &str) -> String {
+    let messages = read_mailbox(&c.store, mailbox, None).await;
+    let text = String::from_utf8_lossy(messages.last().expect("a message")).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let head = head.replace("\r\n\t", " ").replace("\r\n ", " ");
+    let prefix = format!("{name}:");
+    head.lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .to_string()
+}
+
 /// Runs `bridgehead admin ARGS` (the binary at `bin`: the test's `CARGO_BIN_EXE_bridgehead`)
 /// against the cluster's back-end; its standard output, the test failing when it fails.
 pub fn admin_cli(bin: &str, c: &Cluster, args: &[&str]) -> String {

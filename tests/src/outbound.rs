@@ -85,6 +85,24 @@ pub async fn parse_dsn(stored: Vec<u8>) -> serde_json::Value {
     .await
 }
 
+/// Waits (at most 10 s) until the queue holds `n` entries, each with its last error, and
+/// returns those errors.
+pub async fn queue_errors(c: &Cluster, n: usize) -> Vec<String> {
+    let mut errors = Vec::new();
+    for _ in 0..100 {
+        let queue = c.store.queue_list().await.unwrap();
+        errors = queue
+            .iter()
+            .map(|q| q.last_error.clone().unwrap_or_default())
+            .collect();
+        if queue.len() == n && errors.iter().all(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    errors
+}
+
 /// Waits until the outbound queue is empty.
 pub async fn queue_empty(c: &Cluster) {
     eventually("the queue to empty", || async {

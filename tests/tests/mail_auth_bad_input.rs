@@ -7,7 +7,7 @@
 //! that never answers (451 4.7.0 within the checks' time bound; delivered for a domain that
 //! asked for reports only).
 use bridgehead_tests::dns::Dns;
-use bridgehead_tests::{admin_cli, blocking, python, read_mailbox, Cluster, Options};
+use bridgehead_tests::{admin_cli, blocking, last_header, python, read_mailbox, Cluster, Options};
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@example.com";
@@ -89,20 +89,9 @@ async fn send(c: &Cluster, sender: &str, msg: &str, key: Option<&str>) -> String
         .to_string()
 }
 
-/// The newest message's Authentication-Results header, unfolded.
+/// The Authentication-Results header of the newest message in Alice's mailbox, unfolded.
 async fn last_results(c: &Cluster) -> String {
-    let messages = read_mailbox(&c.store, ALICE, None).await;
-    let text = String::from_utf8_lossy(messages.last().expect("a message")).into_owned();
-    let head = text
-        .split("\r\n\r\n")
-        .next()
-        .unwrap()
-        .replace("\r\n\t", " ");
-    let head = head.replace("\r\n ", " ");
-    head.lines()
-        .find(|l| l.starts_with("Authentication-Results:"))
-        .unwrap_or_else(|| panic!("no Authentication-Results in {text}"))
-        .to_string()
+    last_header(c, ALICE, "Authentication-Results").await
 }
 
 async fn cluster(dns: std::net::SocketAddr) -> Cluster {

@@ -11,7 +11,7 @@
 //! recorded without refusing.
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::submit;
-use bridgehead_tests::{admin_cli, blocking, python, read_mailbox, Cluster, Options};
+use bridgehead_tests::{admin_cli, blocking, last_header, python, read_mailbox, Cluster, Options};
 
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
@@ -128,19 +128,7 @@ async fn send(c: &Cluster, sender: &str, author: &str, seed: &str, mode: &str) -
 
 /// The Authentication-Results header of the newest message in Alice's mailbox, unfolded.
 async fn last_results(c: &Cluster) -> String {
-    let messages = read_mailbox(&c.store, ALICE, None).await;
-    let text = String::from_utf8_lossy(messages.last().expect("a message")).into_owned();
-    let header = text
-        .split("\r\n\r\n")
-        .next()
-        .unwrap()
-        .replace("\r\n\t", " ")
-        .replace("\r\n ", " ");
-    header
-        .lines()
-        .find(|l| l.starts_with("Authentication-Results:"))
-        .unwrap_or_else(|| panic!("no Authentication-Results in {text}"))
-        .to_string()
+    last_header(c, ALICE, "Authentication-Results").await
 }
 
 /// Keys, the DNS server with the test zones, and a cluster checking mail against it (trusting

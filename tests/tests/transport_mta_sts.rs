@@ -9,13 +9,12 @@
 //! policy (delivered; the redirect's target would have held the mail). Policies are cached
 //! in PostgreSQL.
 use bridgehead_tests::dns::Dns;
-use bridgehead_tests::outbound::submit;
+use bridgehead_tests::outbound::{queue_errors, submit};
 use bridgehead_tests::procs::{free_port, wait_port, Proc};
 use bridgehead_tests::{blocking, Cluster, Options, Sink};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
@@ -181,18 +180,7 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
     assert_eq!(arrived, to, "{}", dns.log());
 
     // bad (no listed MX) and wrong (certificate for another name) stay queued, with why.
-    let mut errors = Vec::new();
-    for _ in 0..100 {
-        let q = c.store.queue_list().await.unwrap();
-        errors = q
-            .iter()
-            .map(|m| m.last_error.clone().unwrap_or_default())
-            .collect();
-        if q.len() == 2 && errors.iter().all(|e| !e.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let errors = queue_errors(&c, 2).await;
     let all = errors.join("\n");
     assert_eq!(errors.len(), 2, "{all}");
     assert!(all.contains("MTA-STS policy"), "{all}");

@@ -5,11 +5,10 @@
 //! over TLS; one for another name, a self-signed one, or no STARTTLS at all → nothing sent
 //! (the message stays queued with the reason); the same self-signed peer under `required`
 //! (encryption without verification) → delivered.
-use bridgehead_tests::outbound::{route, submit};
+use bridgehead_tests::outbound::{queue_errors, route, submit};
 use bridgehead_tests::{Cluster, Options, Sink};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const ALICE: &str = "alice@example.com";
 const PASS: &str = "alice's password";
@@ -75,18 +74,7 @@ async fn verify_routes_deliver_only_to_certificates_that_verify() {
     assert_eq!(m["tls"], true, "{m}");
 
     // The others stay queued, each with why, and their peers got nothing.
-    let mut reasons = Vec::new();
-    for _ in 0..100 {
-        let queue = c.store.queue_list().await.unwrap();
-        reasons = queue
-            .iter()
-            .map(|q| q.last_error.clone().unwrap_or_default())
-            .collect();
-        if queue.len() == 3 && reasons.iter().all(|r| !r.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reasons = queue_errors(&c, 3).await;
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     let all = reasons.join("\n").to_ascii_lowercase();
     assert!(all.contains("certificate"), "{all}");
