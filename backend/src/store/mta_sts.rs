@@ -10,12 +10,15 @@ pub struct CachedPolicy {
     pub id: String,
     pub policy: Policy,
     pub expired: bool,
+    /// Seconds until it expires (negative: since it did).
+    pub expires_in_secs: i64,
 }
 
 impl Store {
     pub async fn sts_policy(&self, domain: &str) -> Result<Option<CachedPolicy>> {
         let row = sqlx::query(
-            "SELECT policy_id, mode, mx, max_age, expires_at < now() AS expired
+            "SELECT policy_id, mode, mx, max_age, expires_at < now() AS expired,
+                    extract(epoch FROM expires_at - now())::bigint AS expires_in
                FROM mta_sts_policies WHERE domain = $1",
         )
         .bind(domain)
@@ -35,6 +38,7 @@ impl Store {
                     max_age: r.get::<i64, _>("max_age").max(0) as u64,
                 },
                 expired: r.get("expired"),
+                expires_in_secs: r.get("expires_in"),
             }
         }))
     }

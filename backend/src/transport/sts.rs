@@ -3,11 +3,12 @@
 //! anew — and what it does to the MX hosts.
 //!
 //! Invariants: a failed fetch or lookup never weakens a cached policy that has not expired
-//! (an attacker blocking the record or the policy host gets the old policy, §5.1); with no
+//! (an attacker blocking the record or the policy host gets the old policy, §5.1); a cached
+//! policy is fetched again before it expires (§10.2), keeping the old one if that fails; with no
 //! policy at all, delivery is as without MTA-STS; `mode: none` is no policy.
 use super::policy::fetch;
 use super::policy::mta_sts::{parse_record, Mode, Policy};
-use crate::store::Store;
+use crate::store::{CachedPolicy, Store};
 use hickory_resolver::TokioResolver;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,7 +80,7 @@ impl Sts {
         };
         let live = cached.as_ref().filter(|c| !c.expired);
         let policy = match (id, live) {
-            (Some(id), Some(c)) if c.id == id => Some(c.policy.clone()),
+            (Some(id), Some(c)) if c.id == id && !due_for_refresh(c) => Some(c.policy.clone()),
             (Some(id), _) => match self.fetch(resolver, domain).await {
                 Ok(p) => {
                     if let Err(e) = store.save_sts_policy(domain, &id, &p).await {
@@ -109,5 +110,40 @@ impl Sts {
         fetch::fetch(&host, SocketAddr::new(ip, self.port))
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// RFC 8461 §10.2: a cached policy is fetched again before it expires, so that a domain whose
+/// policy host is briefly down does not lose its protection — here once less than a tenth of
+/// its max_age (at most a day) is left.
+fn due_for_refresh(c: &CachedPolicy) -> bool {
+    let margin = (c.policy.max_age / 10).min(86_400);
+    c.expires_in_secs <= margin as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_are_fetched_again_before_they_expire() {
+        let cached = |max_age, left| CachedPolicy {
+            id: "one".into(),
+            policy: Policy {
+                mode: Mode::Enforce,
+                mx: vec!["mx.example.org".into()],
+                max_age,
+            },
+            expired: left <= 0,
+            expires_in_secs: left,
+        };
+        assert!(!due_for_refresh(&cached(604_800, 500_000)));
+        assert!(due_for_refresh(&cached(604_800, 60_000)), "within a tenth");
+        assert!(
+            !due_for_refresh(&cached(31_557_600, 100_000)),
+            "a day at most"
+        );
+        assert!(due_for_refresh(&cached(31_557_600, 86_000)));
+        assert!(due_for_refresh(&cached(86_400, 0)));
     }
 }
