@@ -17,7 +17,7 @@ use bridgehead_backend::secrets::Secrets;
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::{password, store, BackendConfig, BackendHandle};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
-use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_frontend::filter::FilterSpec;
 use bridgehead_frontend::{FrontendConfig, FrontendHandle};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
@@ -188,7 +188,7 @@ fn frontend_config(
         tls_key: Some(key),
         allow_plaintext_auth: args.allow_plaintext_auth,
         recipient_cache_ttl: std::time::Duration::from_secs(args.recipient_cache_secs),
-        milters: MilterSpec::parse_list(args.milters.as_deref().unwrap_or(""))?,
+        milters: FilterSpec::parse_list(args.milters.as_deref().unwrap_or(""))?,
         ..FrontendConfig::default()
     })
 }

@@ -64,9 +64,9 @@ pub struct FrontendConfig {
     /// The longest a TLS handshake may take (implicit TLS, STARTTLS, STLS).
     pub tls_handshake_timeout: Duration,
     /// Milters for SMTP messages, in order.
-    pub milters: Vec<crate::filter::MilterSpec>,
+    pub milters: Vec<crate::filter::FilterSpec>,
     /// Milters for submission (587, 465) instead of `milters`, when given.
-    pub submission_milters: Option<Vec<crate::filter::MilterSpec>>,
+    pub submission_milters: Option<Vec<crate::filter::FilterSpec>>,
 }
 
 impl Default for FrontendConfig {

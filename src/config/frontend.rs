@@ -3,7 +3,7 @@
 use super::{secs, system_hostname, Settings};
 use anyhow::{bail, Result};
 use bridgehead_frontend::backend_client::ClientTlsFiles;
-use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_frontend::filter::FilterSpec;
 use bridgehead_frontend::FrontendConfig;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -144,9 +144,9 @@ impl FrontendArgs {
         if listeners.iter().all(Option::is_none) {
             bail!("no listener given: use --pop3-listen, --pop3s-listen, --smtp-listen, --submission-listen or --submissions-listen");
         }
-        let milters = MilterSpec::parse_list(self.milters.as_deref().unwrap_or(""))?;
+        let milters = FilterSpec::parse_list(self.milters.as_deref().unwrap_or(""))?;
         let submission_milters = match self.submission_milters.as_deref() {
-            Some(list) => Some(MilterSpec::parse_list(list)?),
+            Some(list) => Some(FilterSpec::parse_list(list)?),
             None => None,
         };
         Ok(FrontendConfig {

@@ -115,8 +115,8 @@ pub struct Options {
     /// ARC sealers whose valid seal overrides a DMARC failure.
     pub trusted_arc_sealers: Vec<String>,
     /// The front-end's milters (all listeners), and for submission instead when given.
-    pub milters: Vec<bridgehead_frontend::filter::MilterSpec>,
-    pub submission_milters: Option<Vec<bridgehead_frontend::filter::MilterSpec>>,
+    pub milters: Vec<bridgehead_frontend::filter::FilterSpec>,
+    pub submission_milters: Option<Vec<bridgehead_frontend::filter::FilterSpec>>,
 }
 
 impl Default for Options {

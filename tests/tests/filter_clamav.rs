@@ -6,7 +6,7 @@
 //! action applies — tempfail on port 25, accept on submission (configured so), and the
 //! metrics count each verdict. And clamd asked directly (INSTREAM) without the milter.
 use base64::Engine;
-use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_frontend::filter::FilterSpec;
 use bridgehead_tests::filters::{smtp_send, ClamAv, EICAR};
 use bridgehead_tests::{blocking, read_mailbox, Cluster, Options};
 
@@ -44,8 +44,8 @@ async fn clamav_milter_refuses_a_virus_in_the_session_and_its_absence_defers() {
     let spec = format!("inet:{}?timeout=20", clamav.milter);
     let lenient = format!("inet:{}?default=accept&timeout=20", clamav.milter);
     let c = Cluster::start_with(Options {
-        milters: vec![MilterSpec::parse(&spec).unwrap()],
-        submission_milters: Some(vec![MilterSpec::parse(&lenient).unwrap()]),
+        milters: vec![FilterSpec::parse(&spec).unwrap()],
+        submission_milters: Some(vec![FilterSpec::parse(&lenient).unwrap()]),
         ..Options::default()
     })
     .await;
@@ -109,7 +109,7 @@ async fn clamd_instream_refuses_a_virus_and_never_passes_what_it_could_not_scan(
     let mut clamav = blocking(ClamAv::start).await;
     let spec = format!("clamd:inet:{}?timeout=20", clamav.clamd_addr);
     let c = Cluster::start_with(Options {
-        milters: vec![MilterSpec::parse(&spec).unwrap()],
+        milters: vec![FilterSpec::parse(&spec).unwrap()],
         ..Options::default()
     })
     .await;

@@ -4,7 +4,7 @@
 //! and Python's dkimpy verifies it against the key record `opendkim-genkey` made — so the
 //! header arrived exactly, and the message was not changed after signing. Port 25 mail,
 //! with no milter configured for it here, is left alone.
-use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_frontend::filter::FilterSpec;
 use bridgehead_tests::filters::{smtp_send, OpenDkim};
 use bridgehead_tests::{blocking, python, read_mailbox, Cluster, Options};
 
@@ -23,7 +23,7 @@ print(dkim.verify(msg, dnsfunc=lambda name, timeout=5: record))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opendkim_signs_submitted_mail_through_the_milter() {
     let odk = blocking(|| OpenDkim::start("example.com")).await;
-    let spec = MilterSpec::parse(&format!("inet:{}?timeout=20", odk.milter)).unwrap();
+    let spec = FilterSpec::parse(&format!("inet:{}?timeout=20", odk.milter)).unwrap();
     let c = Cluster::start_with(Options {
         milters: Vec::new(),
         submission_milters: Some(vec![spec]),

@@ -7,7 +7,7 @@
 //! admin quarantine`; and a filter that misbehaves — garbage, a 4 GiB length, silence, a reset
 //! in the middle of the body — gets the default action (451) while the SMTP session goes on,
 //! and the session's connection to the filter carries message after message.
-use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_frontend::filter::FilterSpec;
 use bridgehead_tests::procs::{free_port, wait_port, Proc};
 use bridgehead_tests::{admin_cli, blocking, python, read_mailbox, Cluster, Options};
 use std::path::Path;
@@ -56,7 +56,7 @@ async fn every_reply_and_modification_and_every_misbehaviour() {
     blocking(move || wait_port(port)).await;
     let spec = format!("inet:127.0.0.1:{port}?timeout=2");
     let c = Cluster::start_with(Options {
-        milters: vec![MilterSpec::parse(&spec).unwrap()],
+        milters: vec![FilterSpec::parse(&spec).unwrap()],
         ..Options::default()
     })
     .await;

@@ -3,7 +3,7 @@
 //! DATA and never stored; a clean message is stored with the headers rspamd added
 //! (`X-Spamd-Result`, `X-Spam-Status`). Two milters in order — rspamd, then one that is down
 //! with `default=accept` — show the chain going on past a filter that cannot be asked.
-use bridgehead_frontend::filter::MilterSpec;
+use bridgehead_frontend::filter::FilterSpec;
 use bridgehead_tests::filters::{smtp_send, Rspamd};
 use bridgehead_tests::procs::free_port;
 use bridgehead_tests::{blocking, read_mailbox, Cluster, Options};
@@ -21,8 +21,8 @@ async fn rspamd_refuses_gtube_and_marks_what_it_passes() {
     let dead = format!("inet:127.0.0.1:{}?default=accept&timeout=5", free_port());
     let c = Cluster::start_with(Options {
         milters: vec![
-            MilterSpec::parse(&format!("inet:{}?timeout=60", rspamd.milter)).unwrap(),
-            MilterSpec::parse(&dead).unwrap(),
+            FilterSpec::parse(&format!("inet:{}?timeout=60", rspamd.milter)).unwrap(),
+            FilterSpec::parse(&dead).unwrap(),
         ],
         ..Options::default()
     })

@@ -6,7 +6,7 @@
 //! reply, a size limit, a closed or silent connection) is a failure, so the caller applies
 //! the default action — a message is never passed as clean because clamd could not say.
 use super::client::Io;
-use super::{MilterAddr, MilterSpec};
+use super::{FilterAddr, FilterSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -51,16 +51,16 @@ pub fn parse_reply(reply: &[u8]) -> Result<ScanResult, ClamdError> {
 }
 
 /// Streams `pieces` (the whole message) to clamd and reads its verdict.
-pub async fn scan(spec: &MilterSpec, pieces: &[&[u8]]) -> Result<ScanResult, ClamdError> {
+pub async fn scan(spec: &FilterSpec, pieces: &[&[u8]]) -> Result<ScanResult, ClamdError> {
     let wait = spec.connect_timeout;
     let mut stream: Box<dyn Io> = match &spec.addr {
-        MilterAddr::Inet(a) => Box::new(
+        FilterAddr::Inet(a) => Box::new(
             timeout(wait, tokio::net::TcpStream::connect(a))
                 .await
                 .map_err(|_| ClamdError::Timeout)?
                 .map_err(ClamdError::Connect)?,
         ),
-        MilterAddr::Unix(p) => Box::new(
+        FilterAddr::Unix(p) => Box::new(
             timeout(wait, tokio::net::UnixStream::connect(p))
                 .await
                 .map_err(|_| ClamdError::Timeout)?

@@ -10,7 +10,7 @@
 use super::codec::{self, Command, Decoded};
 use super::conversation::{After, Conversation, Next, Verdict};
 use super::message::{Envelope, Headers};
-use super::{MilterAddr, MilterSpec};
+use super::{FilterAddr, FilterSpec};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
@@ -51,7 +51,7 @@ pub type Outcome = (Verdict, Vec<codec::Reply>);
 /// kept connection that fails is replaced by a new one once), leaving the connection kept
 /// for the next message.
 pub async fn converse(
-    spec: &MilterSpec,
+    spec: &FilterSpec,
     kept: &mut Option<Kept>,
     envelope: &Envelope,
     headers: &Headers,
@@ -85,10 +85,10 @@ pub async fn converse(
     Ok(outcome)
 }
 
-async fn connect(spec: &MilterSpec) -> Result<Box<dyn Io>, MilterError> {
+async fn connect(spec: &FilterSpec) -> Result<Box<dyn Io>, MilterError> {
     let wait = spec.connect_timeout;
     Ok(match &spec.addr {
-        MilterAddr::Inet(addr) => {
+        FilterAddr::Inet(addr) => {
             let stream = timeout(wait, tokio::net::TcpStream::connect(addr))
                 .await
                 .map_err(|_| MilterError::Timeout(wait))?
@@ -96,7 +96,7 @@ async fn connect(spec: &MilterSpec) -> Result<Box<dyn Io>, MilterError> {
             let _ = stream.set_nodelay(true);
             Box::new(stream)
         }
-        MilterAddr::Unix(path) => Box::new(
+        FilterAddr::Unix(path) => Box::new(
             timeout(wait, tokio::net::UnixStream::connect(path))
                 .await
                 .map_err(|_| MilterError::Timeout(wait))?
@@ -110,7 +110,7 @@ async fn connect(spec: &MilterSpec) -> Result<Box<dyn Io>, MilterError> {
 /// verdict that came before the end of message).
 async fn run(
     stream: &mut Box<dyn Io>,
-    spec: &MilterSpec,
+    spec: &FilterSpec,
     resumed: Option<(u32, u32)>,
     envelope: &Envelope,
     headers: &Headers,

@@ -203,7 +203,7 @@ pub fn rebuild(blocks: &[Bytes], split: &Split, changes: &Changes) -> Vec<Bytes>
     let mut out = vec![Bytes::from(head)];
     match &changes.body {
         Some(body) => {
-            let mut b = body.replace_crlf();
+            let mut b = to_crlf(body);
             if !b.is_empty() && !b.ends_with(b"\r\n") {
                 b.extend_from_slice(b"\r\n");
             }
@@ -230,23 +230,17 @@ fn body_blocks(blocks: &[Bytes], header_len: usize) -> Vec<Bytes> {
 }
 
 /// Bare LF in a body a filter gave becomes CRLF (stored content is canonical CRLF).
-trait Crlf {
-    fn replace_crlf(&self) -> Vec<u8>;
-}
-
-impl Crlf for Vec<u8> {
-    fn replace_crlf(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len() + self.len() / 32);
-        let mut prev = 0u8;
-        for &b in self {
-            if b == b'\n' && prev != b'\r' {
-                out.push(b'\r');
-            }
-            out.push(b);
-            prev = b;
+fn to_crlf(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32);
+    let mut prev = 0u8;
+    for &b in body {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
         }
-        out
+        out.push(b);
+        prev = b;
     }
+    out
 }
 
 #[cfg(test)]

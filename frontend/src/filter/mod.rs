@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 /// Where a milter listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MilterAddr {
+pub enum FilterAddr {
     Inet(SocketAddr),
     Unix(PathBuf),
 }
@@ -47,13 +47,13 @@ pub enum FilterKind {
     Clamd,
 }
 
-/// One configured filter: a milter, or clamd.
+/// One configured filter: a milter, or clamd (the `--milters` list takes both).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MilterSpec {
+pub struct FilterSpec {
     /// As configured, for logs and metrics.
     pub name: String,
     pub kind: FilterKind,
-    pub addr: MilterAddr,
+    pub addr: FilterAddr,
     pub default_action: DefaultAction,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
@@ -62,17 +62,17 @@ pub struct MilterSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("milter {spec:?}: {why} ([clamd:]inet:HOST:PORT or [clamd:]unix:/PATH, then ?default=tempfail|accept&timeout=SECS)")]
+#[error("filter {spec:?}: {why} ([clamd:]inet:HOST:PORT or [clamd:]unix:/PATH, then ?default=tempfail|accept&timeout=SECS)")]
 pub struct SpecError {
     pub spec: String,
     pub why: &'static str,
 }
 
-impl MilterSpec {
+impl FilterSpec {
     /// `inet:127.0.0.1:11332` or `unix:/run/milter.sock` (a milter), `clamd:inet:…` or
     /// `clamd:unix:…` (clamd), optionally followed by `?default=accept&timeout=30` (timeout:
     /// seconds for each reply, and the scan).
-    pub fn parse(spec: &str) -> Result<MilterSpec, SpecError> {
+    pub fn parse(spec: &str) -> Result<FilterSpec, SpecError> {
         let bad = |why| SpecError {
             spec: spec.to_string(),
             why,
@@ -83,13 +83,13 @@ impl MilterSpec {
             None => (FilterKind::Milter, name),
         };
         let addr = if let Some(a) = place.strip_prefix("inet:") {
-            MilterAddr::Inet(a.parse().map_err(|_| bad("not an address and port"))?)
+            FilterAddr::Inet(a.parse().map_err(|_| bad("not an address and port"))?)
         } else if let Some(p) = place.strip_prefix("unix:") {
-            MilterAddr::Unix(PathBuf::from(p))
+            FilterAddr::Unix(PathBuf::from(p))
         } else {
             return Err(bad("unknown kind of address"));
         };
-        let mut m = MilterSpec {
+        let mut m = FilterSpec {
             name: name.to_string(),
             kind,
             addr,
@@ -115,10 +115,10 @@ impl MilterSpec {
     }
 
     /// A comma-separated list.
-    pub fn parse_list(list: &str) -> Result<Vec<MilterSpec>, SpecError> {
+    pub fn parse_list(list: &str) -> Result<Vec<FilterSpec>, SpecError> {
         list.split(',')
             .filter(|s| !s.trim().is_empty())
-            .map(MilterSpec::parse)
+            .map(FilterSpec::parse)
             .collect()
     }
 }
@@ -148,7 +148,7 @@ pub type KeptConnections = Vec<Option<client::Kept>>;
 
 /// Runs the message through every filter in order, on the session's `kept` connections.
 pub async fn run(
-    filters: &[MilterSpec],
+    filters: &[FilterSpec],
     kept: &mut KeptConnections,
     envelope: &Envelope,
     blocks: Vec<Bytes>,
@@ -209,7 +209,7 @@ struct Current<'a> {
 
 /// One filter's verdict on the message as it is now, in a span of its own.
 async fn ask(
-    spec: &MilterSpec,
+    spec: &FilterSpec,
     kept: &mut Option<client::Kept>,
     envelope: &Envelope,
     m: Current<'_>,
@@ -246,7 +246,7 @@ fn whole_message(blocks: &[Bytes], split: &message::Split, changes: &Changes) ->
 
 /// clamd's answer as a filter's verdict: a virus is refused with its name.
 async fn clamd_verdict(
-    spec: &MilterSpec,
+    spec: &FilterSpec,
     pieces: &[&[u8]],
 ) -> Result<(Verdict, Vec<codec::Reply>), String> {
     match clamd::scan(spec, pieces).await.map_err(|e| e.to_string())? {
@@ -277,15 +277,15 @@ mod tests {
 
     #[test]
     fn specs_parse_with_their_options() {
-        let m = MilterSpec::parse("inet:127.0.0.1:11332?default=accept&timeout=5").unwrap();
-        assert_eq!(m.addr, MilterAddr::Inet("127.0.0.1:11332".parse().unwrap()));
+        let m = FilterSpec::parse("inet:127.0.0.1:11332?default=accept&timeout=5").unwrap();
+        assert_eq!(m.addr, FilterAddr::Inet("127.0.0.1:11332".parse().unwrap()));
         assert_eq!(m.default_action, DefaultAction::Accept);
         assert_eq!(m.content_timeout, Duration::from_secs(5));
-        let u = MilterSpec::parse("unix:/run/clamav/milter.sock").unwrap();
+        let u = FilterSpec::parse("unix:/run/clamav/milter.sock").unwrap();
         assert_eq!(u.default_action, DefaultAction::Tempfail);
-        assert_eq!(u.addr, MilterAddr::Unix("/run/clamav/milter.sock".into()));
+        assert_eq!(u.addr, FilterAddr::Unix("/run/clamav/milter.sock".into()));
         assert_eq!(
-            MilterSpec::parse_list("inet:127.0.0.1:1, unix:/x")
+            FilterSpec::parse_list("inet:127.0.0.1:1, unix:/x")
                 .unwrap()
                 .len(),
             2
@@ -296,7 +296,7 @@ mod tests {
             "inet:127.0.0.1:1?default=maybe",
             "inet:127.0.0.1:1?timeout=x",
         ] {
-            assert!(MilterSpec::parse(bad).is_err(), "{bad}");
+            assert!(FilterSpec::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -13,7 +13,7 @@ use super::session::{
 };
 use crate::backend_client::{Backends, CallError, Origin};
 use crate::filter::message::{Changes, Envelope as MilterEnvelope};
-use crate::filter::{self, Filtered, MilterSpec};
+use crate::filter::{self, FilterSpec, Filtered};
 use crate::metrics::Protocol;
 use crate::smtp::session::AuthResult;
 use crate::tls::Conn;
@@ -59,12 +59,12 @@ pub struct SmtpContext {
 #[derive(Debug, Clone, Default)]
 pub struct Milters {
     /// Port 25 (and submission, unless `submission` is given).
-    pub mx: Vec<MilterSpec>,
-    pub submission: Option<Vec<MilterSpec>>,
+    pub mx: Vec<FilterSpec>,
+    pub submission: Option<Vec<FilterSpec>>,
 }
 
 impl Milters {
-    pub fn for_listener(&self, listener: Listener) -> &[MilterSpec] {
+    pub fn for_listener(&self, listener: Listener) -> &[FilterSpec] {
         match (listener, &self.submission) {
             (Listener::Submission | Listener::Submissions, Some(s)) => s,
             _ => &self.mx,
@@ -326,7 +326,7 @@ impl Driver {
     /// the filters' changes and quarantine), or the reply that ends it here.
     async fn filter(
         &mut self,
-        milters: &[MilterSpec],
+        milters: &[FilterSpec],
         envelope: &Envelope,
         content: Vec<bytes::Bytes>,
     ) -> Result<(Vec<bytes::Bytes>, Envelope), SubmitResult> {
