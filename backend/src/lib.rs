@@ -29,6 +29,7 @@ pub mod server;
 pub mod store;
 pub mod submit;
 pub mod tls_client;
+pub mod tls_dane;
 pub mod trace;
 pub mod transport;
 

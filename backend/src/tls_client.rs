@@ -4,7 +4,8 @@
 //! (webpki-roots), and the extra CAs the operator names (`--extra-ca-file`), and its name, as
 //! the POP3 connector does by default and routes with `--tls verify` do; without it the
 //! connection is encrypted but the certificate is not checked — the "may"/"encrypt" levels
-//! of SMTP between servers, where no CA trust exists without DANE.
+//! of SMTP between servers, where no CA trust exists without DANE. With DANE, the
+//! certificate must match the host's TLSA records instead (`tls_dane`).
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -17,15 +18,59 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+/// What a client checks of the server's certificate.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// Nothing (encryption only); the handshake signatures still.
+    Nothing,
+    /// The WebPKI: a chain to the Mozilla roots or an extra CA, for the host's name.
+    WebPki,
+    /// A match with one of the host's (DNSSEC-validated) usable TLSA records.
+    Dane(Arc<Vec<crate::transport::policy::dane::Tlsa>>),
+}
+
+impl Check {
+    /// `WebPki` when `verify`, else `Nothing`.
+    pub fn webpki_if(verify: bool) -> Check {
+        if verify {
+            Check::WebPki
+        } else {
+            Check::Nothing
+        }
+    }
+}
+
 /// Runs the TLS handshake on `tcp` for the server `host`.
 pub async fn connect(tcp: TcpStream, host: &str, verify: bool) -> io::Result<TlsStream<TcpStream>> {
+    connect_checked(tcp, host, &Check::webpki_if(verify)).await
+}
+
+/// Runs the TLS handshake on `tcp` for the server `host`, checking its certificate so.
+pub async fn connect_checked(
+    tcp: TcpStream,
+    host: &str,
+    check: &Check,
+) -> io::Result<TlsStream<TcpStream>> {
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("bad TLS server name {host}"),
         )
     })?;
-    TlsConnector::from(config(verify)).connect(name, tcp).await
+    let config = match check {
+        Check::Nothing => config(false),
+        Check::WebPki => config(true),
+        Check::Dane(records) => {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = crate::tls_dane::DaneVerifier::new(records.clone(), provider);
+            let config = builder()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            Arc::new(config)
+        }
+    };
+    TlsConnector::from(config).connect(name, tcp).await
 }
 
 /// The verifying configuration: the Mozilla roots and the extra CAs trusted so far.
@@ -170,10 +215,10 @@ pub enum ClientStream {
 
 impl ClientStream {
     /// The TLS handshake on a plain connection.
-    pub async fn start_tls(self, host: &str, verify: bool) -> io::Result<ClientStream> {
+    pub async fn start_tls(self, host: &str, check: &Check) -> io::Result<ClientStream> {
         match self {
             ClientStream::Plain(tcp) => Ok(ClientStream::Tls(Box::new(
-                connect(tcp, host, verify).await?,
+                connect_checked(tcp, host, check).await?,
             ))),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -41,7 +41,8 @@ pub enum RouteCmd {
         /// host:port of the next hop.
         next_hop: String,
         /// none, opportunistic, required (STARTTLS or no delivery), verify (and the host's
-        /// certificate must verify for its name) or implicit.
+        /// certificate must verify for its name), dane (and match the host's DNSSEC-validated
+        /// TLSA records, which must exist; needs the back-ends' --dane-resolver) or implicit.
         #[arg(long, default_value = "opportunistic")]
         tls: String,
         /// Authenticate as this user (the secret is read from standard input or a prompt).

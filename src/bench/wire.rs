@@ -36,7 +36,12 @@ impl Wire {
     pub async fn start_tls(&mut self) -> Result<()> {
         let plain =
             std::mem::replace(&mut self.io, BufReader::new(ClientStream::Closed)).into_inner();
-        self.io = BufReader::with_capacity(64 * 1024, plain.start_tls(&self.host, false).await?);
+        self.io = BufReader::with_capacity(
+            64 * 1024,
+            plain
+                .start_tls(&self.host, &tls_client::Check::Nothing)
+                .await?,
+        );
         Ok(())
     }
 

@@ -94,6 +94,11 @@ pub struct BackendArgs {
     /// 127.0.0.1:53 (a local validating resolver).
     #[arg(long, env = "BRIDGEHEAD_DNS_SERVER")]
     pub dns_server: Option<SocketAddr>,
+    /// DNSSEC-validating resolver (IP:PORT, e.g. a local unbound on 127.0.0.1:53) asked for
+    /// the TLSA records of MX hosts: DANE (RFC 7672) is used when given. Its AD bit is
+    /// trusted, so it must be reached over a trusted path (loopback or a private network).
+    #[arg(long, env = "BRIDGEHEAD_DANE_RESOLVER")]
+    pub dane_resolver: Option<SocketAddr>,
     /// CA certificates (a PEM file) trusted beside the Mozilla roots wherever a certificate
     /// is verified: routes with --tls verify, the POP3 connector (a private PKI's root).
     #[arg(long, env = "BRIDGEHEAD_EXTRA_CA_FILE")]
@@ -267,6 +272,7 @@ impl BackendArgs {
                 .queue_poll_ms
                 .map_or(d.poll_interval, Duration::from_millis),
             dns_server: self.dns_server,
+            dane_resolver: self.dane_resolver,
             mx_port: self.mx_port.unwrap_or(d.mx_port),
             mta_sts_port: self.mta_sts_port.unwrap_or(d.mta_sts_port),
             publish_sts: self.published_sts(),

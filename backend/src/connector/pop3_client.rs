@@ -58,7 +58,7 @@ impl Pop3Client {
             .map_err(Pop3Error::Unreachable)?;
         let stream = match security {
             Security::Implicit => ClientStream::Plain(tcp)
-                .start_tls(host, verify)
+                .start_tls(host, &crate::tls_client::Check::webpki_if(verify))
                 .await
                 .map_err(Pop3Error::Tls)?,
             _ => ClientStream::Plain(tcp),
@@ -78,7 +78,7 @@ impl Pop3Client {
                 std::mem::replace(&mut c.io, BufReader::new(ClientStream::Closed)).into_inner();
             c.io = BufReader::new(
                 plain
-                    .start_tls(host, verify)
+                    .start_tls(host, &crate::tls_client::Check::webpki_if(verify))
                     .await
                     .map_err(Pop3Error::Tls)?,
             );

@@ -258,7 +258,7 @@ impl pb::admin_server::Admin for Services {
         }
         if TlsMode::parse(&r.tls).is_none() {
             return Err(Status::invalid_argument(
-                "tls must be none, opportunistic, required, verify or implicit",
+                "tls must be none, opportunistic, required, verify, dane or implicit",
             ));
         }
         let auth_user = (!r.auth_user.is_empty()).then_some(r.auth_user);

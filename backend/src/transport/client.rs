@@ -6,7 +6,7 @@
 //! handshake is refused (response injection); AUTH is only sent over TLS.
 use super::{Target, TlsMode};
 use crate::envelope::Recipient;
-use crate::tls_client::{self, ClientStream};
+use crate::tls_client::{self, Check, ClientStream};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -166,14 +166,13 @@ impl SmtpClient {
         let mut caps = c.ehlo(helo).await?;
         let wants_tls = matches!(
             target.tls,
-            TlsMode::Opportunistic | TlsMode::Required | TlsMode::Verify
+            TlsMode::Opportunistic | TlsMode::Required | TlsMode::Verify | TlsMode::Dane
         );
         if wants_tls && !c.is_tls() {
             if caps.iter().any(|l| l.eq_ignore_ascii_case("STARTTLS")) {
-                c.starttls(&target.host, target.tls == TlsMode::Verify)
-                    .await?;
+                c.starttls(&target.host, &check(target)).await?;
                 caps = c.ehlo(helo).await?;
-            } else if matches!(target.tls, TlsMode::Required | TlsMode::Verify) {
+            } else if target.tls.mandatory() {
                 return Err(ClientError::NoStartTls);
             }
         }
@@ -217,8 +216,8 @@ impl SmtpClient {
         Ok(reply.text.lines().skip(1).map(str::to_string).collect())
     }
 
-    /// STARTTLS; with `verify`, the certificate must be valid for `host`.
-    async fn starttls(&mut self, host: &str, verify: bool) -> Result<(), ClientError> {
+    /// STARTTLS, the certificate checked as `check` says.
+    async fn starttls(&mut self, host: &str, check: &Check) -> Result<(), ClientError> {
         self.send("STARTTLS\r\n").await?;
         self.expect(220).await?;
         if !self.io.buffer().is_empty() {
@@ -226,7 +225,7 @@ impl SmtpClient {
         }
         let old =
             std::mem::replace(&mut self.io, BufReader::new(ClientStream::Closed)).into_inner();
-        self.io = BufReader::new(old.start_tls(host, verify).await?);
+        self.io = BufReader::new(old.start_tls(host, check).await?);
         Ok(())
     }
 
@@ -482,6 +481,16 @@ async fn within<T>(
     tokio::time::timeout(limit, f)
         .await
         .map_err(|_| ClientError::Timeout)
+}
+
+/// What is checked of `target`'s certificate: its TLSA records under DANE, the WebPKI under
+/// `verify`, nothing otherwise (encryption only).
+fn check(target: &Target) -> Check {
+    match (target.tls, &target.tlsa) {
+        (TlsMode::Dane, Some(records)) => Check::Dane(records.clone()),
+        (TlsMode::Verify, _) => Check::WebPki,
+        _ => Check::Nothing,
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! record per-recipient results, retry with backoff, and report failures, delays and (when
 //! asked) successes to the sender as RFC 3464 DSNs.
 //!
-//! Parts: `route` (where mail for a domain goes), `client` (the SMTP client), `fit` (what
+//! Parts: `route` (where mail for a domain goes, under which TLS policy: `sts` MTA-STS,
+//! `dane` TLSA lookups, `policy` their pure parts), `client` (the SMTP client), `fit` (what
 //! may go to a hop, by its extensions), `worker` (one attempt and its settlement), `report`
 //! (who gets a DSN and how it is stored).
 pub mod client;
+mod dane;
 mod fit;
 pub mod policy;
 mod report;
@@ -28,16 +30,25 @@ pub enum TlsMode {
     /// STARTTLS or no delivery, and the certificate must verify for the host's name (the
     /// Mozilla roots, and the extra CAs the operator names).
     Verify,
+    /// STARTTLS or no delivery, and the certificate must match the host's DNSSEC-validated
+    /// TLSA records (`Target::tlsa`; a route with none is not used).
+    Dane,
     Implicit,
 }
 
 impl TlsMode {
+    /// Whether mail may only go over TLS (no STARTTLS: not sent).
+    pub fn mandatory(self) -> bool {
+        matches!(self, TlsMode::Required | TlsMode::Verify | TlsMode::Dane)
+    }
+
     pub fn parse(s: &str) -> Option<TlsMode> {
         Some(match s {
             "none" => TlsMode::None,
             "opportunistic" => TlsMode::Opportunistic,
             "required" => TlsMode::Required,
             "verify" => TlsMode::Verify,
+            "dane" => TlsMode::Dane,
             "implicit" => TlsMode::Implicit,
             _ => return None,
         })
@@ -53,6 +64,8 @@ pub struct Target {
     pub ip: Option<std::net::IpAddr>,
     pub port: u16,
     pub tls: TlsMode,
+    /// The host's usable DANE TLSA records, under `TlsMode::Dane`.
+    pub tlsa: Option<std::sync::Arc<Vec<policy::dane::Tlsa>>>,
     pub auth: Option<(String, String)>,
 }
 
@@ -83,6 +96,8 @@ pub struct TransportConfig {
     pub dns_server: Option<std::net::SocketAddr>,
     /// The port of MX hosts (25; another only for test setups).
     pub mx_port: u16,
+    /// The DNSSEC-validating resolver TLSA records are asked of (DANE); none: no DANE.
+    pub dane_resolver: Option<std::net::SocketAddr>,
     /// The port of MTA-STS policy hosts (443, as RFC 8461 says; another only for tests).
     pub mta_sts_port: u16,
     /// The MTA-STS policy this cluster publishes for its own domains, if any.
@@ -109,6 +124,7 @@ impl Default for TransportConfig {
             secrets: Default::default(),
             dns_server: None,
             mx_port: 25,
+            dane_resolver: None,
             mta_sts_port: 443,
             publish_sts: None,
             dkim_keys_kept: Duration::from_secs(60),

@@ -3,6 +3,13 @@
 //! the domain's own address records; a null MX, RFC 7505 → fail at once; a domain that does
 //! not exist → fail; any other DNS failure → try later). Names are resolved by one resolver:
 //! the system's, or the DNS server the back-end is given (`--dns-server`).
+//!
+//! Each host gets its TLS policy here: DANE when its TLSA records are DNSSEC-validated (it
+//! wins over MTA-STS, RFC 8461 §2), else the domain's MTA-STS policy, else opportunistic. A
+//! host whose TLSA lookup failed, or that an enforced MTA-STS policy does not name, is not
+//! used; none left is a 4.7.5 deferral.
+use super::dane::DaneResolver;
+use super::policy::dane::Dane;
 use super::policy::mta_sts::{Mode, Policy};
 use super::sts::Sts;
 use super::{Target, TlsMode, TransportConfig};
@@ -13,6 +20,7 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextHop {
@@ -38,7 +46,19 @@ pub struct Router {
     secrets: Secrets,
     /// MTA-STS policies of the domains mail goes to.
     sts: Sts,
+    /// TLSA lookups through a validating resolver; none: no DANE.
+    dane: Option<DaneResolver>,
 }
+
+/// A host to send to and how its TLS is checked.
+struct HostPolicy {
+    host: String,
+    tls: TlsMode,
+    tlsa: Option<Records>,
+}
+
+/// A host's usable TLSA records, shared by its targets.
+type Records = Arc<Vec<super::policy::dane::Tlsa>>;
 
 impl Router {
     pub fn new(config: &TransportConfig) -> Router {
@@ -57,6 +77,7 @@ impl Router {
             mx_port: config.mx_port,
             secrets: config.secrets.clone(),
             sts: Sts::new(config.mta_sts_port),
+            dane: config.dane_resolver.map(DaneResolver::new),
         }
     }
 
@@ -68,11 +89,20 @@ impl Router {
                     Some(Ok(s)) => Some(s),
                     None => None,
                 };
+                let tls = TlsMode::parse(&r.tls).unwrap_or(TlsMode::Opportunistic);
+                let (tls, tlsa) = match tls {
+                    TlsMode::Dane => match self.route_dane(&r.host).await {
+                        Ok(p) => p,
+                        Err(deferred) => return deferred,
+                    },
+                    other => (other, None),
+                };
                 return NextHop::Hosts(vec![Target {
                     host: r.host,
                     ip: None,
                     port: r.port,
-                    tls: TlsMode::parse(&r.tls).unwrap_or(TlsMode::Opportunistic),
+                    tls,
+                    tlsa,
                     auth: r.auth_user.zip(secret),
                 }]);
             }
@@ -115,17 +145,69 @@ impl Router {
                     reason: format!("Host or domain name not found: {domain}"),
                 }
             }
-            Err(e) if e.is_no_records_found() => vec![domain.to_string()],
-            Err(e) => return NextHop::Unknown(format!("DNS lookup of {domain} failed: {e}")),
+            Err(e) if no_data(&e) => vec![domain.to_string()],
+            Err(e) => return NextHop::Unknown(lookup_failed(domain, &e)),
         };
-        let (hosts, tls) = match self.sts.policy(store, resolver, domain).await {
-            Some(policy) => match sts_hosts(&policy, domain, hosts) {
-                Ok(h) => h,
-                Err(deferred) => return deferred,
-            },
-            None => (hosts, TlsMode::Opportunistic),
+        let policy = self.sts.policy(store, resolver, domain).await;
+        let mut chosen = Vec::new();
+        let mut refused = Vec::new();
+        for host in hosts {
+            match self.host_policy(policy.as_ref(), domain, host).await {
+                Ok(p) => chosen.push(p),
+                Err(why) => refused.push(why),
+            }
+        }
+        if chosen.is_empty() {
+            return NextHop::Deferred {
+                status: "4.7.5",
+                reason: format!(
+                    "no mail host of {domain} can be used: {}",
+                    refused.join("; ")
+                ),
+            };
+        }
+        self.addresses(resolver, domain, chosen).await
+    }
+
+    /// How `host` is to be reached (DANE first, then MTA-STS), or why it is not used.
+    async fn host_policy(
+        &self,
+        policy: Option<&Policy>,
+        domain: &str,
+        host: String,
+    ) -> Result<HostPolicy, String> {
+        let dane = match &self.dane {
+            Some(d) => d.lookup(&host).await,
+            None => Dane::None,
         };
-        self.addresses(resolver, domain, hosts, tls).await
+        let (tls, tlsa) = match dane {
+            Dane::Authenticate(records) => (TlsMode::Dane, Some(Arc::new(records))),
+            Dane::EncryptOnly => (TlsMode::Required, None),
+            Dane::Unusable(why) => return Err(why),
+            Dane::None => (sts_mode(policy, domain, &host)?, None),
+        };
+        Ok(HostPolicy { host, tls, tlsa })
+    }
+
+    /// A route's `dane`: the host's TLSA records must be there and DNSSEC-validated.
+    async fn route_dane(&self, host: &str) -> Result<(TlsMode, Option<Records>), NextHop> {
+        let deferred = |reason: String| NextHop::Deferred {
+            status: "4.7.5",
+            reason,
+        };
+        let Some(resolver) = &self.dane else {
+            return Err(deferred(format!(
+                "the route to {host} asks for DANE, but no validating resolver is configured (--dane-resolver)"
+            )));
+        };
+        match resolver.lookup(host).await {
+            Dane::Authenticate(records) => Ok((TlsMode::Dane, Some(Arc::new(records)))),
+            Dane::EncryptOnly => Ok((TlsMode::Required, None)),
+            Dane::None => Err(deferred(format!(
+                "the route to {host} asks for DANE, but {host} has no DNSSEC-validated TLSA records"
+            ))),
+            Dane::Unusable(why) => Err(deferred(why)),
+        }
     }
 
     /// Every address of each host, in the hosts' order.
@@ -133,19 +215,19 @@ impl Router {
         &self,
         resolver: &TokioResolver,
         domain: &str,
-        hosts: Vec<String>,
-        tls: TlsMode,
+        hosts: Vec<HostPolicy>,
     ) -> NextHop {
         let mut targets = Vec::new();
         let mut last_error = String::new();
-        for host in hosts {
-            let name = host.trim_end_matches('.').to_string();
+        for p in hosts {
+            let name = p.host.trim_end_matches('.').to_string();
             match resolver.lookup_ip(format!("{name}.")).await {
                 Ok(ips) => targets.extend(ips.iter().map(|ip| Target {
                     host: name.clone(),
                     ip: Some(ip),
                     port: self.mx_port,
-                    tls,
+                    tls: p.tls,
+                    tlsa: p.tlsa.clone(),
                     auth: None,
                 })),
                 Err(e) => last_error = format!("address of {name}: {e}"),
@@ -160,32 +242,57 @@ impl Router {
     }
 }
 
-/// The MX hosts an MTA-STS policy lets mail go to, and how: in `enforce` mode only the hosts
-/// it names, over TLS whose certificate verifies for the host (none left: deferred 4.7.5);
-/// in `testing` mode every host as without a policy, the mismatches logged.
-fn sts_hosts(
-    policy: &Policy,
-    domain: &str,
-    hosts: Vec<String>,
-) -> Result<(Vec<String>, TlsMode), NextHop> {
-    let (allowed, refused): (Vec<String>, Vec<String>) =
-        hosts.iter().cloned().partition(|h| policy.allows(h));
-    if policy.mode != Mode::Enforce {
-        if !refused.is_empty() {
-            tracing::info!(domain, hosts = ?refused, "MX hosts outside the MTA-STS policy (testing mode: used anyway)");
+/// How an MX host without DANE is reached under the domain's MTA-STS policy: in `enforce`
+/// mode only a host the policy names, over TLS whose certificate verifies for it; in
+/// `testing` mode (or without a policy) as always, a mismatch only logged.
+fn sts_mode(policy: Option<&Policy>, domain: &str, host: &str) -> Result<TlsMode, String> {
+    let Some(policy) = policy else {
+        return Ok(TlsMode::Opportunistic);
+    };
+    match (policy.allows(host), policy.mode == Mode::Enforce) {
+        (true, true) => Ok(TlsMode::Verify),
+        (false, true) => Err(format!(
+            "{host} does not match the MTA-STS policy of {domain}"
+        )),
+        (allowed, false) => {
+            if !allowed {
+                tracing::info!(
+                    domain,
+                    host,
+                    "MX host outside the MTA-STS policy (testing mode: used anyway)"
+                );
+            }
+            Ok(TlsMode::Opportunistic)
         }
-        return Ok((hosts, TlsMode::Opportunistic));
     }
-    if allowed.is_empty() {
-        return Err(NextHop::Deferred {
-            status: "4.7.5",
-            reason: format!(
-                "no mail host of {domain} matches its MTA-STS policy (hosts: {})",
-                refused.join(", ")
-            ),
-        });
+}
+
+/// Whether the lookup found the name without MX records (NODATA, RFC 5321 §5.1: use the
+/// domain's own address) — not a SERVFAIL or REFUSED, which hickory also reports as "no
+/// records" and which mean "try later" (a validating resolver's answer for a bogus zone).
+fn no_data(e: &hickory_resolver::ResolveError) -> bool {
+    use hickory_resolver::proto::op::ResponseCode;
+    use hickory_resolver::proto::ProtoErrorKind;
+    e.proto().is_some_and(|p| {
+        matches!(
+            p.kind(),
+            ProtoErrorKind::NoRecordsFound {
+                response_code: ResponseCode::NoError,
+                ..
+            }
+        )
+    })
+}
+
+/// Why an MX lookup failed, in words (hickory reports a SERVFAIL as "no records found").
+fn lookup_failed(domain: &str, e: &hickory_resolver::ResolveError) -> String {
+    use hickory_resolver::proto::ProtoErrorKind;
+    match e.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
+            format!("MX lookup of {domain} failed: {response_code} (try later)")
+        }
+        _ => format!("MX lookup of {domain} failed: {e}"),
     }
-    Ok((allowed, TlsMode::Verify))
 }
 
 /// A resolver that asks `server` only (UDP, then TCP for long answers).

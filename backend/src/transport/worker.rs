@@ -262,7 +262,7 @@ impl Worker {
                         );
                     }
                     Err(e) => {
-                        if t.tls == TlsMode::Verify && e.is_tls_policy() {
+                        if matches!(t.tls, TlsMode::Verify | TlsMode::Dane) && e.is_tls_policy() {
                             status = "4.7.5";
                             last_error = format!("{key}: TLS policy: {e}");
                         } else {

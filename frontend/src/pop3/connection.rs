@@ -216,12 +216,18 @@ impl Driver {
                 let result = commit.await.map_err(|e| {
                     tracing::warn!(peer = %self.peer, error = %e, "QUIT could not delete messages");
                 });
+                if result.is_err() {
+                    // The back-end may have died in the call: give the maildrop back now, so
+                    // the user's next login does not wait for the lease to expire.
+                    lease::release(&self.ctx.backends, &lease, self.peer).await;
+                }
                 return Ok(Some(Event::Committed(result)));
             }
             Action::Release => {
                 if let Some(lease) = self.lease.take() {
                     let span = info_span!("pop3", otel.name = "pop3 release", client = %self.peer);
-                    let _ = self.ctx.backends.release(&lease).instrument(span).await;
+                    let release = lease::release(&self.ctx.backends, &lease, self.peer);
+                    release.instrument(span).await;
                 }
             }
             Action::Close => {}

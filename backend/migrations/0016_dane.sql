@@ -1,0 +1,5 @@
+-- Routes may ask for DANE (RFC 7672): the next hop's DNSSEC-validated TLSA records must
+-- exist and its certificate must match one.
+ALTER TABLE routes DROP CONSTRAINT routes_tls_check;
+ALTER TABLE routes ADD CONSTRAINT routes_tls_check
+    CHECK (tls IN ('none', 'opportunistic', 'required', 'verify', 'dane', 'implicit'));

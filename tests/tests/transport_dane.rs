@@ -1,0 +1,234 @@
+//! DANE (RFC 7672) on the outbound path, with real parts: zones signed by `ldns-signzone`
+//! and served by Knot, a private unbound validating them with the test's trust anchors (the
+//! back-end's `--dane-resolver`), and aiosmtpd next hops — one with a certificate from a
+//! test CA (presenting the CA too), one without STARTTLS — on the same port of two loopback
+//! addresses. Cases: a DANE-EE match and a DANE-TA match → delivered over TLS; a TLSA
+//! mismatch, a DANE-TA anchor whose chain does not name the host, STARTTLS missing where
+//! TLSA records are secure (also when they are all unusable) → deferred 4.7.5, nothing sent;
+//! a zone with expired signatures and one signed by an untrusted key (bogus: SERVFAIL) →
+//! deferred, never "no DANE", though their records match; an unsigned zone's TLSA records →
+//! ignored (delivered without TLS, as without DANE); a route with `--tls dane` to a host
+//! without TLSA records → deferred.
+use bridgehead_backend::store::Route;
+use bridgehead_tests::dns::Dns;
+use bridgehead_tests::dnssec::{sign, Signing, Validator};
+use bridgehead_tests::outbound::{queue_errors, submit};
+use bridgehead_tests::{blocking, Cluster, Options, Sink};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, PublicKeyData};
+use std::path::Path;
+
+const ALICE: &str = "alice@example.com";
+const PASS: &str = "alice's password";
+
+fn hex_sha256(data: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the zones publish: digests of the sink's key, of another key, of the CA.
+struct Digests {
+    leaf_key: String,
+    other_key: String,
+    ca: String,
+}
+
+/// A CA and a leaf it signed (for the MX names of the cases that should pass), written as
+/// `dir/chain.pem` (leaf, then CA) and `dir/leaf.key`.
+fn pki(dir: &Path) -> Digests {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names = ["mx.ee.dane.test", "mx.ta.dane.test"];
+    let leaf = CertificateParams::new(names.map(String::from).to_vec())
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("chain.pem"), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(dir.join("leaf.key"), key.serialize_pem()).unwrap();
+    Digests {
+        leaf_key: hex_sha256(&key.subject_public_key_info()),
+        other_key: hex_sha256(&KeyPair::generate().unwrap().subject_public_key_info()),
+        ca: hex_sha256(ca.der()),
+    }
+}
+
+const HEAD: &str = "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n";
+
+/// Zone lines: `owner`'s MX host `mx` at `ip`, with the TLSA record `tlsa`.
+fn mx(owner: &str, mx: &str, ip: &str, tlsa: &str) -> String {
+    format!("{owner} MX 10 {mx}\n{mx} A {ip}\n_25._tcp.{mx} TLSA {tlsa}\n")
+}
+
+/// Zone lines for the domain `label`.dane.test, its MX host mx.`label`.
+fn host(label: &str, ip: &str, tlsa: &str) -> String {
+    mx(label, &format!("mx.{label}"), ip, tlsa)
+}
+
+/// Zone lines for `label`.dane.test whose MX host's TLSA name is a CNAME to the MX host's
+/// in `zone`.
+fn cname(label: &str, zone: &str) -> String {
+    format!("{label} MX 10 mx.{label}\nmx.{label} A 127.0.0.1\n_25._tcp.mx.{label} CNAME _25._tcp.mx.{zone}.\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dane_decides_delivery_by_validated_tlsa_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = pki(dir.path());
+    let dane = [
+        host("ee", "127.0.0.1", &format!("3 1 1 {}", d.leaf_key)),
+        host("wrong", "127.0.0.1", &format!("3 1 1 {}", d.other_key)),
+        host("ta", "127.0.0.1", &format!("2 0 1 {}", d.ca)),
+        host("taname", "127.0.0.1", &format!("2 0 1 {}", d.ca)),
+        host("strip", "127.0.0.2", &format!("3 1 1 {}", d.leaf_key)),
+        host("unusable", "127.0.0.2", &format!("1 1 1 {}", d.leaf_key)),
+        // Hosts whose own addresses are secure, their TLSA records (matching ones) in a zone
+        // that is not: through a CNAME, as hosting providers publish them.
+        cname("tlsexpired", "expired.test"),
+        cname("tlsbogus", "bogus.test"),
+    ]
+    .concat();
+    let leaf_tlsa = format!("3 1 1 {}", d.leaf_key);
+    let matching = |zone: &str| {
+        let records = mx("@", "mx", "127.0.0.1", &leaf_tlsa);
+        format!("$ORIGIN {zone}.\n{HEAD}{records}")
+    };
+    let other_tlsa = format!("3 1 1 {}", d.other_key);
+    let insecure = mx("@", "mx", "127.0.0.2", &other_tlsa);
+    let keys = dir.path().to_path_buf();
+    let zones = vec![
+        sign(
+            &keys,
+            "dane.test",
+            &format!("$ORIGIN dane.test.\n{HEAD}{dane}"),
+            Signing::Good,
+        ),
+        sign(
+            &keys,
+            "expired.test",
+            &matching("expired.test"),
+            Signing::Expired,
+        ),
+        sign(
+            &keys,
+            "bogus.test",
+            &matching("bogus.test"),
+            Signing::UntrustedKey,
+        ),
+        sign(
+            &keys,
+            "insecure.test",
+            &format!("$ORIGIN insecure.test.\n{HEAD}{insecure}"),
+            Signing::Unsigned,
+        ),
+    ];
+    let served: Vec<(String, String)> = zones
+        .iter()
+        .map(|z| (z.name.clone(), z.text.clone()))
+        .collect();
+    let dns = blocking(move || {
+        let refs: Vec<(&str, &str)> = served
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        Dns::start(&refs)
+    })
+    .await;
+    let validator = Validator::start(dns.addr, &zones);
+
+    let tls_sink =
+        Sink::start_with_certificate(&dir.path().join("chain.pem"), &dir.path().join("leaf.key"));
+    let plain_sink = Sink::start_on("127.0.0.2", tls_sink.port, &[]);
+    let mut opts = Options::default();
+    opts.transport.workers = 1;
+    opts.transport.dns_server = Some(validator.addr);
+    opts.transport.dane_resolver = Some(validator.addr);
+    opts.transport.mx_port = tls_sink.port;
+    let c = Cluster::start_with(opts).await;
+    c.add_user(ALICE, PASS).await;
+    c.store
+        .set_route(&Route {
+            domain: "routed.example".into(),
+            host: "mx.none.dane.test".into(),
+            port: tls_sink.port,
+            tls: "dane".into(),
+            auth_user: None,
+            auth_secret: None,
+        })
+        .await
+        .unwrap();
+    let to = [
+        "a@ee.dane.test",
+        "a@ta.dane.test",
+        "a@insecure.test",
+        "a@wrong.dane.test",
+        "a@taname.dane.test",
+        "a@strip.dane.test",
+        "a@unusable.dane.test",
+        "a@tlsexpired.dane.test",
+        "a@tlsbogus.dane.test",
+        "a@expired.test",
+        "a@bogus.test",
+        "a@routed.example",
+    ];
+    for rcpt in to {
+        submit(&c, ALICE, PASS, &[rcpt], "NEVER").await;
+    }
+
+    // The DANE-EE and DANE-TA matches arrive over TLS; the unsigned zone's mail as without
+    // DANE (its TLSA record names another key, and that sink has no TLS at all).
+    let got = tls_sink.wait_for(2).await;
+    let mut arrived: Vec<String> = got
+        .iter()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(m["tls"], true, "{m}");
+            m["to"][0].as_str().unwrap().to_string()
+        })
+        .collect();
+    arrived.sort();
+    assert_eq!(
+        arrived,
+        ["a@ee.dane.test", "a@ta.dane.test"],
+        "{}",
+        validator.log()
+    );
+    let plain = plain_sink.wait_for(1).await;
+    let m: serde_json::Value = serde_json::from_str(&plain[0]).unwrap();
+    assert_eq!(m["to"][0], "a@insecure.test", "{m}");
+    assert_eq!(m["tls"], false, "{m}");
+
+    // Everything else stays queued with why; nothing more reached either sink.
+    let errors = queue_errors(&c, 9).await;
+    let all = errors.join("\n");
+    assert_eq!(errors.len(), 9, "{all}\n{}", validator.log());
+    let count = |needle: &str| errors.iter().filter(|e| e.contains(needle)).count();
+    assert_eq!(
+        count("matches none of its DANE TLSA records"),
+        2,
+        "wrong, taname: {all}"
+    );
+    assert_eq!(
+        count("does not offer STARTTLS"),
+        2,
+        "strip, unusable: {all}"
+    );
+    assert_eq!(count("SERVFAIL"), 2, "tlsexpired, tlsbogus: {all}");
+    assert_eq!(count("MX lookup of"), 2, "expired, bogus: {all}");
+    assert_eq!(
+        count("no DNSSEC-validated TLSA records"),
+        1,
+        "the route: {all}"
+    );
+    assert!(
+        validator.log().contains("signature expired"),
+        "the validator saw the expired signatures: {}",
+        validator.log()
+    );
+    assert_eq!(tls_sink.received().len(), 2, "nothing more was sent");
+    assert_eq!(
+        plain_sink.received().len(),
+        1,
+        "nothing more was sent in clear"
+    );
+}
