@@ -41,6 +41,8 @@ pub struct Envelope {
     pub body: String,
     /// RFC 6531 SMTPUTF8 was given.
     pub smtputf8: bool,
+    /// RFC 8689 REQUIRETLS was given.
+    pub requiretls: bool,
     /// Not empty: a filter quarantined the message for this reason; it is stored held.
     pub quarantine: String,
 }
@@ -114,6 +116,7 @@ impl Submission {
             recipients: judged.outside,
             body: env.body.clone(),
             smtputf8: env.smtputf8,
+            requiretls: env.requiretls,
             envelope_from: None,
             head: None,
         };

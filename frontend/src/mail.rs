@@ -48,6 +48,8 @@ pub struct Envelope {
     pub envid: String,
     pub body: String,
     pub smtputf8: bool,
+    /// RFC 8689: only over verified TLS on the way out.
+    pub requiretls: bool,
     pub helo: String,
     pub protocol: String,
     pub tls: String,

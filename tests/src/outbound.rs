@@ -30,12 +30,25 @@ s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
 s.login(user, password)
 msg = "From: <%s>\r\nTo: <%s>\r\nSubject: outbound test\r\nMessage-ID: <out1@client.example>\r\n\r\nHello out there.\r\n" % (user, rcpts[0])
 notify = sys.argv[6] if len(sys.argv) > 6 else "FAILURE,DELAY"
-s.sendmail(user, rcpts, msg, rcpt_options=["NOTIFY=" + notify])
+mail_options = sys.argv[7].split() if len(sys.argv) > 7 else []
+s.sendmail(user, rcpts, msg, mail_options=mail_options, rcpt_options=["NOTIFY=" + notify])
 s.quit()
 "#;
 
 /// Submits a short message from `user` to `rcpts` over implicit TLS, with NOTIFY=`notify`.
 pub async fn submit(c: &Cluster, user: &str, pass: &str, rcpts: &[&str], notify: &str) {
+    submit_with(c, user, pass, rcpts, notify, "").await
+}
+
+/// As `submit`, with MAIL parameters (space-separated, e.g. "REQUIRETLS").
+pub async fn submit_with(
+    c: &Cluster,
+    user: &str,
+    pass: &str,
+    rcpts: &[&str],
+    notify: &str,
+    mail_options: &str,
+) {
     let (host, port) = (
         c.submissions.ip().to_string(),
         c.submissions.port().to_string(),
@@ -47,6 +60,7 @@ pub async fn submit(c: &Cluster, user: &str, pass: &str, rcpts: &[&str], notify:
         pass.into(),
         rcpts.join(","),
         notify.into(),
+        mail_options.into(),
     ];
     blocking(move || python(SEND, &args.each_ref().map(String::as_str))).await;
 }

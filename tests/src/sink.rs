@@ -31,9 +31,14 @@ impl Sink {
 
     /// A sink offering STARTTLS with the given certificate chain and key (PEM files).
     pub fn start_with_certificate(cert: &Path, key: &Path) -> Sink {
+        Sink::start_with_certificate_and(cert, key, &[])
+    }
+
+    /// As `start_with_certificate`, with extra sink options (`--requiretls`).
+    pub fn start_with_certificate_and(cert: &Path, key: &Path, args: &[&str]) -> Sink {
         for _ in 0..3 {
             let port = procs::free_port();
-            if let Some(sink) = Sink::spawn("127.0.0.1", port, &[], Some((cert, key))) {
+            if let Some(sink) = Sink::spawn("127.0.0.1", port, args, Some((cert, key))) {
                 return sink;
             }
         }

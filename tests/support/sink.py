@@ -1,12 +1,13 @@
 """A destination SMTP server for transport tests, on aiosmtpd.
 
 Usage: sink.py PORT OUTFILE [--tls CERT KEY] [--reject TEXT] [--defer TEXT] [--slow SECONDS]
-       [--auth USER:SECRET] [--smtputf8] [--no-8bitmime] [--host ADDRESS]
+       [--auth USER:SECRET] [--smtputf8] [--no-8bitmime] [--requiretls] [--host ADDRESS]
 Each message received is appended to OUTFILE as one JSON line. Recipients containing the
 --reject text get 550 5.1.1, those containing the --defer text 451 4.3.0. --slow N waits N
 seconds before answering the end of DATA (noting the start in OUTFILE.data-started). With --tls the
 server offers STARTTLS. --smtputf8 offers SMTPUTF8; --no-8bitmime leaves 8BITMIME out of the EHLO
-reply (a 7-bit-only peer). Each record has the MAIL parameters. Prints "ready" once listening; stops when its standard input closes.
+reply (a 7-bit-only peer). --requiretls offers RFC 8689 REQUIRETLS over TLS and takes the MAIL
+parameter. Each record has the MAIL parameters. Prints "ready" once listening; stops when its standard input closes.
 """
 import argparse
 import asyncio
@@ -16,18 +17,35 @@ import ssl
 import sys
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class RequireTlsSMTP(SMTP):
+    """Takes the REQUIRETLS MAIL parameter (it stays in the envelope's mail_options)."""
+
+    def _getparams(self, params):
+        result = super()._getparams(params)
+        if result is not None:
+            result.pop("REQUIRETLS", None)
+        return result
+
+
+class RequireTlsController(Controller):
+    def factory(self):
+        return RequireTlsSMTP(self.handler, **self.SMTP_kwargs)
 
 
 class Handler:
-    def __init__(self, out, reject, defer, slow, no_8bitmime):
+    def __init__(self, out, reject, defer, slow, no_8bitmime, requiretls):
         self.out, self.reject, self.defer, self.slow = out, reject, defer, slow
-        self.no_8bitmime = no_8bitmime
+        self.no_8bitmime, self.requiretls = no_8bitmime, requiretls
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         if self.no_8bitmime:
             responses = [r for r in responses if "8BITMIME" not in r]
+        if self.requiretls and session.ssl is not None:
+            responses = responses[:-1] + ["250-REQUIRETLS"] + responses[-1:]
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -72,12 +90,13 @@ def main():
     p.add_argument("--auth", help="USER:SECRET required (over TLS) before MAIL")
     p.add_argument("--smtputf8", action="store_true")
     p.add_argument("--no-8bitmime", action="store_true")
+    p.add_argument("--requiretls", action="store_true")
     a = p.parse_args()
     ctx = None
     if a.tls:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls[0], a.tls[1])
-    handler = Handler(a.out, a.reject, a.defer, a.slow, a.no_8bitmime)
+    handler = Handler(a.out, a.reject, a.defer, a.slow, a.no_8bitmime, a.requiretls)
     extra = {}
     if a.auth:
         user, secret = a.auth.split(":", 1)
@@ -88,7 +107,8 @@ def main():
             return AuthResult(success=ok)
 
         extra = dict(authenticator=authenticator, auth_required=True, auth_require_tls=True)
-    c = Controller(handler, hostname=a.host, port=a.port, tls_context=ctx,
+    controller = RequireTlsController if a.requiretls else Controller
+    c = controller(handler, hostname=a.host, port=a.port, tls_context=ctx,
                    require_starttls=False, ready_timeout=20, enable_SMTPUTF8=a.smtputf8, **extra)
     c.start()
     print("ready", flush=True)

@@ -5,8 +5,13 @@
 //! over TLS; one for another name, a self-signed one, or no STARTTLS at all → nothing sent
 //! (the message stays queued with the reason); the same self-signed peer under `required`
 //! (encryption without verification) → delivered.
-use bridgehead_tests::outbound::{queue_errors, route, submit};
-use bridgehead_tests::{Cluster, Options, Sink};
+//!
+//! REQUIRETLS (RFC 8689), submitted with Python's smtplib: sent only over verified TLS to a
+//! peer that offers REQUIRETLS (the parameter passed on); to a verified peer without it, or
+//! over a route that does not verify, the message is returned to the sender (5.7.10)
+//! without its body, and nothing is sent.
+use bridgehead_tests::outbound::{parse_dsn, queue_errors, route, submit, submit_with};
+use bridgehead_tests::{eventually, read_mailbox, Cluster, Options, Sink};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 
@@ -90,5 +95,69 @@ async fn verify_routes_deliver_only_to_certificates_that_verify() {
     route(&c, "selfsigned.test", self_signed.port, "required").await;
     submit(&c, ALICE, PASS, &["b@selfsigned.test"], "NEVER").await;
     assert!(!self_signed.wait_for(1).await.is_empty());
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiretls_mail_goes_only_over_verified_tls_to_peers_that_offer_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, good, _) = pki(dir.path());
+    bridgehead_backend::tls_client::trust_extra_cas(&ca).unwrap();
+    let mut opts = Options::default();
+    opts.transport.workers = 1;
+    let c = Cluster::start_with(opts).await;
+    c.add_user(ALICE, PASS).await;
+    let offering = Sink::start_with_certificate_and(&good.0, &good.1, &["--requiretls"]);
+    let not_offering = Sink::start_with_certificate(&good.0, &good.1);
+    route(&c, "offers.test", offering.port, "verify").await;
+    route(&c, "lacks.test", not_offering.port, "verify").await;
+    route(&c, "unverified.test", offering.port, "required").await;
+    submit_with(&c, ALICE, PASS, &["a@offers.test"], "FAILURE", "REQUIRETLS").await;
+    let got = offering.wait_for(1).await;
+    let m: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(m["tls"], true, "{m}");
+    assert!(
+        m["mail_options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "REQUIRETLS"),
+        "the parameter is passed on: {m}"
+    );
+
+    for to in ["a@lacks.test", "a@unverified.test"] {
+        submit_with(&c, ALICE, PASS, &[to], "FAILURE", "REQUIRETLS").await;
+    }
+    let reports = eventually("two reports", || async {
+        let mb = read_mailbox(&c.store, ALICE, None).await;
+        (mb.len() == 2).then_some(mb)
+    })
+    .await;
+    let mut diagnostics = Vec::new();
+    for r in reports {
+        let dsn = parse_dsn(r).await;
+        assert_eq!(dsn["recipients"][0]["status"], "5.7.10", "{dsn}");
+        assert!(
+            !dsn["types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "message/rfc822"),
+            "no body returned: {dsn}"
+        );
+        diagnostics.push(dsn["recipients"][0]["diagnostic"].to_string());
+    }
+    diagnostics.sort();
+    assert!(
+        diagnostics[0].contains("does not offer REQUIRETLS"),
+        "{diagnostics:?}"
+    );
+    assert!(diagnostics[1].contains("verified TLS"), "{diagnostics:?}");
+    assert!(not_offering.received().is_empty(), "nothing sent to it");
+    assert_eq!(
+        offering.received().len(),
+        1,
+        "nothing sent without verification"
+    );
     c.stop().await;
 }

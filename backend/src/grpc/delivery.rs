@@ -257,6 +257,7 @@ fn envelope(e: pb::Envelope) -> Envelope {
         submit_token: e.submit_token,
         body: e.body,
         smtputf8: e.smtputf8,
+        requiretls: e.requiretls,
         quarantine: e.quarantine,
     }
 }

@@ -34,6 +34,8 @@ pub struct Outbound {
     pub body: String,
     /// RFC 6531 SMTPUTF8 as received.
     pub smtputf8: bool,
+    /// RFC 8689 REQUIRETLS as received.
+    pub requiretls: bool,
     /// The envelope sender sent, when not `mail_from` (SRS for forwarded mail).
     pub envelope_from: Option<String>,
     /// Headers sent above the content (the ARC set of a forwarded message).
@@ -264,8 +266,8 @@ impl ContentWriter {
         let entry: i64 = sqlx::query_scalar(
             "INSERT INTO outbound_queue
                (queue_id, content_id, mail_from, ret, envid, auth_user, body, smtputf8,
-                envelope_from, head)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                envelope_from, head, requiretls)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(&out.queue_id)
         .bind(self.content_id)
@@ -277,6 +279,7 @@ impl ContentWriter {
         .bind(out.smtputf8)
         .bind(&out.envelope_from)
         .bind(&out.head)
+        .bind(out.requiretls)
         .fetch_one(&mut **self.tx().await?)
         .await?;
         let (addrs, rest): (Vec<&str>, Vec<(i32, &str)>) = out

@@ -70,6 +70,8 @@ pub struct QueuedMessage {
     pub body: String,
     /// RFC 6531 SMTPUTF8 as received.
     pub smtputf8: bool,
+    /// RFC 8689 REQUIRETLS as received.
+    pub requiretls: bool,
     /// The envelope sender sent, when not `mail_from` (SRS for forwarded mail).
     pub envelope_from: Option<String>,
     /// Headers sent above the content (the ARC set of a forwarded message).
@@ -112,7 +114,7 @@ pub struct Route {
 
 const ENTRY_COLUMNS: &str =
     "id, queue_id, content_id, mail_from, ret, envid, created_at, next_attempt_at,
-     attempts, last_error, held, delay_warned, body, smtputf8, envelope_from, head,
+     attempts, last_error, held, delay_warned, body, smtputf8, envelope_from, head, requiretls,
      (SELECT size FROM contents c WHERE c.id = content_id) AS size";
 
 impl Store {
@@ -434,6 +436,7 @@ fn entry(r: &sqlx::postgres::PgRow) -> QueuedMessage {
         recipients: Vec::new(),
         body: r.get("body"),
         smtputf8: r.get("smtputf8"),
+        requiretls: r.get("requiretls"),
         envelope_from: r.get("envelope_from"),
         head: r.get("head"),
     }

@@ -99,6 +99,8 @@ pub struct Outgoing<'a> {
     pub eight_bit: bool,
     /// Send `SMTPUTF8` (the server offers it).
     pub smtputf8: bool,
+    /// Send `REQUIRETLS` (RFC 8689; the worker sends such mail only to servers offering it).
+    pub requiretls: bool,
 }
 
 /// The service extensions of the server that matter to what may be sent to it.
@@ -110,6 +112,8 @@ pub struct Extensions {
     pub dsn: bool,
     /// RFC 3030 CHUNKING: the content goes in a BDAT.
     pub chunking: bool,
+    /// RFC 8689 REQUIRETLS.
+    pub requiretls: bool,
 }
 
 #[derive(Debug)]
@@ -183,6 +187,7 @@ impl SmtpClient {
             smtputf8: has(&caps, "SMTPUTF8"),
             dsn: c.dsn,
             chunking: has(&caps, "CHUNKING"),
+            requiretls: has(&caps, "REQUIRETLS"),
         };
         c.size = caps
             .iter()
@@ -287,6 +292,9 @@ impl SmtpClient {
         }
         if m.smtputf8 && self.extensions.smtputf8 {
             mail.push_str(" SMTPUTF8");
+        }
+        if m.requiretls {
+            mail.push_str(" REQUIRETLS");
         }
         if self.dsn && !m.ret.is_empty() {
             mail.push_str(&format!(" RET={}", m.ret));

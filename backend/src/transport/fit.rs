@@ -78,18 +78,21 @@ mod tests {
         smtputf8: true,
         dsn: false,
         chunking: false,
+        requiretls: false,
     };
     const SEVEN_BIT: Extensions = Extensions {
         eight_bit_mime: false,
         smtputf8: false,
         dsn: false,
         chunking: false,
+        requiretls: false,
     };
     const NO_UTF8: Extensions = Extensions {
         eight_bit_mime: true,
         smtputf8: false,
         dsn: false,
         chunking: false,
+        requiretls: false,
     };
 
     fn msg<'a>(from: &'a str, body: &'a str, smtputf8: bool, content: &'a [u8]) -> Message<'a> {

@@ -37,6 +37,11 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
+    /// Whether the server's certificate is checked (WebPKI or DANE): what REQUIRETLS needs.
+    pub fn authenticated(self) -> bool {
+        matches!(self, TlsMode::Verify | TlsMode::Dane)
+    }
+
     /// Whether mail may only go over TLS (no STARTTLS: not sent).
     pub fn mandatory(self) -> bool {
         matches!(self, TlsMode::Required | TlsMode::Verify | TlsMode::Dane)

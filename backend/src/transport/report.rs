@@ -71,7 +71,9 @@ pub async fn settle(
         arrival: m.created_at,
         recipients: &to_report,
         original: content,
-        headers_only: m.ret.eq_ignore_ascii_case("HDRS"),
+        // RFC 8689 §5: a report on a REQUIRETLS message does not carry its body (the report
+        // itself may travel without that protection).
+        headers_only: m.ret.eq_ignore_ascii_case("HDRS") || m.requiretls,
         max_original: config.max_returned,
         will_retry_until: Some(expires),
         now,

@@ -240,6 +240,17 @@ impl Worker {
         // A host refused for TLS policy (no STARTTLS, a certificate that does not verify)
         // is a 4.7.5 deferral (RFC 8461 §5, RFC 7672 §2.2), not a connection problem.
         let mut status = "4.4.1";
+        // RFC 8689 §4.2.1: REQUIRETLS mail goes only over verified TLS, to a server that
+        // offers REQUIRETLS; where none can be had, it is returned (5.7.10).
+        let targets: Vec<&Target> = targets
+            .iter()
+            .filter(|t| !m.requiretls || t.tls.authenticated())
+            .collect();
+        if targets.is_empty() {
+            let why = "REQUIRETLS: no mail server of the domain can be reached over verified TLS \
+                       (DANE, an enforced MTA-STS policy, or a route with --tls verify or dane)";
+            return all(rcpts, DeliveryStatus::Failed, "5.7.10", why, "");
+        }
         for t in targets {
             let key = match t.ip {
                 Some(ip) => format!("{}[{ip}]:{}", t.host, t.port),
@@ -273,6 +284,11 @@ impl Worker {
                 }
             }
             let client = conns.get_mut(&key).expect("inserted above");
+            if m.requiretls && !client.extensions().requiretls {
+                status = "5.7.10";
+                last_error = format!("{key}: REQUIRETLS: the server does not offer REQUIRETLS");
+                continue;
+            }
             match to_hop(client, &t.host, m, rcpts, payload).await {
                 Ok(results) => return results,
                 Err(e) => {
@@ -281,7 +297,12 @@ impl Worker {
                 }
             }
         }
-        all(rcpts, DeliveryStatus::Pending, status, &last_error, "")
+        let state = if status.starts_with('5') {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Pending
+        };
+        all(rcpts, state, status, &last_error, "")
     }
 }
 
@@ -313,6 +334,7 @@ async fn to_hop(
         content: payload.content,
         eight_bit: going.eight_bit,
         smtputf8: going.smtputf8,
+        requiretls: m.requiretls,
     };
     match client.send_message(&outgoing).await {
         Ok(outcome) => {

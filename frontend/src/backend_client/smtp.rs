@@ -147,6 +147,7 @@ fn wire_envelope(e: &Envelope, o: &Origin) -> pb::Envelope {
         submission: e.submission,
         body: e.body.clone(),
         smtputf8: e.smtputf8,
+        requiretls: e.requiretls,
         quarantine: e.quarantine.clone(),
         received_by: o.received_by.clone(),
         submit_token: o.token.clone(),

@@ -19,6 +19,9 @@ pub(super) fn mail(s: &mut Session, from: String, params: MailParams) -> Vec<Act
             "553 5.6.7 <{from}>: Non-ASCII address requires SMTPUTF8 (RFC 6531)"
         ));
     }
+    if params.requiretls && s.tls.is_none() {
+        return s.bad("530 5.7.10 REQUIRETLS needs a TLS session (RFC 8689)");
+    }
     if s.config.listener != Listener::Mx {
         let Some((_, owned)) = &s.auth else {
             return s.bad("530 5.7.0 Authentication required");
@@ -213,6 +216,7 @@ fn finish(s: &mut Session, outcome: DataOutcome) -> Vec<Action> {
         envid: tx.params.envid,
         body: tx.params.body,
         smtputf8: tx.params.smtputf8,
+        requiretls: tx.params.requiretls,
         helo: s.helo.as_ref().map(|h| h.0.clone()).unwrap_or_default(),
         tls: s.tls.clone().unwrap_or_default(),
         auth_user: s.auth.as_ref().map(|a| a.0.clone()).unwrap_or_default(),

@@ -1,5 +1,6 @@
 //! SMTP command parsing, with no I/O: `smtp-proto` reads the command line (RFC 5321 §4.1,
-//! with the ESMTP parameters of RFC 1870 SIZE, 6152 8BITMIME, 3461 DSN, 6531 SMTPUTF8);
+//! with the ESMTP parameters of RFC 1870 SIZE, 6152 8BITMIME, 3461 DSN, 6531 SMTPUTF8, 8689
+//! REQUIRETLS);
 //! this module turns its result into our own `Command`, so the session never sees the crate.
 use smtp_proto::{Error as ProtoError, Request};
 
@@ -17,6 +18,8 @@ pub struct MailParams {
     pub ret: String,
     pub envid: String,
     pub smtputf8: bool,
+    /// RFC 8689: the message may only travel over verified TLS.
+    pub requiretls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +115,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
                 ret: ret(from.flags).to_string(),
                 envid: from.env_id.map(|e| e.into_owned()).unwrap_or_default(),
                 smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+                requiretls: from.flags & smtp_proto::MAIL_REQUIRETLS != 0,
             },
             from: from.address.into_owned(),
         },
@@ -222,10 +226,17 @@ mod tests {
                     body: "8BITMIME".into(),
                     ret: "HDRS".into(),
                     envid: "xyz".into(),
-                    smtputf8: false
+                    smtputf8: false,
+                    requiretls: false,
                 }
             })
         );
+        let Ok(Command::Mail { params, .. }) =
+            parse_command(b"MAIL FROM:<a@b.example> REQUIRETLS\r\n")
+        else {
+            panic!("MAIL with REQUIRETLS parses");
+        };
+        assert!(params.requiretls);
         assert_eq!(
             parse_command(
                 b"RCPT TO:<c@d.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;c@d.example\r\n"

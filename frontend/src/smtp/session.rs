@@ -309,6 +309,10 @@ impl Session {
         if self.tls.is_none() && self.config.starttls_available {
             lines.push("STARTTLS".to_string());
         }
+        if self.tls.is_some() {
+            // RFC 8689 §4.1: only where the message arrives over TLS itself.
+            lines.push("REQUIRETLS".to_string());
+        }
         if self.auth_offered() && self.auth.is_none() {
             lines.push("AUTH PLAIN LOGIN".to_string());
         }

@@ -267,6 +267,28 @@ fn starttls_forgets_everything_pipelined_before() {
 }
 
 #[test]
+fn requiretls_is_offered_and_taken_over_tls_only() {
+    let input = b"EHLO c\r\nMAIL FROM:<x@outside.example> REQUIRETLS\r\n";
+    let plain = transcript(Listener::Mx, false, input);
+    assert!(!plain.out.contains("REQUIRETLS\r\n"), "{}", plain.out);
+    assert!(
+        plain
+            .out
+            .ends_with("530 5.7.10 REQUIRETLS needs a TLS session (RFC 8689)\r\n"),
+        "{}",
+        plain.out
+    );
+    let input = b"EHLO c\r\nMAIL FROM:<x@outside.example> REQUIRETLS\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: s\r\n\r\nhi\r\n.\r\n";
+    let tls = transcript(Listener::Mx, true, input);
+    assert!(tls.out.contains("REQUIRETLS\r\n"), "{}", tls.out);
+    assert_eq!(tls.submitted.len(), 1, "{}", tls.out);
+    assert!(
+        tls.submitted[0].0.requiretls,
+        "the flag reaches the back-end"
+    );
+}
+
+#[test]
 fn smuggled_second_transaction_never_becomes_a_message() {
     for bad in [&b"\n.\n"[..], b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r.\r"] {
         let mut input = b"EHLO c\r\nMAIL FROM:<x@outside.example>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\nSubject: one\r\n\r\nfirst".to_vec();
