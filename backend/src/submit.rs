@@ -295,7 +295,7 @@ impl Submission {
 }
 
 /// A queue id: 16 upper-case hex digits, random.
-fn new_queue_id() -> String {
+pub(crate) fn new_queue_id() -> String {
     let id = uuid::Uuid::new_v4()
         .simple()
         .to_string()

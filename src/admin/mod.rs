@@ -5,7 +5,7 @@
 //! prompt, never from argv. Errors say what to fix and exit non-zero.
 //!
 //! Layout: this file holds the arguments and the dispatch; `client` the connection; one file
-//! per command group (`accounts`, `directory`, `queue`, `connector`, `dkim`), each depending on
+//! per command group (`accounts`, `directory`, `queue`, `connector`, `dkim`, `tls`, …), each depending on
 //! `client` only.
 mod accounts;
 mod client;
@@ -15,6 +15,7 @@ mod dkim;
 mod mta_sts;
 mod quarantine;
 mod queue;
+mod tls;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -70,6 +71,9 @@ enum AdminCommand {
     Dkim(dkim::DkimCmd),
     /// What to publish for MTA-STS (RFC 8461): records and the policy file.
     MtaSts,
+    /// Outbound TLS (RFC 8460 TLS-RPT counts).
+    #[command(subcommand)]
+    Tls(tls::TlsCmd),
     /// Messages a content filter quarantined.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCmd),
@@ -115,6 +119,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Dkim(cmd) => dkim::run(&mut client, cmd).await,
         AdminCommand::Quarantine(cmd) => quarantine::run(&mut client, cmd).await,
         AdminCommand::MtaSts => mta_sts::run(&mut client).await,
+        AdminCommand::Tls(cmd) => tls::run(&mut client, cmd).await,
         AdminCommand::Route(cmd) => queue::route(&mut client, cmd).await,
     }
     .map_err(client::explain)

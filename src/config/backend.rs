@@ -128,6 +128,10 @@ pub struct BackendArgs {
     /// The port MTA-STS policies are fetched from (443; another only for test setups).
     #[arg(long, env = "BRIDGEHEAD_MTA_STS_PORT")]
     pub mta_sts_port: Option<u16>,
+    /// The TLS-RPT reporting period in seconds (a day, RFC 8460 §4.1; shorter only for
+    /// tests): sessions are counted per period, and each ended period's report is sent.
+    #[arg(long, env = "BRIDGEHEAD_TLS_REPORT_PERIOD_SECS")]
+    pub tls_report_period_secs: Option<u64>,
     /// How often idle workers look for due mail, in milliseconds.
     #[arg(long, env = "BRIDGEHEAD_QUEUE_POLL_MS")]
     pub queue_poll_ms: Option<u64>,
@@ -273,6 +277,9 @@ impl BackendArgs {
                 .map_or(d.poll_interval, Duration::from_millis),
             dns_server: self.dns_server,
             dane_resolver: self.dane_resolver,
+            tls_report_period: self
+                .tls_report_period_secs
+                .map_or(d.tls_report_period, Duration::from_secs),
             mx_port: self.mx_port.unwrap_or(d.mx_port),
             mta_sts_port: self.mta_sts_port.unwrap_or(d.mta_sts_port),
             publish_sts: self.published_sts(),

@@ -9,15 +9,41 @@
 //! deferred, never "no DANE", though their records match; an unsigned zone's TLSA records →
 //! ignored (delivered without TLS, as without DANE); a route with `--tls dane` to a host
 //! without TLSA records → deferred.
+//!
+//! TLS-RPT (RFC 8460) on the same sessions, with a two-second reporting period: the domains
+//! that publish `_smtp._tls` get their reports in a local mailbox — `multipart/report;
+//! report-type=tlsrpt`, the JSON gzipped, valid against the RFC's schema
+//! (tests/support/tlsrpt.schema.json, checked by Python's jsonschema) — with the right
+//! counts and result types; `admin tls report` shows the same failures.
 use bridgehead_backend::store::Route;
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::dnssec::{sign, Signing, Validator};
 use bridgehead_tests::outbound::{queue_errors, submit};
-use bridgehead_tests::{blocking, Cluster, Options, Sink};
+use bridgehead_tests::{admin_cli, blocking, eventually, python, read_mailbox};
+use bridgehead_tests::{Cluster, Options, Sink};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, PublicKeyData};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const ALICE: &str = "alice@example.com";
+const REPORTS: &str = "tlsrpt@example.com";
+const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
+
+/// Reads a TLS report mail (argv[1]) and prints {domain, report}, after checking its form
+/// and its JSON against the schema (argv[2]).
+const PARSE_REPORT: &str = r#"
+import email, gzip, json, sys, jsonschema
+from email import policy
+msg = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=policy.compat32)
+assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+assert msg.get_param("report-type") == "tlsrpt", msg.get_param("report-type")
+part = [p for p in msg.get_payload() if p.get_content_type() == "application/tlsrpt+gzip"][0]
+assert part.get_filename().endswith(".json.gz"), part.get_filename()
+report = json.loads(gzip.decompress(part.get_payload(decode=True)))
+jsonschema.validate(report, json.load(open(sys.argv[2])))
+assert msg["Subject"].startswith("Report Domain: " + msg["TLS-Report-Domain"]), msg["Subject"]
+print(json.dumps({"domain": msg["TLS-Report-Domain"], "report": report}))
+"#;
 const PASS: &str = "alice's password";
 
 fn hex_sha256(data: &[u8]) -> String {
@@ -86,6 +112,9 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
         // that is not: through a CNAME, as hosting providers publish them.
         cname("tlsexpired", "expired.test"),
         cname("tlsbogus", "bogus.test"),
+        ["ee", "wrong", "strip", "tlsbogus"]
+            .map(|d| format!("_smtp._tls.{d} TXT \"v=TLSRPTv1; rua=mailto:{REPORTS}\"\n"))
+            .concat(),
     ]
     .concat();
     let leaf_tlsa = format!("3 1 1 {}", d.leaf_key);
@@ -144,8 +173,13 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
     opts.transport.dns_server = Some(validator.addr);
     opts.transport.dane_resolver = Some(validator.addr);
     opts.transport.mx_port = tls_sink.port;
+    opts.transport.tls_report_period = std::time::Duration::from_secs(2);
+    // One attempt each in the test's time, so each report counts exactly one session.
+    opts.transport.first_retry = std::time::Duration::from_secs(3600);
+    opts.transport.max_retry = std::time::Duration::from_secs(3600);
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
+    c.add_user(REPORTS, PASS).await;
     c.store
         .set_route(&Route {
             domain: "routed.example".into(),
@@ -231,4 +265,79 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
         1,
         "nothing more was sent in clear"
     );
+    tls_reports(&c).await;
+}
+
+/// The TLS reports the domains asked for, once their periods ended: per domain, the policy
+/// type, the successful sessions, and the failures by result type (summed over periods).
+async fn tls_reports(c: &Cluster) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tlsrpt.schema.json");
+    let expected = [
+        ("ee.dane.test", 1, ""),
+        ("wrong.dane.test", 0, "tlsa-invalid"),
+        ("strip.dane.test", 0, "starttls-not-supported"),
+        ("tlsbogus.dane.test", 0, "dnssec-invalid"),
+    ];
+    let reports = eventually("the TLS reports", || async {
+        let mb = read_mailbox(&c.store, REPORTS, None).await;
+        let seen = summarize(mb, &schema).await;
+        expected
+            .iter()
+            .all(|(d, ..)| seen.contains_key(*d))
+            .then_some(seen)
+    })
+    .await;
+    for (domain, successes, failure) in expected {
+        let (kind, ok, failed) = &reports[domain];
+        assert_eq!(kind, "tlsa", "{domain}: {reports:?}");
+        assert_eq!(*ok, successes, "{domain}: {reports:?}");
+        let want: BTreeMap<String, i64> = if failure.is_empty() {
+            BTreeMap::new()
+        } else {
+            [(failure.to_string(), 1)].into()
+        };
+        assert_eq!(failed, &want, "{domain}: {reports:?}");
+    }
+    assert_eq!(reports.len(), 4, "only the domains that ask: {reports:?}");
+    let shown = admin_cli(BIN, c, &["tls", "report", "wrong.dane.test"]);
+    assert!(
+        shown.contains("tlsa-invalid") && shown.contains("mx.wrong.dane.test"),
+        "{shown}"
+    );
+}
+
+/// Per reported domain: (policy type, successes, failures by result type).
+async fn summarize(
+    mails: Vec<Vec<u8>>,
+    schema: &Path,
+) -> BTreeMap<String, (String, i64, BTreeMap<String, i64>)> {
+    let mut seen: BTreeMap<String, (String, i64, BTreeMap<String, i64>)> = BTreeMap::new();
+    for mail in mails {
+        let schema = schema.to_path_buf();
+        let parsed = blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("report.eml");
+            std::fs::write(&file, mail).unwrap();
+            python(
+                PARSE_REPORT,
+                &[file.to_str().unwrap(), schema.to_str().unwrap()],
+            )
+        })
+        .await;
+        let v: serde_json::Value = serde_json::from_str(&parsed).unwrap();
+        let entry = seen
+            .entry(v["domain"].as_str().unwrap().to_string())
+            .or_default();
+        for p in v["report"]["policies"].as_array().unwrap() {
+            entry.0 = p["policy"]["policy-type"].as_str().unwrap().to_string();
+            entry.1 += p["summary"]["total-successful-session-count"]
+                .as_i64()
+                .unwrap();
+            for f in p["failure-details"].as_array().unwrap() {
+                let kind = f["result-type"].as_str().unwrap().to_string();
+                *entry.2.entry(kind).or_default() += f["failed-session-count"].as_i64().unwrap();
+            }
+        }
+    }
+    seen
 }

@@ -7,11 +7,11 @@
 //! deferred, nothing sent in clear; testing mode → delivered anyway; no policy → as before;
 //! a policy host that redirects, answers 100 KiB, serves HTML or an absurd max_age → no
 //! policy (delivered; the redirect's target would have held the mail). Policies are cached
-//! in PostgreSQL.
+//! in PostgreSQL. The sessions are counted for TLS-RPT under the policy (`admin tls report`).
 use bridgehead_tests::dns::Dns;
 use bridgehead_tests::outbound::{queue_errors, submit};
 use bridgehead_tests::procs::{free_port, wait_port, Proc};
-use bridgehead_tests::{blocking, Cluster, Options, Sink};
+use bridgehead_tests::{admin_cli, blocking, eventually, Cluster, Options, Sink};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,6 +154,7 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
     opts.transport.dns_server = Some(dns.addr);
     opts.transport.mx_port = sink.port;
     opts.transport.mta_sts_port = web_port;
+    opts.transport.tls_report_period = std::time::Duration::from_secs(4);
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
     let mut to: Vec<String> = ["sts", "bad", "wrong", "try", "plain"]
@@ -206,6 +207,31 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
         ("one", &["mx.sts.test".to_string()][..])
     );
     assert!(!cached.expired);
+
+    // TLS-RPT counted each session under the domain's policy.
+    let bin = env!("CARGO_BIN_EXE_bridgehead");
+    let shown = eventually("the TLS-RPT counts", || async {
+        let out = admin_cli(bin, &c, &["tls", "report"]);
+        let all = ["\twrong.test\t", "\tsts.test\t", "\tplain.test\t"];
+        all.iter().all(|d| out.contains(d)).then_some(out)
+    })
+    .await;
+    let line = |domain: &str| {
+        shown
+            .lines()
+            .find(|l| l.split('\t').nth(1) == Some(domain))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("sts.test").contains("\tsts\tsuccess\t"), "{shown}");
+    assert!(
+        line("wrong.test").contains("\tsts\tcertificate-host-mismatch\t"),
+        "{shown}"
+    );
+    assert!(
+        line("plain.test").contains("\tno-policy-found\tsuccess\t"),
+        "{shown}"
+    );
 
     // This cluster publishes no policy of its own: the admin command says how to.
     let out = Command::new(env!("CARGO_BIN_EXE_bridgehead"))

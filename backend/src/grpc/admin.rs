@@ -481,6 +481,12 @@ impl pb::admin_server::Admin for Services {
         }))
     }
 
+    async fn tls_report(&self, req: Request<pb::TlsReportRequest>) -> Reply<pb::TlsReportList> {
+        Ok(Response::new(
+            super::tls_report::counts(self, req.into_inner()).await?,
+        ))
+    }
+
     async fn list_quarantine(&self, _: Request<pb::Empty>) -> Reply<pb::QuarantineList> {
         Ok(Response::new(quarantine::list(self).await?))
     }

@@ -14,6 +14,7 @@ mod maildrop;
 mod quarantine;
 mod span;
 mod status;
+mod tls_report;
 
 use crate::auth::{AuthPolicy, LoginOutcome, Refusal};
 use crate::store::Store;

@@ -21,6 +21,7 @@ mod penalties;
 mod quarantine;
 mod queue;
 mod secrets;
+mod tls_reports;
 
 pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
@@ -34,6 +35,7 @@ pub use quarantine::HeldEntry;
 pub use queue::{
     DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement,
 };
+pub use tls_reports::{Count as TlsCount, Counted as TlsCounted};
 
 pub use error::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -14,6 +14,7 @@ pub mod policy;
 mod report;
 pub mod route;
 mod sts;
+pub mod tlsrpt;
 mod worker;
 
 use crate::store::Store;
@@ -71,6 +72,8 @@ pub struct Target {
     pub tls: TlsMode,
     /// The host's usable DANE TLSA records, under `TlsMode::Dane`.
     pub tlsa: Option<std::sync::Arc<Vec<policy::dane::Tlsa>>>,
+    /// The policy its sessions are counted under for TLS-RPT (MX hosts; not routes).
+    pub report: Option<std::sync::Arc<tlsrpt::report::ReportPolicy>>,
     pub auth: Option<(String, String)>,
 }
 
@@ -107,6 +110,8 @@ pub struct TransportConfig {
     pub mta_sts_port: u16,
     /// The MTA-STS policy this cluster publishes for its own domains, if any.
     pub publish_sts: Option<policy::mta_sts::Policy>,
+    /// TLS-RPT reporting period (a day; shorter only for tests).
+    pub tls_report_period: Duration,
     /// How long a domain's DKIM keys are kept after reading them (a rotation reaches every
     /// back-end within it).
     pub dkim_keys_kept: Duration,
@@ -133,6 +138,7 @@ impl Default for TransportConfig {
             mta_sts_port: 443,
             publish_sts: None,
             dkim_keys_kept: Duration::from_secs(60),
+            tls_report_period: Duration::from_secs(86400),
         }
     }
 }
@@ -194,9 +200,10 @@ pub fn spawn(
     if config.workers == 0 {
         return Vec::new();
     }
-    let router = std::sync::Arc::new(route::Router::new(&config));
+    let recorder = std::sync::Arc::new(tlsrpt::Recorder::new(config.tls_report_period));
+    let router = std::sync::Arc::new(route::Router::new(&config, recorder.clone()));
     let config = std::sync::Arc::new(config);
-    (0..config.workers)
+    let mut tasks: Vec<_> = (0..config.workers)
         .map(|n| {
             let name = format!("{}/{}/{}", config.hostname, std::process::id(), n);
             let w = worker::Worker::new(
@@ -206,10 +213,19 @@ pub fn spawn(
                 config.clone(),
                 metrics.clone(),
                 signer.clone(),
+                recorder.clone(),
             );
             tokio::spawn(w.run(shutdown.clone()))
         })
-        .collect()
+        .collect();
+    let reports = tlsrpt::send::Chores {
+        store,
+        recorder,
+        router,
+        config,
+    };
+    tasks.push(tokio::spawn(reports.run(shutdown)));
+    tasks
 }
 
 #[cfg(test)]

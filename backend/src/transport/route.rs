@@ -12,6 +12,8 @@ use super::dane::DaneResolver;
 use super::policy::dane::Dane;
 use super::policy::mta_sts::{Mode, Policy};
 use super::sts::Sts;
+use super::tlsrpt::report::{ReportPolicy, ResultType};
+use super::tlsrpt::{self, Recorder};
 use super::{Target, TlsMode, TransportConfig};
 use crate::secrets::Secrets;
 use crate::store::Store;
@@ -48,6 +50,15 @@ pub struct Router {
     sts: Sts,
     /// TLSA lookups through a validating resolver; none: no DANE.
     dane: Option<DaneResolver>,
+    /// TLS-RPT counts (the failures found here, before any connection).
+    recorder: Arc<Recorder>,
+}
+
+/// Why a TXT lookup failed; `temporary`: try later (not "no record").
+#[derive(Debug)]
+pub struct LookupError {
+    pub temporary: bool,
+    pub reason: String,
 }
 
 /// A host to send to and how its TLS is checked.
@@ -55,13 +66,14 @@ struct HostPolicy {
     host: String,
     tls: TlsMode,
     tlsa: Option<Records>,
+    report: Arc<ReportPolicy>,
 }
 
 /// A host's usable TLSA records, shared by its targets.
 type Records = Arc<Vec<super::policy::dane::Tlsa>>;
 
 impl Router {
-    pub fn new(config: &TransportConfig) -> Router {
+    pub fn new(config: &TransportConfig, recorder: Arc<Recorder>) -> Router {
         let resolver = match config.dns_server {
             Some(server) => Some(resolver_for(server)),
             None => match TokioResolver::builder_tokio() {
@@ -78,6 +90,34 @@ impl Router {
             secrets: config.secrets.clone(),
             sts: Sts::new(config.mta_sts_port),
             dane: config.dane_resolver.map(DaneResolver::new),
+            recorder,
+        }
+    }
+
+    /// The TXT records at `name` (a fully qualified name).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
+        let Some(resolver) = &self.resolver else {
+            return Err(LookupError {
+                temporary: true,
+                reason: "no DNS resolver configured".into(),
+            });
+        };
+        match resolver.txt_lookup(name).await {
+            Ok(txt) => Ok(txt
+                .iter()
+                .map(|t| {
+                    let parts: Vec<u8> = t
+                        .txt_data()
+                        .iter()
+                        .flat_map(|p| p.iter().copied())
+                        .collect();
+                    String::from_utf8_lossy(&parts).into_owned()
+                })
+                .collect()),
+            Err(e) => Err(LookupError {
+                temporary: !(e.is_nx_domain() || no_data(&e)),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -103,6 +143,7 @@ impl Router {
                     port: r.port,
                     tls,
                     tlsa,
+                    report: None,
                     auth: r.auth_user.zip(secret),
                 }]);
             }
@@ -124,7 +165,7 @@ impl Router {
                     .map(|r| {
                         (
                             r.preference(),
-                            r.exchange().to_utf8(),
+                            r.exchange().to_utf8().trim_end_matches('.').to_string(),
                             r.exchange().is_root(),
                         )
                     })
@@ -180,13 +221,42 @@ impl Router {
             Some(d) => d.lookup(&host).await,
             None => Dane::None,
         };
-        let (tls, tlsa) = match dane {
-            Dane::Authenticate(records) => (TlsMode::Dane, Some(Arc::new(records))),
-            Dane::EncryptOnly => (TlsMode::Required, None),
-            Dane::Unusable(why) => return Err(why),
-            Dane::None => (sts_mode(policy, domain, &host)?, None),
+        let (tls, tlsa, report) = match dane {
+            Dane::Authenticate(records) => {
+                let report = tlsrpt::tlsa_policy(domain, &records);
+                (TlsMode::Dane, Some(Arc::new(records)), report)
+            }
+            Dane::EncryptOnly => (TlsMode::Required, None, tlsrpt::tlsa_policy(domain, &[])),
+            Dane::Unusable(why) => {
+                let report = tlsrpt::tlsa_policy(domain, &[]);
+                let failed = ResultType::DnssecInvalid;
+                self.recorder
+                    .failure(&report, failed, &host, None, why.clone());
+                return Err(why);
+            }
+            Dane::None => {
+                let report = match policy {
+                    Some(p) => tlsrpt::sts_policy(domain, p),
+                    None => tlsrpt::no_policy(domain),
+                };
+                match sts_mode(policy, domain, &host) {
+                    Ok(mode) => (mode, None, report),
+                    Err(why) => {
+                        let failed = ResultType::ValidationFailure;
+                        self.recorder
+                            .failure(&report, failed, &host, None, why.clone());
+                        return Err(why);
+                    }
+                }
+            }
         };
-        Ok(HostPolicy { host, tls, tlsa })
+        let report = Arc::new(report);
+        Ok(HostPolicy {
+            host,
+            tls,
+            tlsa,
+            report,
+        })
     }
 
     /// A route's `dane`: the host's TLSA records must be there and DNSSEC-validated.
@@ -228,6 +298,7 @@ impl Router {
                     port: self.mx_port,
                     tls: p.tls,
                     tlsa: p.tlsa.clone(),
+                    report: Some(p.report.clone()),
                     auth: None,
                 })),
                 Err(e) => last_error = format!("address of {name}: {e}"),

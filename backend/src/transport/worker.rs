@@ -12,6 +12,7 @@ use super::client::{ClientError, Extensions, Outgoing, SmtpClient};
 use super::fit;
 use super::report;
 use super::route::{NextHop, Router};
+use super::tlsrpt::{self, Recorder};
 use super::{Target, TlsMode, TransportConfig};
 use crate::envelope::Recipient;
 use crate::mailauth::signer::Signer;
@@ -30,6 +31,8 @@ pub struct Worker {
     config: Arc<TransportConfig>,
     metrics: Arc<crate::metrics::Metrics>,
     signer: Arc<Signer>,
+    /// TLS-RPT counts of the sessions to MX hosts.
+    recorder: Arc<Recorder>,
 }
 
 /// What is sent of a message: its signature headers, then its content.
@@ -50,6 +53,7 @@ impl Worker {
         config: Arc<TransportConfig>,
         metrics: Arc<crate::metrics::Metrics>,
         signer: Arc<Signer>,
+        recorder: Arc<Recorder>,
     ) -> Worker {
         Worker {
             name,
@@ -58,6 +62,7 @@ impl Worker {
             config,
             metrics,
             signer,
+            recorder,
         }
     }
 
@@ -273,6 +278,7 @@ impl Worker {
                         );
                     }
                     Err(e) => {
+                        self.count_failure(t, &e);
                         if matches!(t.tls, TlsMode::Verify | TlsMode::Dane) && e.is_tls_policy() {
                             status = "4.7.5";
                             last_error = format!("{key}: TLS policy: {e}");
@@ -290,7 +296,12 @@ impl Worker {
                 continue;
             }
             match to_hop(client, &t.host, m, rcpts, payload).await {
-                Ok(results) => return results,
+                Ok(results) => {
+                    if let Some(policy) = &t.report {
+                        self.recorder.success(policy);
+                    }
+                    return results;
+                }
                 Err(e) => {
                     conns.remove(&key);
                     last_error = format!("{key}: {e}");
@@ -303,6 +314,17 @@ impl Worker {
             DeliveryStatus::Pending
         };
         all(rcpts, state, status, &last_error, "")
+    }
+}
+
+impl Worker {
+    /// Counts a connection that failed for TLS under its host's policy (TLS-RPT).
+    fn count_failure(&self, t: &Target, e: &ClientError) {
+        let (Some(policy), Some(result)) = (&t.report, tlsrpt::result_of(e, t.tls)) else {
+            return;
+        };
+        self.recorder
+            .failure(policy, result, &t.host, t.ip, e.to_string());
     }
 }
 
