@@ -18,11 +18,15 @@ const TRY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct DaneResolver {
     server: SocketAddr,
+    timeout: Duration,
 }
 
 impl DaneResolver {
     pub fn new(server: SocketAddr) -> DaneResolver {
-        DaneResolver { server }
+        DaneResolver {
+            server,
+            timeout: TRY,
+        }
     }
 
     /// What the TLSA records of `host`'s SMTP service (`_25._tcp.<host>`) mean.
@@ -42,7 +46,7 @@ impl DaneResolver {
         };
         let mut last = String::new();
         for _ in 0..2 {
-            match tokio::time::timeout(TRY, self.udp(&query)).await {
+            match tokio::time::timeout(self.timeout, self.udp(&query)).await {
                 Ok(Ok(reply)) if reply.truncated() => return self.over_tcp(name, &query).await,
                 Ok(Ok(reply)) => return answer(name, &reply),
                 Ok(Err(e)) => last = e.to_string(),
@@ -53,7 +57,7 @@ impl DaneResolver {
     }
 
     async fn over_tcp(&self, name: &str, query: &[u8]) -> Answer {
-        match tokio::time::timeout(TRY, self.tcp(query)).await {
+        match tokio::time::timeout(self.timeout, self.tcp(query)).await {
             Ok(Ok(reply)) => answer(name, &reply),
             Ok(Err(e)) => Answer::Failed(format!("TLSA lookup of {name} over TCP: {e}")),
             Err(_) => Answer::Failed(format!("TLSA lookup of {name} over TCP timed out")),
@@ -135,5 +139,46 @@ fn answer(name: &str, reply: &Message) -> Answer {
             "TLSA lookup of {name}: SERVFAIL from the validating resolver (DNSSEC validation failed, or the zone's servers did not answer)"
         )),
         code => Answer::Failed(format!("TLSA lookup of {name}: {code}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_resolver_that_never_answers_makes_the_host_unusable_in_bounded_time() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let resolver = DaneResolver {
+            server: silent.local_addr().unwrap(),
+            timeout: Duration::from_millis(100),
+        };
+        let began = std::time::Instant::now();
+        let dane = resolver.lookup("mx.example.org").await;
+        assert!(
+            matches!(&dane, Dane::Unusable(why) if why.contains("timed out")),
+            "{dane:?}"
+        );
+        assert!(began.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn garbage_from_the_resolver_is_a_failure_not_no_dane() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((_, from)) = server.recv_from(&mut buf).await {
+                // The query's id, then nonsense.
+                let reply = [buf[0], buf[1], 0xff, 0xff, 0xff];
+                let _ = server.send_to(&reply, from).await;
+            }
+        });
+        let resolver = DaneResolver {
+            server: addr,
+            timeout: Duration::from_millis(300),
+        };
+        let dane = resolver.lookup("mx.example.org").await;
+        assert!(matches!(dane, Dane::Unusable(_)), "{dane:?}");
     }
 }
