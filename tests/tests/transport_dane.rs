@@ -8,7 +8,8 @@
 //! a zone with expired signatures and one signed by an untrusted key (bogus: SERVFAIL) →
 //! deferred, never "no DANE", though their records match; an unsigned zone's TLSA records →
 //! ignored (delivered without TLS, as without DANE); a route with `--tls dane` to a host
-//! without TLSA records → deferred.
+//! without TLSA records → deferred. A message with `TLS-Required: No` (RFC 8689 §5) to the
+//! mismatched and the bogus domain → delivered, the policies waived.
 //!
 //! TLS-RPT (RFC 8460) on the same sessions, with a two-second reporting period: the domains
 //! that publish `_smtp._tls` get their reports in a local mailbox — `multipart/report;
@@ -265,8 +266,43 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
         1,
         "nothing more was sent in clear"
     );
+
+    // The sender waives the recipient's policies (RFC 8689 §5): the TLSA mismatch no longer
+    // holds its mail, nor does a bogus TLSA answer.
+    for to in ["b@wrong.dane.test", "b@tlsbogus.dane.test"] {
+        let addr = c.submissions;
+        let args = [
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            to.to_string(),
+        ];
+        blocking(move || python(WAIVED, &args.each_ref().map(String::as_str))).await;
+    }
+    let got = tls_sink.wait_for(4).await;
+    let mut waived: Vec<String> = got[2..]
+        .iter()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).unwrap();
+            m["to"][0].as_str().unwrap().to_string()
+        })
+        .collect();
+    waived.sort();
+    assert_eq!(waived, ["b@tlsbogus.dane.test", "b@wrong.dane.test"]);
     tls_reports(&c).await;
 }
+
+/// Submits (argv: host, port, recipient) a message with `TLS-Required: No` as alice.
+const WAIVED: &str = r#"
+import smtplib, ssl, sys
+host, port, rcpt = sys.argv[1:4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
+s.login("alice@example.com", "alice's password")
+msg = ("From: <alice@example.com>\r\nTo: <%s>\r\nSubject: any way will do\r\n"
+       "TLS-Required: No\r\nMessage-ID: <waived.%s@client.example>\r\n\r\nHello.\r\n" % (rcpt, rcpt))
+s.sendmail("alice@example.com", [rcpt], msg)
+s.quit()
+"#;
 
 /// The TLS reports the domains asked for, once their periods ended: per domain, the policy
 /// type, the successful sessions, and the failures by result type (summed over periods).

@@ -161,3 +161,34 @@ async fn requiretls_mail_goes_only_over_verified_tls_to_peers_that_offer_it() {
     );
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_deferral_ends_in_a_report_that_says_why() {
+    let mut opts = Options::default();
+    opts.transport.workers = 1;
+    opts.transport.lifetime = std::time::Duration::from_secs(3);
+    opts.transport.first_retry = std::time::Duration::from_millis(200);
+    opts.transport.max_retry = std::time::Duration::from_millis(400);
+    opts.transport.delay_warning = std::time::Duration::from_secs(3600);
+    let c = Cluster::start_with(opts).await;
+    c.add_user(ALICE, PASS).await;
+    let self_signed = Sink::start(&[], true);
+    route(&c, "selfsigned.test", self_signed.port, "verify").await;
+    submit(&c, ALICE, PASS, &["a@selfsigned.test"], "FAILURE").await;
+    let reports = eventually("the failure report", || async {
+        let mb = read_mailbox(&c.store, ALICE, None).await;
+        (!mb.is_empty()).then_some(mb)
+    })
+    .await;
+    let dsn = parse_dsn(reports[0].clone()).await;
+    let r = &dsn["recipients"][0];
+    assert_eq!(r["action"], "failed", "{dsn}");
+    assert_eq!(r["status"], "4.4.7", "{dsn}");
+    let why = r["diagnostic"].as_str().unwrap().to_ascii_lowercase();
+    assert!(
+        why.contains("tls policy") && why.contains("certificate"),
+        "the report says why: {why}"
+    );
+    assert!(self_signed.received().is_empty(), "nothing was sent");
+    c.stop().await;
+}

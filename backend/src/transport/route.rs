@@ -61,12 +61,20 @@ pub struct LookupError {
     pub reason: String,
 }
 
+/// Whether the receiving domain's TLS policies apply (`Waived`: the sender's `TLS-Required:
+/// No`, RFC 8689 §5 — every MX host, opportunistic TLS, sessions not counted for TLS-RPT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policies {
+    Apply,
+    Waived,
+}
+
 /// A host to send to and how its TLS is checked.
 struct HostPolicy {
     host: String,
     tls: TlsMode,
     tlsa: Option<Records>,
-    report: Arc<ReportPolicy>,
+    report: Option<Arc<ReportPolicy>>,
 }
 
 /// A host's usable TLSA records, shared by its targets.
@@ -121,7 +129,7 @@ impl Router {
         }
     }
 
-    pub async fn next_hop(&self, store: &Store, domain: &str) -> NextHop {
+    pub async fn next_hop(&self, store: &Store, domain: &str, policies: Policies) -> NextHop {
         match store.route_for(domain).await {
             Ok(Some(r)) => {
                 let secret = match r.auth_secret.map(|s| self.secrets.open("route", &s)) {
@@ -150,10 +158,10 @@ impl Router {
             Ok(None) => {}
             Err(e) => return NextHop::Unknown(format!("route lookup failed: {e}")),
         }
-        self.mx(store, domain).await
+        self.mx(store, domain, policies).await
     }
 
-    async fn mx(&self, store: &Store, domain: &str) -> NextHop {
+    async fn mx(&self, store: &Store, domain: &str, policies: Policies) -> NextHop {
         let Some(resolver) = &self.resolver else {
             return NextHop::Unknown("no DNS resolver configured".into());
         };
@@ -189,6 +197,18 @@ impl Router {
             Err(e) if no_data(&e) => vec![domain.to_string()],
             Err(e) => return NextHop::Unknown(lookup_failed(domain, &e)),
         };
+        if policies == Policies::Waived {
+            let chosen = hosts
+                .into_iter()
+                .map(|host| HostPolicy {
+                    host,
+                    tls: TlsMode::Opportunistic,
+                    tlsa: None,
+                    report: None,
+                })
+                .collect();
+            return self.addresses(resolver, domain, chosen).await;
+        }
         let policy = self.sts.policy(store, resolver, domain).await;
         let mut chosen = Vec::new();
         let mut refused = Vec::new();
@@ -250,7 +270,7 @@ impl Router {
                 }
             }
         };
-        let report = Arc::new(report);
+        let report = Some(Arc::new(report));
         Ok(HostPolicy {
             host,
             tls,
@@ -298,7 +318,7 @@ impl Router {
                     port: self.mx_port,
                     tls: p.tls,
                     tlsa: p.tlsa.clone(),
-                    report: Some(p.report.clone()),
+                    report: p.report.clone(),
                     auth: None,
                 })),
                 Err(e) => last_error = format!("address of {name}: {e}"),

@@ -10,8 +10,9 @@
 //! a later attempt with backoff. Connections to a host are reused within a batch.
 use super::client::{ClientError, Extensions, Outgoing, SmtpClient};
 use super::fit;
+use super::policy;
 use super::report;
-use super::route::{NextHop, Router};
+use super::route::{NextHop, Policies, Router};
 use super::tlsrpt::{self, Recorder};
 use super::{Target, TlsMode, TransportConfig};
 use crate::envelope::Recipient;
@@ -183,9 +184,16 @@ impl Worker {
                 .unwrap_or_default();
             by_domain.entry(domain).or_default().push(r);
         }
+        // RFC 8689 §5: the sender may waive the recipients' TLS policies, but not with
+        // REQUIRETLS.
+        let policies = if !m.requiretls && policy::tls_required::policies_waived(&content) {
+            Policies::Waived
+        } else {
+            Policies::Apply
+        };
         let mut results = Vec::new();
         for (domain, rcpts) in by_domain {
-            let outcome = match self.router.next_hop(&self.store, &domain).await {
+            let outcome = match self.router.next_hop(&self.store, &domain, policies).await {
                 NextHop::Refused { status, reason } => {
                     all(&rcpts, DeliveryStatus::Failed, status, &reason, "")
                 }
