@@ -5,6 +5,7 @@ mod bench;
 mod certs;
 mod config;
 mod dev;
+mod health;
 mod http;
 mod telemetry;
 
@@ -55,6 +56,11 @@ enum Command {
     /// Load generator for SMTP and POP3 servers (Bridgehead or any other).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Probe a node's readiness (container health checks): exit 0 when URL answers 200.
+    Health {
+        #[arg(default_value = "http://127.0.0.1:9100/readyz")]
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,7 +85,9 @@ fn main() -> ExitCode {
         Command::Frontend(_) => Some("bridgehead-frontend"),
         Command::Backend(_) => Some("bridgehead-backend"),
         Command::Dev(_) => Some("bridgehead-dev"),
-        Command::Admin(_) | Command::Bench(_) | Command::Pki { .. } => None,
+        Command::Admin(_) | Command::Bench(_) | Command::Pki { .. } | Command::Health { .. } => {
+            None
+        }
     };
     let telemetry = match service {
         Some(name) => {
@@ -114,6 +122,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Health { url } => health::probe(&url),
         Command::Pki { dir, names } => {
             let pki = bridgehead_backend::pki::ensure(&dir, &names)?;
             println!(

@@ -1,0 +1,317 @@
+//! The compose stack for real: the images `deploy/docker-compose.yml` uses are built without
+//! a registry (`tests/support/compose/build-images.sh`: a debootstrapped Debian base,
+//! PostgreSQL and HAProxy from Debian's packages, Bridgehead from `deploy/Dockerfile`'s
+//! `prebuilt` target with this build's binary; cached by content hash), the user's compose
+//! file is started with them (`docker-compose up -d`, the secrets made as its header says),
+//! the `init` job and the `admin` service run, and mail moves through HAProxy's published
+//! ports: submission with STARTTLS and AUTH, inbound MX, POP3S retrieval — the bytes
+//! checked. Everything it created is removed, also when it fails.
+//!
+//! Needs the Docker Engine (with docker-compose) and debootstrap; `.ci/run` checks both.
+use bridgehead_tests::procs::free_port;
+use bridgehead_tests::python;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
+const PASSWORD: &str = "alice's compose password";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// A started project; `docker-compose down -v` when dropped.
+struct Stack {
+    project: String,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Stack {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker-compose");
+        c.args(["-p", &self.project, "-f"])
+            .arg(root().join("deploy/docker-compose.yml"))
+            .arg("--project-directory")
+            .arg(self.dir.path())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            text(&out)
+        );
+        out
+    }
+
+    fn env(&self, name: &str) -> u16 {
+        let v = &self.env.iter().find(|(k, _)| k == name).expect("set").1;
+        v.parse().unwrap()
+    }
+
+    /// Waits until every long-running service is healthy (or running, for those without a
+    /// check); returns how long that took.
+    fn wait_healthy(&self, began: Instant) -> Duration {
+        let services = ["postgres", "backend1", "backend2", "frontend1", "frontend2"];
+        loop {
+            let states: Vec<String> = services
+                .iter()
+                .map(|s| self.health(s))
+                .chain([self.health_of("haproxy", "{{.State.Status}}")])
+                .collect();
+            if states.iter().all(|s| s == "healthy" || s == "running") {
+                return began.elapsed();
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(180),
+                "not healthy in 3 minutes: {services:?} {states:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn health(&self, service: &str) -> String {
+        self.health_of(service, "{{.State.Health.Status}}")
+    }
+
+    fn health_of(&self, service: &str, format: &str) -> String {
+        let name = format!("{}_{service}_1", self.project);
+        let out = Command::new("docker")
+            .args(["inspect", "-f", format, &name])
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn logs(&self) -> String {
+        let out = self
+            .command(&["logs", "--no-color", "--tail", "30"])
+            .output()
+            .expect("logs");
+        text(&out)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::env::var_os("BRIDGEHEAD_COMPOSE_KEEP").is_some() {
+            eprintln!("kept: project {} in {:?}", self.project, self.dir.path());
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            let _ = dir.keep();
+            return;
+        }
+        let _ = self
+            .command(&["down", "-v", "--remove-orphans", "--timeout", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The images, built (or found cached): NAME=image pairs for docker-compose.
+fn images() -> Vec<(String, String)> {
+    let out = Command::new("bash")
+        .arg(root().join("tests/support/compose/build-images.sh"))
+        .arg(BIN)
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "building the images: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The project directory: haproxy.cfg beside the secrets, made as the compose file's header
+/// says, readable by the containers' users (uid 10001, postgres).
+fn project_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("deploy/haproxy.cfg"),
+        dir.path().join("haproxy.cfg"),
+    )
+    .unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let pki = Command::new(BIN)
+        .arg("pki")
+        .arg(secrets.join("pki"))
+        .args(["--name", "backend1", "--name", "backend2"])
+        .output()
+        .unwrap();
+    assert!(pki.status.success(), "{}", text(&pki));
+    let random = || format!("{:032x}", rand_u128());
+    // As the compose file's header makes it: 32 random bytes, base64.
+    let key = {
+        use base64::Engine;
+        let bytes = [rand_u128().to_le_bytes(), rand_u128().to_le_bytes()].concat();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let db_password = random();
+    let files = [
+        ("admin-token", random()),
+        ("secret-key", key),
+        ("postmaster-password", random()),
+        ("db-password", db_password.clone()),
+        (
+            "db-url",
+            format!("postgres://bridgehead:{db_password}@postgres/bridgehead"),
+        ),
+    ];
+    for (name, value) in files {
+        std::fs::write(secrets.join(name), format!("{value}\n")).unwrap();
+    }
+    std::fs::copy(
+        secrets.join("pki/backend.pem"),
+        secrets.join("tls-cert.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        secrets.join("pki/backend-key.pem"),
+        secrets.join("tls-key.pem"),
+    )
+    .unwrap();
+    let chmod = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    dir
+}
+
+fn rand_u128() -> u128 {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .expect("/dev/urandom");
+    u128::from_le_bytes(b)
+}
+
+/// Submission (STARTTLS, AUTH), inbound MX, then POP3S: prints the retrieved messages as JSON.
+const MAIL: &str = r#"
+import json, poplib, smtplib, ssl, sys, time
+smtp, sub, pop3s, pw = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+me = "alice@example.org"
+s = smtplib.SMTP("127.0.0.1", sub, timeout=30); s.starttls(context=ctx); s.login(me, pw)
+s.sendmail(me, [me], "From: <%s>\r\nTo: <%s>\r\nSubject: submitted\r\n\r\ntoken-submitted\r\n" % (me, me))
+s.quit()
+m = smtplib.SMTP("127.0.0.1", smtp, timeout=30); m.ehlo("outside.example")
+m.sendmail("someone@outside.example", [me],
+           "From: <someone@outside.example>\r\nTo: <%s>\r\nSubject: inbound\r\n\r\ntoken-inbound\r\n" % me)
+m.quit()
+p = poplib.POP3_SSL("127.0.0.1", pop3s, context=ctx, timeout=30)
+p.user(me); p.pass_(pw)
+n = p.stat()[0]
+print(json.dumps([b"\r\n".join(p.retr(i + 1)[1]).decode() for i in range(n)]))
+p.quit()
+"#;
+
+#[test]
+fn the_compose_stack_moves_mail_through_haproxy() {
+    let info = Command::new("docker").arg("info").output();
+    assert!(
+        info.as_ref().is_ok_and(|o| o.status.success()),
+        "the Docker Engine is not running (docker info failed); this test needs it"
+    );
+    let built = Instant::now();
+    let mut env = images();
+    eprintln!("images ready in {:?}", built.elapsed());
+    for name in [
+        "SMTP_PORT",
+        "SUBMISSION_PORT",
+        "SUBMISSIONS_PORT",
+        "POP3_PORT",
+        "POP3S_PORT",
+    ] {
+        env.push((name.to_string(), free_port().to_string()));
+    }
+    // No DNS reaches the outside from here: inbound checks would defer outside mail.
+    env.push(("CHECK_MAIL_AUTH".into(), "false".into()));
+    let stack = Stack {
+        project: format!("bhcompose{}", std::process::id()),
+        dir: project_dir(),
+        env,
+    };
+    let began = Instant::now();
+    stack.run(&["up", "-d"]);
+    let healthy = stack.wait_healthy(began);
+    eprintln!("compose up to healthy: {healthy:?}");
+
+    // The init job made the domain; the admin service adds a user (password on stdin).
+    let init = stack.health_of("init", "{{.State.ExitCode}}");
+    assert_eq!(init, "0", "{}", stack.logs());
+    let mut add = stack
+        .command(&[
+            "run",
+            "--rm",
+            "-T",
+            "admin",
+            "user",
+            "add",
+            "alice@example.org",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut add.stdin.take().unwrap(),
+        format!("{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "admin user add: {}", text(&added));
+    let domains = stack.run(&["run", "--rm", "-T", "admin", "domain", "list"]);
+    assert!(text(&domains).contains("example.org"), "{}", text(&domains));
+
+    let ports = [
+        stack.env("SMTP_PORT"),
+        stack.env("SUBMISSION_PORT"),
+        stack.env("POP3S_PORT"),
+    ]
+    .map(|p| p.to_string());
+    let out = python(MAIL, &[&ports[0], &ports[1], &ports[2], PASSWORD]);
+    let messages: Vec<String> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].contains("\r\n\r\ntoken-submitted"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("\r\n\r\ntoken-inbound"),
+        "{}",
+        messages[1]
+    );
+    // HAProxy passes the client's address on (PROXY v2): the front-end names the client,
+    // not HAProxy's container.
+    let haproxy = stack.health_of(
+        "haproxy",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    );
+    assert!(
+        messages[1].contains("Received: from outside.example ([")
+            && !messages[1].contains(&format!("[{haproxy}]")),
+        "HAProxy is {haproxy}: {}",
+        messages[1]
+    );
+}
