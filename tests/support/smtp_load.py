@@ -2,7 +2,7 @@
 for a while, reconnecting after any error, and record which messages got a 250.
 
 Usage: smtp_load.py HOST PORT SECONDS THREADS RCPT1 RCPT2 OUTFILE [ID-PREFIX]
-OUTFILE gets {"accepted": [[id, [recipients that took it]]], "errors": {kind: count}}.
+OUTFILE gets {"accepted": [[id, [recipients that took it], unix time]], "errors": {kind: count}}.
 """
 import json
 import smtplib
@@ -37,7 +37,7 @@ def worker(w):
                 try:
                     refused = s.sendmail("load@outside.example", rcpts, msg)
                     with lock:
-                        accepted.append([mid, [r for r in rcpts if r not in refused]])
+                        accepted.append([mid, [r for r in rcpts if r not in refused], time.time()])
                 except smtplib.SMTPResponseException as e:
                     note(str(e.smtp_code))
                 except smtplib.SMTPRecipientsRefused as e:
