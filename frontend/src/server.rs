@@ -268,6 +268,7 @@ impl Shared {
         )?);
         let shutdown = CancellationToken::new();
         backends.discover(config.backend_refresh, shutdown.clone());
+        backends.watch_health(Duration::from_secs(2), shutdown.clone());
         let pop3 = Pop3Settings {
             allow_plaintext_auth: config.allow_plaintext_auth,
             idle_timeout: config.idle_timeout,

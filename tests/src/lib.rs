@@ -29,6 +29,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub mod checks;
+pub mod compose;
 pub mod dns;
 pub mod dnssec;
 pub mod filters;

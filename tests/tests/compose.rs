@@ -14,226 +14,16 @@
 //! bounded. Everything it created is removed, also when it fails.
 //!
 //! Needs the Docker Engine (with docker-compose) and debootstrap; `.ci/run` checks both.
+use bridgehead_tests::compose::{images, project_dir, root, text, Stack};
 use bridgehead_tests::procs::free_port;
 use bridgehead_tests::python;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
 const PASSWORD: &str = "alice's compose password";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-/// A started project; `docker-compose down -v` when dropped.
-struct Stack {
-    project: String,
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Stack {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker-compose");
-        c.args(["-p", &self.project, "-f"])
-            .arg(root().join("deploy/docker-compose.yml"))
-            .arg("--project-directory")
-            .arg(self.dir.path())
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("docker-compose");
-        assert!(
-            out.status.success(),
-            "docker-compose {args:?}: {}",
-            text(&out)
-        );
-        out
-    }
-
-    fn env(&self, name: &str) -> u16 {
-        let v = &self.env.iter().find(|(k, _)| k == name).expect("set").1;
-        v.parse().unwrap()
-    }
-
-    /// Waits until every long-running service is healthy (or running, for those without a
-    /// check); returns how long that took.
-    fn wait_healthy(&self, began: Instant) -> Duration {
-        let services = ["postgres", "backend1", "backend2", "frontend1", "frontend2"];
-        loop {
-            let states: Vec<String> = services
-                .iter()
-                .map(|s| self.health(s))
-                .chain([self.health_of("haproxy", "{{.State.Status}}")])
-                .collect();
-            if states.iter().all(|s| s == "healthy" || s == "running") {
-                return began.elapsed();
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(180),
-                "not healthy in 3 minutes: {services:?} {states:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn health(&self, service: &str) -> String {
-        self.health_of(service, "{{.State.Health.Status}}")
-    }
-
-    fn health_of(&self, service: &str, format: &str) -> String {
-        let name = format!("{}_{service}_1", self.project);
-        let out = Command::new("docker")
-            .args(["inspect", "-f", format, &name])
-            .output()
-            .expect("docker inspect");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn container(&self, service: &str) -> String {
-        format!("{}_{service}_1", self.project)
-    }
-
-    /// `docker ARGS`, which must succeed.
-    fn docker(&self, args: &[&str]) {
-        let out = Command::new("docker").args(args).output().expect("docker");
-        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
-    }
-
-    /// Waits until `service` is healthy again.
-    fn wait_service(&self, service: &str) {
-        let began = Instant::now();
-        while self.health(service) != "healthy" {
-            assert!(
-                began.elapsed() < Duration::from_secs(90),
-                "{service} not healthy again: {}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    fn logs(&self) -> String {
-        let out = self
-            .command(&["logs", "--no-color", "--tail", "30"])
-            .output()
-            .expect("logs");
-        text(&out)
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if std::env::var_os("BRIDGEHEAD_COMPOSE_KEEP").is_some() {
-            eprintln!("kept: project {} in {:?}", self.project, self.dir.path());
-            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-            let _ = dir.keep();
-            return;
-        }
-        let _ = self
-            .command(&["down", "-v", "--remove-orphans", "--timeout", "5"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The images, built (or found cached): NAME=image pairs for docker-compose.
-fn images() -> Vec<(String, String)> {
-    let out = Command::new("bash")
-        .arg(root().join("tests/support/compose/build-images.sh"))
-        .arg(BIN)
-        .output()
-        .expect("bash");
-    assert!(out.status.success(), "building the images: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// The project directory: haproxy.cfg beside the secrets, made as the compose file's header
-/// says, readable by the containers' users (uid 10001, postgres).
-fn project_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        root().join("deploy/haproxy.cfg"),
-        dir.path().join("haproxy.cfg"),
-    )
-    .unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    let pki = Command::new(BIN)
-        .arg("pki")
-        .arg(secrets.join("pki"))
-        .args(["--name", "backend1", "--name", "backend2"])
-        .output()
-        .unwrap();
-    assert!(pki.status.success(), "{}", text(&pki));
-    let random = || format!("{:032x}", rand_u128());
-    // As the compose file's header makes it: 32 random bytes, base64.
-    let key = {
-        use base64::Engine;
-        let bytes = [rand_u128().to_le_bytes(), rand_u128().to_le_bytes()].concat();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    };
-    let db_password = random();
-    let files = [
-        ("admin-token", random()),
-        ("secret-key", key),
-        ("postmaster-password", random()),
-        ("db-password", db_password.clone()),
-        (
-            "db-url",
-            format!("postgres://bridgehead:{db_password}@postgres/bridgehead"),
-        ),
-    ];
-    for (name, value) in files {
-        std::fs::write(secrets.join(name), format!("{value}\n")).unwrap();
-    }
-    std::fs::copy(
-        secrets.join("pki/backend.pem"),
-        secrets.join("tls-cert.pem"),
-    )
-    .unwrap();
-    std::fs::copy(
-        secrets.join("pki/backend-key.pem"),
-        secrets.join("tls-key.pem"),
-    )
-    .unwrap();
-    let chmod = Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(chmod.success());
-    dir
-}
-
-fn rand_u128() -> u128 {
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .expect("/dev/urandom");
-    u128::from_le_bytes(b)
-}
 
 /// Submission (STARTTLS, AUTH), inbound MX, then POP3S: prints the retrieved messages as JSON.
 const MAIL: &str = r#"
@@ -263,7 +53,7 @@ fn the_compose_stack_moves_mail_through_haproxy() {
         "the Docker Engine is not running (docker info failed); this test needs it"
     );
     let built = Instant::now();
-    let mut env = images();
+    let mut env = images(BIN);
     eprintln!("images ready in {:?}", built.elapsed());
     for name in [
         "SMTP_PORT",
@@ -278,7 +68,7 @@ fn the_compose_stack_moves_mail_through_haproxy() {
     env.push(("CHECK_MAIL_AUTH".into(), "false".into()));
     let stack = Stack {
         project: format!("bhcompose{}", std::process::id()),
-        dir: project_dir(),
+        dir: project_dir(BIN),
         env,
     };
     let began = Instant::now();

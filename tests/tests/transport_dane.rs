@@ -18,7 +18,7 @@
 //! counts and result types; `admin tls report` shows the same failures.
 use bridgehead_backend::store::Route;
 use bridgehead_tests::dns::Dns;
-use bridgehead_tests::dnssec::{sign, Signing, Validator};
+use bridgehead_tests::dnssec::{sign, Signing, Validator, Zone};
 use bridgehead_tests::outbound::{queue_errors, submit};
 use bridgehead_tests::{admin_cli, blocking, eventually, python, read_mailbox};
 use bridgehead_tests::{Cluster, Options, Sink};
@@ -98,10 +98,10 @@ fn cname(label: &str, zone: &str) -> String {
     format!("{label} MX 10 mx.{label}\nmx.{label} A 127.0.0.1\n_25._tcp.mx.{label} CNAME _25._tcp.mx.{zone}.\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dane_decides_delivery_by_validated_tlsa_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = pki(dir.path());
+/// The zones: dane.test (signed, trusted) with a domain per case, expired.test (signatures
+/// expired), bogus.test (signed by a key the validator does not trust), insecure.test (not
+/// signed).
+fn zones(keys: &Path, d: &Digests) -> Vec<Zone> {
     let dane = [
         host("ee", "127.0.0.1", &format!("3 1 1 {}", d.leaf_key)),
         host("wrong", "127.0.0.1", &format!("3 1 1 {}", d.other_key)),
@@ -125,33 +125,36 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
     };
     let other_tlsa = format!("3 1 1 {}", d.other_key);
     let insecure = mx("@", "mx", "127.0.0.2", &other_tlsa);
-    let keys = dir.path().to_path_buf();
-    let zones = vec![
+    vec![
         sign(
-            &keys,
+            keys,
             "dane.test",
             &format!("$ORIGIN dane.test.\n{HEAD}{dane}"),
             Signing::Good,
         ),
         sign(
-            &keys,
+            keys,
             "expired.test",
             &matching("expired.test"),
             Signing::Expired,
         ),
         sign(
-            &keys,
+            keys,
             "bogus.test",
             &matching("bogus.test"),
             Signing::UntrustedKey,
         ),
         sign(
-            &keys,
+            keys,
             "insecure.test",
             &format!("$ORIGIN insecure.test.\n{HEAD}{insecure}"),
             Signing::Unsigned,
         ),
-    ];
+    ]
+}
+
+/// Knot serving `zones`, and unbound validating them.
+async fn dns(zones: &[Zone]) -> (Dns, Validator) {
     let served: Vec<(String, String)> = zones
         .iter()
         .map(|z| (z.name.clone(), z.text.clone()))
@@ -164,16 +167,18 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
         Dns::start(&refs)
     })
     .await;
-    let validator = Validator::start(dns.addr, &zones);
+    let validator = Validator::start(dns.addr, zones);
+    (dns, validator)
+}
 
-    let tls_sink =
-        Sink::start_with_certificate(&dir.path().join("chain.pem"), &dir.path().join("leaf.key"));
-    let plain_sink = Sink::start_on("127.0.0.2", tls_sink.port, &[]);
+/// A cluster asking `resolver` for everything, its MX hosts on `mx_port`, with a route that
+/// asks for DANE to a host without TLSA records.
+async fn cluster(resolver: std::net::SocketAddr, mx_port: u16) -> Cluster {
     let mut opts = Options::default();
     opts.transport.workers = 1;
-    opts.transport.dns_server = Some(validator.addr);
-    opts.transport.dane_resolver = Some(validator.addr);
-    opts.transport.mx_port = tls_sink.port;
+    opts.transport.dns_server = Some(resolver);
+    opts.transport.dane_resolver = Some(resolver);
+    opts.transport.mx_port = mx_port;
     opts.transport.tls_report_period = std::time::Duration::from_secs(2);
     // One attempt each in the test's time, so each report counts exactly one session.
     opts.transport.first_retry = std::time::Duration::from_secs(3600);
@@ -181,17 +186,44 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
     let c = Cluster::start_with(opts).await;
     c.add_user(ALICE, PASS).await;
     c.add_user(REPORTS, PASS).await;
-    c.store
-        .set_route(&Route {
-            domain: "routed.example".into(),
-            host: "mx.none.dane.test".into(),
-            port: tls_sink.port,
-            tls: "dane".into(),
-            auth_user: None,
-            auth_secret: None,
+    let route = Route {
+        domain: "routed.example".into(),
+        host: "mx.none.dane.test".into(),
+        port: mx_port,
+        tls: "dane".into(),
+        auth_user: None,
+        auth_secret: None,
+    };
+    c.store.set_route(&route).await.unwrap();
+    c
+}
+
+/// The recipients of the messages `sink` received after the first `skip`, sorted; each
+/// arrived over TLS when `tls`.
+async fn arrivals(sink: &Sink, n: usize, skip: usize, tls: bool) -> Vec<String> {
+    let got = sink.wait_for(n).await;
+    let mut to: Vec<String> = got[skip..]
+        .iter()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(m["tls"], tls, "{m}");
+            m["to"][0].as_str().unwrap().to_string()
         })
-        .await
-        .unwrap();
+        .collect();
+    to.sort();
+    to
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dane_decides_delivery_by_validated_tlsa_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let digests = pki(dir.path());
+    let zones = zones(dir.path(), &digests);
+    let (_dns, validator) = dns(&zones).await;
+    let tls_sink =
+        Sink::start_with_certificate(&dir.path().join("chain.pem"), &dir.path().join("leaf.key"));
+    let plain_sink = Sink::start_on("127.0.0.2", tls_sink.port, &[]);
+    let c = cluster(validator.addr, tls_sink.port).await;
     let to = [
         "a@ee.dane.test",
         "a@ta.dane.test",
@@ -212,60 +244,17 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
 
     // The DANE-EE and DANE-TA matches arrive over TLS; the unsigned zone's mail as without
     // DANE (its TLSA record names another key, and that sink has no TLS at all).
-    let got = tls_sink.wait_for(2).await;
-    let mut arrived: Vec<String> = got
-        .iter()
-        .map(|l| {
-            let m: serde_json::Value = serde_json::from_str(l).unwrap();
-            assert_eq!(m["tls"], true, "{m}");
-            m["to"][0].as_str().unwrap().to_string()
-        })
-        .collect();
-    arrived.sort();
+    let log = validator.log();
+    let over_tls = arrivals(&tls_sink, 2, 0, true).await;
+    assert_eq!(over_tls, ["a@ee.dane.test", "a@ta.dane.test"], "{log}");
     assert_eq!(
-        arrived,
-        ["a@ee.dane.test", "a@ta.dane.test"],
-        "{}",
-        validator.log()
+        arrivals(&plain_sink, 1, 0, false).await,
+        ["a@insecure.test"]
     );
-    let plain = plain_sink.wait_for(1).await;
-    let m: serde_json::Value = serde_json::from_str(&plain[0]).unwrap();
-    assert_eq!(m["to"][0], "a@insecure.test", "{m}");
-    assert_eq!(m["tls"], false, "{m}");
-
-    // Everything else stays queued with why; nothing more reached either sink.
-    let errors = queue_errors(&c, 9).await;
-    let all = errors.join("\n");
-    assert_eq!(errors.len(), 9, "{all}\n{}", validator.log());
-    let count = |needle: &str| errors.iter().filter(|e| e.contains(needle)).count();
-    assert_eq!(
-        count("matches none of its DANE TLSA records"),
-        2,
-        "wrong, taname: {all}"
-    );
-    assert_eq!(
-        count("does not offer STARTTLS"),
-        2,
-        "strip, unusable: {all}"
-    );
-    assert_eq!(count("SERVFAIL"), 2, "tlsexpired, tlsbogus: {all}");
-    assert_eq!(count("MX lookup of"), 2, "expired, bogus: {all}");
-    assert_eq!(
-        count("no DNSSEC-validated TLSA records"),
-        1,
-        "the route: {all}"
-    );
-    assert!(
-        validator.log().contains("signature expired"),
-        "the validator saw the expired signatures: {}",
-        validator.log()
-    );
+    deferrals(&c, &validator).await;
     assert_eq!(tls_sink.received().len(), 2, "nothing more was sent");
-    assert_eq!(
-        plain_sink.received().len(),
-        1,
-        "nothing more was sent in clear"
-    );
+    let sent_in_clear = plain_sink.received().len();
+    assert_eq!(sent_in_clear, 1, "nothing more was sent in clear");
 
     // The sender waives the recipient's policies (RFC 8689 §5): the TLSA mismatch no longer
     // holds its mail, nor does a bogus TLSA answer.
@@ -278,17 +267,33 @@ async fn dane_decides_delivery_by_validated_tlsa_records() {
         ];
         blocking(move || python(WAIVED, &args.each_ref().map(String::as_str))).await;
     }
-    let got = tls_sink.wait_for(4).await;
-    let mut waived: Vec<String> = got[2..]
-        .iter()
-        .map(|l| {
-            let m: serde_json::Value = serde_json::from_str(l).unwrap();
-            m["to"][0].as_str().unwrap().to_string()
-        })
-        .collect();
-    waived.sort();
+    let waived = arrivals(&tls_sink, 4, 2, true).await;
     assert_eq!(waived, ["b@tlsbogus.dane.test", "b@wrong.dane.test"]);
     tls_reports(&c).await;
+}
+
+/// Everything that was not delivered stays queued, each with why.
+async fn deferrals(c: &Cluster, validator: &Validator) {
+    let errors = queue_errors(c, 9).await;
+    let all = errors.join("\n");
+    assert_eq!(errors.len(), 9, "{all}\n{}", validator.log());
+    let count = |needle: &str| errors.iter().filter(|e| e.contains(needle)).count();
+    let mismatched = count("matches none of its DANE TLSA records");
+    assert_eq!(mismatched, 2, "wrong, taname: {all}");
+    assert_eq!(
+        count("does not offer STARTTLS"),
+        2,
+        "strip, unusable: {all}"
+    );
+    assert_eq!(count("SERVFAIL"), 2, "tlsexpired, tlsbogus: {all}");
+    assert_eq!(count("MX lookup of"), 2, "expired, bogus: {all}");
+    let route = count("no DNSSEC-validated TLSA records");
+    assert_eq!(route, 1, "the route: {all}");
+    assert!(
+        validator.log().contains("signature expired"),
+        "the validator saw the expired signatures: {}",
+        validator.log()
+    );
 }
 
 /// Submits (argv: host, port, recipient) a message with `TLS-Required: No` as alice.

@@ -180,7 +180,7 @@ async fn watch_database(
                 health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
                 return;
             }
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
         let up = store.ping().await;
         if up != serving {

@@ -115,8 +115,14 @@ impl Store {
     }
 
     /// True when PostgreSQL answers (used by the health service).
+    /// Whether PostgreSQL answers within two seconds (a cut network never answers at all:
+    /// without a bound, the question would hang as long as TCP retransmits).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let query = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), query).await,
+            Ok(Ok(_))
+        )
     }
 
     pub async fn close(&self) {

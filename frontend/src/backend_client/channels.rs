@@ -4,6 +4,7 @@
 use super::{Backends, CallError, Pool};
 use crate::discovery::{self, Target};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -86,14 +87,25 @@ impl Backends {
     pub(super) fn install(&self, targets: Vec<Target>) -> Result<(), CallError> {
         let old = self.pool();
         let mut channels = Vec::with_capacity(targets.len());
+        let mut serving = Vec::with_capacity(targets.len());
         for t in &targets {
             match old.targets.iter().position(|o| o == t) {
-                Some(i) => channels.push(old.channels[i].clone()),
-                None => channels.push(self.channel(t)?),
+                Some(i) => {
+                    channels.push(old.channels[i].clone());
+                    serving.push(old.serving[i].clone());
+                }
+                None => {
+                    channels.push(self.channel(t)?);
+                    serving.push(Arc::new(AtomicBool::new(true)));
+                }
             }
         }
-        *self.pool.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Pool { targets, channels });
+        let pool = Pool {
+            targets,
+            channels,
+            serving,
+        };
+        *self.pool.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pool);
         Ok(())
     }
 

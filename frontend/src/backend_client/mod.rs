@@ -1,16 +1,17 @@
 //! The front-end's gRPC adapter to the back-ends: the only front-end module that knows tonic.
 //!
 //! One job: call a back-end and hand back domain values. Calls go round-robin over every
-//! configured back-end; an idempotent call that finds a back-end down (UNAVAILABLE) is tried
+//! configured back-end, those that say they serve first (`health`); an idempotent call that finds a back-end down (UNAVAILABLE) is tried
 //! on the next one, so a dead back-end costs a session nothing. Every call carries all of its
 //! state, so no back-end is tied to a session. Each call is a client span whose trace
 //! context travels in the request metadata (W3C `traceparent`), so the back-end's span for it
 //! joins the same trace.
 //!
 //! Parts: this file (the back-ends, the call with its retries, the one error mapping),
-//! `channels` (channels, TLS, discovery, trace context), `pop3` and `smtp` (each protocol's
-//! calls, speaking domain types).
+//! `channels` (channels, TLS, discovery, trace context), `health` (which back-ends serve),
+//! `pop3` and `smtp` (each protocol's calls, speaking domain types).
 mod channels;
+mod health;
 mod pop3;
 mod smtp;
 
@@ -36,6 +37,8 @@ use tracing::Instrument;
 pub(super) struct Pool {
     pub(super) targets: Vec<Target>,
     pub(super) channels: Vec<Channel>,
+    /// Whether each back-end said it serves when last asked (`health.rs`).
+    pub(super) serving: Vec<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,8 +141,13 @@ impl Backends {
         let mut last = Status::unavailable("no back-end configured");
         let span = tracing::info_span!("rpc", otel.name = method, otel.kind = "client");
         let pool = self.pool();
-        for i in 0..pool.channels.len() {
-            let channel = pool.channels[(start + i) % pool.channels.len()].clone();
+        let serving: Vec<bool> = pool
+            .serving
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect();
+        for i in health::order(&serving, start) {
+            let channel = pool.channels[i].clone();
             let traced = InterceptedService::new(channel, inject_trace as _);
             match call(traced).instrument(span.clone()).await {
                 Err(s) if s.code() == Code::Unavailable => last = s,
