@@ -49,27 +49,45 @@ impl Backends {
     }
 }
 
-/// The order in which calls try `n` channels: from `start` round-robin, those serving first.
-pub(super) fn order(serving: &[bool], start: usize) -> Vec<usize> {
-    let n = serving.len();
-    let rotated = (0..n).map(|i| (start + i) % n);
-    let (up, down): (Vec<usize>, Vec<usize>) = rotated.partition(|&i| serving[i]);
-    up.into_iter().chain(down).collect()
+/// Which of the first 64 back-ends serve, as bits (any beyond count as serving): one
+/// snapshot per call, so a flag that changes meanwhile cannot make a call skip or repeat one.
+pub(super) fn snapshot(serving: &[Arc<std::sync::atomic::AtomicBool>]) -> u64 {
+    serving
+        .iter()
+        .take(64)
+        .enumerate()
+        .fold(u64::MAX, |bits, (i, s)| {
+            if s.load(Ordering::Relaxed) {
+                bits
+            } else {
+                bits & !(1 << i)
+            }
+        })
+}
+
+/// The order in which calls try `n` channels: from `start` round-robin, those serving
+/// (`bits`, from `snapshot`) first. Allocates nothing: it is on every call's path.
+pub(super) fn order(bits: u64, n: usize, start: usize) -> impl Iterator<Item = usize> {
+    let up = move |i: usize| i >= 64 || bits & (1 << i) != 0;
+    let rotated = move || (0..n).map(move |i| (start + i) % n);
+    let first = rotated().filter(move |&i| up(i));
+    first.chain(rotated().filter(move |&i| !up(i)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::order;
+    use super::{order, snapshot};
 
     #[test]
     fn serving_back_ends_come_first_round_robin() {
-        assert_eq!(order(&[true, true, true], 1), [1, 2, 0]);
-        assert_eq!(order(&[true, false, true], 1), [2, 0, 1]);
-        assert_eq!(
-            order(&[false, false], 1),
-            [1, 0],
-            "none serving: all, in turn"
-        );
-        assert!(order(&[], 3).is_empty());
+        let list = |bits: u64, n, start| order(bits, n, start).collect::<Vec<_>>();
+        assert_eq!(list(0b111, 3, 1), [1, 2, 0]);
+        assert_eq!(list(0b101, 3, 1), [2, 0, 1]);
+        assert_eq!(list(0b00, 2, 1), [1, 0], "none serving: all, in turn");
+        assert!(list(0, 0, 3).is_empty());
+        let flags: Vec<_> = [true, false, true]
+            .map(|b| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(b)))
+            .into();
+        assert_eq!(snapshot(&flags) & 0b111, 0b101);
     }
 }

@@ -141,12 +141,8 @@ impl Backends {
         let mut last = Status::unavailable("no back-end configured");
         let span = tracing::info_span!("rpc", otel.name = method, otel.kind = "client");
         let pool = self.pool();
-        let serving: Vec<bool> = pool
-            .serving
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .collect();
-        for i in health::order(&serving, start) {
+        let serving = health::snapshot(&pool.serving);
+        for i in health::order(serving, pool.channels.len(), start) {
             let channel = pool.channels[i].clone();
             let traced = InterceptedService::new(channel, inject_trace as _);
             match call(traced).instrument(span.clone()).await {
