@@ -112,12 +112,14 @@ fn hostile_zone() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mta_sts_policies_are_fetched_cached_and_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    let hosts = [
-        "mta-sts.sts.test",
-        "mta-sts.bad.test",
-        "mta-sts.wrong.test",
-        "mta-sts.try.test",
-    ];
+    // The policy host's certificate names every domain's policy host, the hostile ones too:
+    // their misbehaviour must be met past the TLS handshake.
+    let hosts: Vec<String> = ["sts", "bad", "wrong", "try"]
+        .iter()
+        .chain(HOSTILE.iter())
+        .map(|d| format!("mta-sts.{d}.test"))
+        .collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let ca = pki(dir.path(), &[("mx", &["mx.sts.test"]), ("web", &hosts)]);
     bridgehead_backend::tls_client::trust_extra_cas(&ca).unwrap();
     let zone = ZONE.replace("$INCLUDE hostile\n", &hostile_zone());
@@ -212,7 +214,13 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
     let bin = env!("CARGO_BIN_EXE_bridgehead");
     let shown = eventually("the TLS-RPT counts", || async {
         let out = admin_cli(bin, &c, &["tls", "report"]);
-        let all = ["\twrong.test\t", "\tsts.test\t", "\tplain.test\t"];
+        let all = [
+            "\twrong.test\t",
+            "\tsts.test\t",
+            "\tplain.test\t",
+            "\tsts-policy-fetch-error\t",
+            "\tsts-policy-invalid\t",
+        ];
         all.iter().all(|d| out.contains(d)).then_some(out)
     })
     .await;
@@ -232,6 +240,17 @@ async fn mta_sts_policies_are_fetched_cached_and_enforced() {
         line("plain.test").contains("\tno-policy-found\tsuccess\t"),
         "{shown}"
     );
+    // The policy hosts that misbehaved are counted too (RFC 8460 §4.3).
+    let counted = |domain: &str, result: &str| {
+        let (d, r) = (format!("\t{domain}\t"), format!("\t{result}\t"));
+        shown.lines().any(|l| l.contains(&d) && l.contains(&r))
+    };
+    assert!(
+        counted("redirect.test", "sts-policy-fetch-error"),
+        "{shown}"
+    );
+    assert!(counted("html.test", "sts-policy-invalid"), "{shown}");
+    assert!(counted("absurd.test", "sts-policy-invalid"), "{shown}");
 
     // This cluster publishes no policy of its own: the admin command says how to.
     let out = Command::new(env!("CARGO_BIN_EXE_bridgehead"))

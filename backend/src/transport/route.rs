@@ -96,7 +96,7 @@ impl Router {
             resolver,
             mx_port: config.mx_port,
             secrets: config.secrets.clone(),
-            sts: Sts::new(config.mta_sts_port),
+            sts: Sts::new(config.mta_sts_port, recorder.clone()),
             dane: config.dane_resolver.map(DaneResolver::new),
             recorder,
         }

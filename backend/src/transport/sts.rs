@@ -6,13 +6,14 @@
 //! (an attacker blocking the record or the policy host gets the old policy, §5.1); a cached
 //! policy is fetched again before it expires (§10.2), keeping the old one if that fails; with no
 //! policy at all, delivery is as without MTA-STS; `mode: none` is no policy.
-use super::policy::fetch;
+use super::policy::fetch::{self, FetchError};
 use super::policy::mta_sts::{parse_record, Mode, Policy};
+use super::tlsrpt::{self, Recorder};
 use crate::store::{CachedPolicy, Store};
 use hickory_resolver::TokioResolver;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a back-end keeps what it found out about a domain's policy before asking the
@@ -24,13 +25,16 @@ pub struct Sts {
     port: u16,
     /// What each domain's policy was, and when that was found out.
     recent: Mutex<HashMap<String, (Instant, Option<Policy>)>>,
+    /// TLS-RPT counts (policies that could not be fetched).
+    recorder: Arc<Recorder>,
 }
 
 impl Sts {
-    pub fn new(port: u16) -> Sts {
+    pub fn new(port: u16, recorder: Arc<Recorder>) -> Sts {
         Sts {
             port,
             recent: Mutex::new(HashMap::new()),
+            recorder,
         }
     }
 
@@ -90,6 +94,14 @@ impl Sts {
                 }
                 Err(e) => {
                     tracing::warn!(domain, error = %e, "MTA-STS policy not fetched; the cached one (if any) applies");
+                    let policy = match live {
+                        Some(c) => tlsrpt::sts_policy(domain, &c.policy),
+                        None => tlsrpt::sts_unknown(domain),
+                    };
+                    let result = tlsrpt::fetch_result_of(&e);
+                    let host = format!("mta-sts.{domain}");
+                    self.recorder
+                        .failure(&policy, result, &host, None, e.to_string());
                     live.map(|c| c.policy.clone())
                 }
             },
@@ -98,18 +110,20 @@ impl Sts {
         policy.filter(|p| p.mode != Mode::None)
     }
 
-    async fn fetch(&self, resolver: &TokioResolver, domain: &str) -> Result<Policy, String> {
+    async fn fetch(&self, resolver: &TokioResolver, domain: &str) -> Result<Policy, FetchError> {
         let host = format!("mta-sts.{domain}");
+        let no_address = |why: String| {
+            let io = std::io::Error::new(std::io::ErrorKind::NotFound, why);
+            FetchError::Connect(host.clone(), io)
+        };
         let ip = resolver
             .lookup_ip(format!("{host}."))
             .await
-            .map_err(|e| format!("address of {host}: {e}"))?
+            .map_err(|e| no_address(format!("address: {e}")))?
             .iter()
             .next()
-            .ok_or_else(|| format!("no address for {host}"))?;
-        fetch::fetch(&host, SocketAddr::new(ip, self.port))
-            .await
-            .map_err(|e| e.to_string())
+            .ok_or_else(|| no_address("no address".into()))?;
+        fetch::fetch(&host, SocketAddr::new(ip, self.port)).await
     }
 }
 

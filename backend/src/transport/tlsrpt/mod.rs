@@ -181,6 +181,9 @@ fn result_str(s: &str) -> &'static str {
         ValidationFailure,
         TlsaInvalid,
         DnssecInvalid,
+        StsPolicyFetchError,
+        StsPolicyInvalid,
+        StsWebpkiInvalid,
     ]
     .into_iter()
     .map(ResultType::as_str)
@@ -220,6 +223,34 @@ pub fn no_policy(domain: &str) -> ReportPolicy {
     ReportPolicy {
         domain: domain.to_string(),
         kind: report::PolicyType::NoPolicyFound,
+        strings: Vec::new(),
+        mx_hosts: Vec::new(),
+    }
+}
+
+/// The RFC 8460 result of a policy fetch that failed: the policy host's certificate did not
+/// verify, what it served was no valid policy, or it could not be had at all.
+pub fn fetch_result_of(e: &crate::transport::policy::fetch::FetchError) -> ResultType {
+    use crate::transport::policy::fetch::FetchError;
+    match e {
+        FetchError::Connect(_, io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            ResultType::StsWebpkiInvalid
+        }
+        FetchError::Policy(_) | FetchError::ContentType(_) => ResultType::StsPolicyInvalid,
+        _ => ResultType::StsPolicyFetchError,
+    }
+}
+
+/// A domain's MTA-STS policy that could not be had, as reported (the cached one's text when
+/// there is one).
+pub fn sts_unknown(domain: &str) -> ReportPolicy {
+    ReportPolicy {
+        domain: domain.to_string(),
+        kind: report::PolicyType::Sts,
         strings: Vec::new(),
         mx_hosts: Vec::new(),
     }

@@ -47,6 +47,9 @@ pub enum ResultType {
     ValidationFailure,
     TlsaInvalid,
     DnssecInvalid,
+    StsPolicyFetchError,
+    StsPolicyInvalid,
+    StsWebpkiInvalid,
 }
 
 impl ResultType {
@@ -59,6 +62,9 @@ impl ResultType {
             ResultType::ValidationFailure => "validation-failure",
             ResultType::TlsaInvalid => "tlsa-invalid",
             ResultType::DnssecInvalid => "dnssec-invalid",
+            ResultType::StsPolicyFetchError => "sts-policy-fetch-error",
+            ResultType::StsPolicyInvalid => "sts-policy-invalid",
+            ResultType::StsWebpkiInvalid => "sts-webpki-invalid",
         }
     }
 }
