@@ -62,7 +62,8 @@ pub async fn connect_checked(
         Check::WebPki => config(true),
         Check::Dane(records) => {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let verifier = crate::tls_dane::DaneVerifier::new(records.clone(), provider);
+            let signatures = AnyCertificate(provider);
+            let verifier = crate::tls_dane::DaneVerifier::new(records.clone(), signatures);
             let config = builder()
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))
@@ -158,7 +159,7 @@ fn config(verify: bool) -> Arc<ClientConfig> {
 
 /// Accepts any certificate, but still checks the handshake signatures.
 #[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyCertificate(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(

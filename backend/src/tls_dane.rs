@@ -3,11 +3,11 @@
 //! checked, §3.1.1), or when a certificate in the chain it presents matches a DANE-TA(2)
 //! record and the chain verifies up to that anchor for the host's name (§3.1.2). Anything
 //! else fails the handshake — the mail is not sent. The handshake signatures are always
-//! checked.
+//! checked, as `tls_client::AnyCertificate` checks them.
+use crate::tls_client::AnyCertificate;
 use crate::transport::policy::dane::{Tlsa, DANE_EE, DANE_TA};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
@@ -15,12 +15,16 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct DaneVerifier {
     records: Arc<Vec<Tlsa>>,
-    provider: Arc<CryptoProvider>,
+    /// The handshake signature checks (and the crypto provider).
+    signatures: AnyCertificate,
 }
 
 impl DaneVerifier {
-    pub fn new(records: Arc<Vec<Tlsa>>, provider: Arc<CryptoProvider>) -> DaneVerifier {
-        DaneVerifier { records, provider }
+    pub(crate) fn new(records: Arc<Vec<Tlsa>>, signatures: AnyCertificate) -> DaneVerifier {
+        DaneVerifier {
+            records,
+            signatures,
+        }
     }
 
     /// DANE-TA: the chain verifies, for `name`, up to a presented certificate that matches.
@@ -41,9 +45,11 @@ impl DaneVerifier {
             if roots.add(anchor.clone().into_owned()).is_err() {
                 continue;
             }
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                    .build();
+            let verifier = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                self.signatures.0.clone(),
+            )
+            .build();
             let Ok(verifier) = verifier else { continue };
             if verifier
                 .verify_server_cert(end_entity, intermediates, name, &[], now)
@@ -84,8 +90,7 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -94,13 +99,10 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }

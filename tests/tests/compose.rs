@@ -79,28 +79,7 @@ fn the_compose_stack_moves_mail_through_haproxy() {
     // The init job made the domain; the admin service adds a user (password on stdin).
     let init = stack.health_of("init", "{{.State.ExitCode}}");
     assert_eq!(init, "0", "{}", stack.logs());
-    let mut add = stack
-        .command(&[
-            "run",
-            "--rm",
-            "-T",
-            "admin",
-            "user",
-            "add",
-            "alice@example.org",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut add.stdin.take().unwrap(),
-        format!("{PASSWORD}\n").as_bytes(),
-    )
-    .unwrap();
-    let added = add.wait_with_output().unwrap();
-    assert!(added.status.success(), "admin user add: {}", text(&added));
+    add_user(&stack, "alice@example.org");
     let domains = stack.run(&["run", "--rm", "-T", "admin", "domain", "list"]);
     assert!(text(&domains).contains("example.org"), "{}", text(&domains));
 

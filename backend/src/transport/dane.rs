@@ -73,7 +73,8 @@ impl DaneResolver {
         let socket = UdpSocket::bind(bind).await?;
         socket.connect(self.server).await?;
         socket.send(query).await?;
-        let mut buf = vec![0u8; 65535];
+        // Room for the EDNS size asked for and more; anything longer comes truncated (TCP).
+        let mut buf = vec![0u8; 4096];
         loop {
             let n = socket.recv(&mut buf).await?;
             // Only the reply to this query (its id); anything else is ignored.

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 const NOTIFY_SUCCESS: u32 = 1;
 const NOTIFY_FAILURE: u32 = 2;
 const NOTIFY_DELAY: u32 = 4;
-const NOTIFY_NEVER: u32 = 8;
+pub(super) const NOTIFY_NEVER: u32 = 8;
 
 pub async fn settle(
     store: &Store,

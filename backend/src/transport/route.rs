@@ -110,23 +110,10 @@ impl Router {
                 reason: "no DNS resolver configured".into(),
             });
         };
-        match resolver.txt_lookup(name).await {
-            Ok(txt) => Ok(txt
-                .iter()
-                .map(|t| {
-                    let parts: Vec<u8> = t
-                        .txt_data()
-                        .iter()
-                        .flat_map(|p| p.iter().copied())
-                        .collect();
-                    String::from_utf8_lossy(&parts).into_owned()
-                })
-                .collect()),
-            Err(e) => Err(LookupError {
-                temporary: !(e.is_nx_domain() || no_data(&e)),
-                reason: e.to_string(),
-            }),
-        }
+        txt_records(resolver, name).await.map_err(|e| LookupError {
+            temporary: !(e.is_nx_domain() || no_data(&e)),
+            reason: e.to_string(),
+        })
     }
 
     pub async fn next_hop(&self, store: &Store, domain: &str, policies: Policies) -> NextHop {
@@ -210,10 +197,16 @@ impl Router {
             return self.addresses(resolver, domain, chosen).await;
         }
         let policy = self.sts.policy(store, resolver, domain).await;
+        // How hosts without DANE are reported (TLS-RPT), made once for all of them.
+        let sts_report = Arc::new(match &policy {
+            Some(p) => tlsrpt::sts_policy(domain, p),
+            None => tlsrpt::no_policy(domain),
+        });
         let mut chosen = Vec::new();
         let mut refused = Vec::new();
         for host in hosts {
-            match self.host_policy(policy.as_ref(), domain, host).await {
+            let sts = (policy.as_ref(), &sts_report);
+            match self.host_policy(sts, domain, host).await {
                 Ok(p) => chosen.push(p),
                 Err(why) => refused.push(why),
             }
@@ -230,10 +223,11 @@ impl Router {
         self.addresses(resolver, domain, chosen).await
     }
 
-    /// How `host` is to be reached (DANE first, then MTA-STS), or why it is not used.
+    /// How `host` is to be reached (DANE first, then the domain's MTA-STS policy and how it
+    /// is reported), or why it is not used.
     async fn host_policy(
         &self,
-        policy: Option<&Policy>,
+        (policy, sts_report): (Option<&Policy>, &Arc<ReportPolicy>),
         domain: &str,
         host: String,
     ) -> Result<HostPolicy, String> {
@@ -243,10 +237,13 @@ impl Router {
         };
         let (tls, tlsa, report) = match dane {
             Dane::Authenticate(records) => {
-                let report = tlsrpt::tlsa_policy(domain, &records);
+                let report = Arc::new(tlsrpt::tlsa_policy(domain, &records));
                 (TlsMode::Dane, Some(Arc::new(records)), report)
             }
-            Dane::EncryptOnly => (TlsMode::Required, None, tlsrpt::tlsa_policy(domain, &[])),
+            Dane::EncryptOnly => {
+                let report = Arc::new(tlsrpt::tlsa_policy(domain, &[]));
+                (TlsMode::Required, None, report)
+            }
             Dane::Unusable(why) => {
                 let report = tlsrpt::tlsa_policy(domain, &[]);
                 let failed = ResultType::DnssecInvalid;
@@ -254,28 +251,21 @@ impl Router {
                     .failure(&report, failed, &host, None, why.clone());
                 return Err(why);
             }
-            Dane::None => {
-                let report = match policy {
-                    Some(p) => tlsrpt::sts_policy(domain, p),
-                    None => tlsrpt::no_policy(domain),
-                };
-                match sts_mode(policy, domain, &host) {
-                    Ok(mode) => (mode, None, report),
-                    Err(why) => {
-                        let failed = ResultType::ValidationFailure;
-                        self.recorder
-                            .failure(&report, failed, &host, None, why.clone());
-                        return Err(why);
-                    }
+            Dane::None => match sts_mode(policy, domain, &host) {
+                Ok(mode) => (mode, None, sts_report.clone()),
+                Err(why) => {
+                    let failed = ResultType::ValidationFailure;
+                    self.recorder
+                        .failure(sts_report, failed, &host, None, why.clone());
+                    return Err(why);
                 }
-            }
+            },
         };
-        let report = Some(Arc::new(report));
         Ok(HostPolicy {
             host,
             tls,
             tlsa,
-            report,
+            report: Some(report),
         })
     }
 
@@ -356,6 +346,25 @@ fn sts_mode(policy: Option<&Policy>, domain: &str, host: &str) -> Result<TlsMode
             Ok(TlsMode::Opportunistic)
         }
     }
+}
+
+/// The TXT records at `name`, each one string (its parts joined, RFC 7208 §3.3).
+pub(super) async fn txt_records(
+    resolver: &TokioResolver,
+    name: &str,
+) -> Result<Vec<String>, hickory_resolver::ResolveError> {
+    let txt = resolver.txt_lookup(name).await?;
+    Ok(txt
+        .iter()
+        .map(|t| {
+            let parts: Vec<u8> = t
+                .txt_data()
+                .iter()
+                .flat_map(|p| p.iter().copied())
+                .collect();
+            String::from_utf8_lossy(&parts).into_owned()
+        })
+        .collect())
 }
 
 /// Whether the lookup found the name without MX records (NODATA, RFC 5321 §5.1: use the

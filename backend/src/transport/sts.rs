@@ -67,19 +67,9 @@ impl Sts {
 
     async fn find(&self, store: &Store, resolver: &TokioResolver, domain: &str) -> Option<Policy> {
         let cached = store.sts_policy(domain).await.ok().flatten();
-        let id = match resolver.txt_lookup(format!("_mta-sts.{domain}.")).await {
-            Ok(txt) => {
-                let records: Vec<String> = txt
-                    .iter()
-                    .map(|t| {
-                        t.txt_data()
-                            .iter()
-                            .map(|p| String::from_utf8_lossy(p))
-                            .collect()
-                    })
-                    .collect();
-                parse_record(records.iter().map(String::as_str)).ok()
-            }
+        let name = format!("_mta-sts.{domain}.");
+        let id = match super::route::txt_records(resolver, &name).await {
+            Ok(records) => parse_record(records.iter().map(String::as_str)).ok(),
             Err(_) => None,
         };
         let live = cached.as_ref().filter(|c| !c.expired);

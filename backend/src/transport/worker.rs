@@ -14,7 +14,7 @@ use super::policy;
 use super::report;
 use super::route::{NextHop, Policies, Router};
 use super::tlsrpt::{self, Recorder};
-use super::{Target, TlsMode, TransportConfig};
+use super::{Target, TransportConfig};
 use crate::envelope::Recipient;
 use crate::mailauth::signer::Signer;
 use crate::store::{DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Store};
@@ -287,7 +287,7 @@ impl Worker {
                     }
                     Err(e) => {
                         self.count_failure(t, &e);
-                        if matches!(t.tls, TlsMode::Verify | TlsMode::Dane) && e.is_tls_policy() {
+                        if t.tls.authenticated() && e.is_tls_policy() {
                             status = "4.7.5";
                             last_error = format!("{key}: TLS policy: {e}");
                         } else {

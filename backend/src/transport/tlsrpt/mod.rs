@@ -112,83 +112,57 @@ impl Recorder {
         c.detail = detail;
     }
 
-    /// Takes what was counted since the last call, as store rows.
-    pub fn take(&self) -> Vec<TlsCount> {
-        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
-        counts
-            .into_iter()
+    /// Takes what was counted since the last call.
+    pub fn take(&self) -> Taken {
+        Taken(std::mem::take(
+            &mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+
+    /// Puts back counts a flush could not store, for the next one.
+    pub fn restore(&self, taken: Taken) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, c) in taken.0 {
+            match counts.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.get_mut().sessions += c.sessions
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(c);
+                }
+            }
+        }
+    }
+}
+
+/// Counts taken from the recorder: added to the store, or given back if that fails.
+pub struct Taken(HashMap<Key, Counted>);
+
+impl Taken {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The counts as store rows.
+    pub fn rows(&self) -> Vec<TlsCount> {
+        self.0
+            .iter()
             .map(|(k, c)| TlsCount {
                 period_start: DateTime::from_timestamp(k.period_start, 0).unwrap_or_default(),
-                domain: k.domain,
+                domain: k.domain.clone(),
                 row: Row {
                     policy_type: k.policy_type.to_string(),
-                    policy_strings: c.strings,
-                    mx_hosts: c.mx_hosts,
+                    policy_strings: c.strings.clone(),
+                    mx_hosts: c.mx_hosts.clone(),
                     result_type: k.result_type.to_string(),
-                    receiving_mx: k.receiving_mx,
-                    receiving_ip: k.receiving_ip,
-                    detail: c.detail,
+                    receiving_mx: k.receiving_mx.clone(),
+                    receiving_ip: k.receiving_ip.clone(),
+                    detail: c.detail.clone(),
                     sessions: c.sessions,
                 },
             })
             .collect()
     }
-
-    /// Puts back counts a flush could not store, for the next one.
-    pub fn restore(&self, counts: Vec<TlsCount>) {
-        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        for c in counts {
-            let policy = ReportPolicy {
-                domain: c.domain,
-                kind: policy_type(&c.row.policy_type),
-                strings: c.row.policy_strings,
-                mx_hosts: c.row.mx_hosts,
-            };
-            let key = Key {
-                period_start: c.period_start.timestamp(),
-                domain: policy.domain.clone(),
-                policy_type: policy.kind.as_str(),
-                result_type: result_str(&c.row.result_type),
-                receiving_mx: c.row.receiving_mx,
-                receiving_ip: c.row.receiving_ip,
-            };
-            let entry = map.entry(key).or_insert_with(|| Counted {
-                strings: policy.strings,
-                mx_hosts: policy.mx_hosts,
-                detail: c.row.detail,
-                sessions: 0,
-            });
-            entry.sessions += c.row.sessions;
-        }
-    }
-}
-
-fn policy_type(s: &str) -> report::PolicyType {
-    match s {
-        "sts" => report::PolicyType::Sts,
-        "tlsa" => report::PolicyType::Tlsa,
-        _ => report::PolicyType::NoPolicyFound,
-    }
-}
-
-fn result_str(s: &str) -> &'static str {
-    use ResultType::*;
-    [
-        StarttlsNotSupported,
-        CertificateHostMismatch,
-        CertificateExpired,
-        CertificateNotTrusted,
-        ValidationFailure,
-        TlsaInvalid,
-        DnssecInvalid,
-        StsPolicyFetchError,
-        StsPolicyInvalid,
-        StsWebpkiInvalid,
-    ]
-    .into_iter()
-    .map(ResultType::as_str)
-    .find(|r| *r == s)
-    .unwrap_or("")
 }
 
 /// A domain's MTA-STS policy as reported.
@@ -310,14 +284,15 @@ mod tests {
             "x".into(),
         );
         let taken = r.take();
-        assert_eq!(taken.len(), 2);
+        let rows = taken.rows();
+        assert_eq!(rows.len(), 2);
         assert!(r.take().is_empty(), "taken once");
-        let ok = taken.iter().find(|c| c.row.result_type.is_empty()).unwrap();
+        let ok = rows.iter().find(|c| c.row.result_type.is_empty()).unwrap();
         assert_eq!(ok.row.sessions, 2);
         assert_eq!(ok.period_start.timestamp() % 86400, 0, "aligned to the day");
         r.restore(taken);
         r.success(&sts());
-        let again = r.take();
+        let again = r.take().rows();
         let ok = again.iter().find(|c| c.row.result_type.is_empty()).unwrap();
         assert_eq!(ok.row.sessions, 3, "restored counts add up");
         let failed = again

@@ -9,15 +9,14 @@ use super::Recorder;
 use crate::address::Address;
 use crate::envelope::Recipient;
 use crate::store::{Outbound, Store};
+// NOTIFY=NEVER: no report on a report.
+use crate::transport::report::NOTIFY_NEVER;
 use crate::transport::route::Router;
 use crate::transport::TransportConfig;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// NOTIFY=NEVER: no report on a report.
-const NOTIFY_NEVER: u32 = 8;
 
 /// Counts of periods this long past are forgotten (the admin view looks back that far).
 const KEPT: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -56,7 +55,7 @@ impl Chores {
         if counts.is_empty() {
             return;
         }
-        if let Err(e) = self.store.add_tls_counts(&counts).await {
+        if let Err(e) = self.store.add_tls_counts(&counts.rows()).await {
             tracing::warn!(error = %e, "TLS report counts not stored; kept for the next try");
             self.recorder.restore(counts);
         }
