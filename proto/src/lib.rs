@@ -13,5 +13,8 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 
 /// Most content bytes one `FetchMany` reply carries (well under gRPC's 4 MiB message limit).
 pub const FETCH_MANY_MAX_BYTES: usize = 1024 * 1024;
+/// Most messages one maildrop listing page (`Open`, `ListMore`) holds: about 0.7 MB encoded,
+/// well under gRPC's 4 MiB message limit, so a mailbox of any size can be listed.
+pub const LISTING_PAGE: usize = 65_536;
 /// Most messages one `FetchMany` asks for.
 pub const FETCH_MANY_MAX_UIDS: usize = 64;

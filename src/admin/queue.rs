@@ -6,8 +6,13 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum QueueCmd {
-    /// Every queued message: id, age, attempts, next attempt, last error, recipients.
-    List,
+    /// The queued messages, oldest first: id, age, attempts, next attempt, last error,
+    /// recipients (fetched a page at a time, however long the queue).
+    List {
+        /// Show at most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// One message in detail, recipient by recipient.
     Show {
         queue_id: String,
@@ -60,15 +65,7 @@ pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
         queue_id: id.to_string(),
     };
     match cmd {
-        QueueCmd::List => {
-            let entries = c.list_queue(pb::Empty {}).await?.into_inner().entries;
-            if entries.is_empty() {
-                println!("the queue is empty");
-            }
-            for e in entries {
-                print_entry(&e, false);
-            }
-        }
+        QueueCmd::List { limit } => list(c, limit.unwrap_or(u64::MAX)).await?,
         QueueCmd::Show { queue_id } => {
             print_entry(&c.show_queued(req(&queue_id)).await?.into_inner(), true)
         }
@@ -100,6 +97,30 @@ pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Up to `limit` entries, page by page.
+async fn list(c: &mut Client, limit: u64) -> Result<()> {
+    let (mut shown, mut after) = (0u64, 0);
+    if limit == 0 {
+        return Ok(());
+    }
+    loop {
+        let want = (limit - shown).min(1_000) as u32;
+        let req = pb::QueueListRequest { limit: want, after };
+        let page = c.list_queue(req).await?.into_inner();
+        if shown == 0 && page.entries.is_empty() {
+            println!("the queue is empty");
+        }
+        shown += page.entries.len() as u64;
+        for e in &page.entries {
+            print_entry(e, false);
+        }
+        if page.next == 0 || shown >= limit {
+            return Ok(());
+        }
+        after = page.next;
+    }
 }
 
 fn print_entry(e: &pb::QueueEntry, detail: bool) {

@@ -14,7 +14,10 @@
 #         authentication checks on (the latter against a private Knot, when installed), and
 #         with every message forwarded out (SRS, ARC seal); and with rspamd as a milter on
 #         both sides (when installed);
-#   POP3: login only and RETR of every message, at 1, 4 and 10 sessions.
+#   POP3: login only and RETR of every message, at 1, 4 and 10 sessions;
+#   the ceiling: pgbench on the cluster's own PostgreSQL, one durable 10 KiB insert per
+#         transaction at 50 clients, and Bridgehead's SMTP accept rate at 50 connections as
+#         a fraction of it (how close the store comes to what PostgreSQL itself can commit).
 # Never touches non-loopback addresses; stops everything it started, by PID, on exit.
 #
 #   tests/bench/compare.sh                 the full run (a few minutes)
@@ -295,6 +298,24 @@ PY
   row "SMTP accept, 50 conn × 10 msg, rspamd milter (both)" "$(json "$WORK/bh-rspamd.json" 'd["messages_per_s"]')" "$pf_rs"
 fi
 
+# The ceiling: PostgreSQL's own rate for the same durable 10 KiB insert at the same
+# concurrency, on the same server, against Bridgehead's accept rate at 50 × 10.
+CEILING=
+if command -v pgbench >/dev/null; then
+  BPG="$WORK/bh/postgres"
+  export PGPASSWORD; PGPASSWORD=$(cat "$BPG/pg-password")
+  BPG_ARGS=(-h 127.0.0.1 -p "$(sed -n 4p "$BPG/pgdata/postmaster.pid")" -U bridgehead -d bridgehead)
+  psql "${BPG_ARGS[@]}" -qc "CREATE TABLE pgbench_blob AS SELECT decode(string_agg(md5(g::text), ''), 'hex') AS data
+      FROM generate_series(1, 640) g; CREATE TABLE pgbench_mail (id bigserial PRIMARY KEY, data bytea)"
+  echo 'INSERT INTO pgbench_mail (data) SELECT data FROM pgbench_blob;' >"$WORK/insert.sql"
+  pgbench "${BPG_ARGS[@]}" -n -c 50 -j 2 -T "$([ -n "${QUICK:-}" ] && echo 3 || echo 10)" \
+    -f "$WORK/insert.sql" >"$WORK/pgbench.out" 2>&1
+  PGB=$(awk '/^tps = /{print $3; exit}' "$WORK/pgbench.out")
+  BH50=$(json "$WORK/bh-smtp-50-10.json" 'd["messages_per_s"]')
+  CEILING="Bridgehead SMTP accept (50 × 10) $(printf '%.0f' "$BH50") msg/s against pgbench's $(printf '%.0f' "$PGB") durable 10 KiB inserts/s at 50 clients: $(ratio "$BH50" "$PGB") of PostgreSQL's own rate"
+  psql "${BPG_ARGS[@]}" -qc "DROP TABLE pgbench_blob, pgbench_mail"
+fi
+
 for s in 1 4 10; do pop3_row login "$s" "$LOGINS"; done
 for s in 1 4 10; do pop3_row retr-all "$s" "$RETR_SESSIONS"; done
 
@@ -309,3 +330,4 @@ for r in "${ROWS[@]}"; do
   IFS='|' read -r name a b <<<"$r"
   printf '| %s | %.0f | %.0f | %s |\n' "$name" "$a" "$b" "$(ratio "$a" "$b")"
 done
+if [ -n "$CEILING" ]; then echo; echo "$CEILING"; fi

@@ -69,7 +69,8 @@ async fn pipelined_commands_in_one_write() {
     c.stop().await;
 }
 
-/// A client reading its mailbox in order gets small messages read ahead in batches; each
+/// A client reading its mailbox in order gets small messages read ahead in batches (the next
+/// one asked for while it reads the current one); each
 /// arrives exactly and dot-stuffed, whether it came from a batch, from the read-ahead or (a
 /// big one) streamed on its own, and a deletion in between changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +96,10 @@ async fn messages_read_ahead_arrive_exactly() {
         let want = format!("+OK {} octets\r\n{stuffed}.\r\n", body.len());
         assert!(got == want, "message {} differs", i + 1);
     }
-    // Three batches (1-7 without the deleted 3, 9-24, 25-40) and the big one on its own.
-    assert_eq!(c.backend_calls("fetch_many"), 3);
+    // Four batches — 1 with 2, 4 and 5 (the deleted 3 left out), then 6-7 asked for in the
+    // background while the client read those; 9 with 10-25, then 26-40 in the background —
+    // and the big one on its own.
+    assert_eq!(c.backend_calls("fetch_many"), 4);
     assert_eq!(c.backend_calls("fetch"), 1);
     s.send(b"RETR 3\r\n").await;
     assert!(s.line().await.starts_with("-ERR"), "deleted");
@@ -395,5 +398,48 @@ async fn idle_sessions_are_closed() {
     assert_eq!(s.line().await, "-ERR Autologout; idle for too long\r\n");
     assert!(s.closed().await);
     login(&c).await; // the lease was released
+    c.stop().await;
+}
+
+/// A mailbox bigger than one listing page (65,536 messages) opens whole: the back-end sends
+/// the first page with the login and the front-end asks for the rest (`ListMore`); STAT, UIDL
+/// and LIST count every message, in order, and QUIT deletes from the far end of the listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_bigger_than_a_listing_page_is_listed_whole() {
+    let c = plaintext_cluster().await;
+    c.deliver(USER, b"Subject: one\r\n\r\nbody\r\n").await;
+    // 70,000 more rows that share the first message's content (the store's bulk path).
+    let db = sqlx::PgPool::connect(&c.database_url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO messages (account_id, uid, content_id, prefix, size)
+         SELECT m.account_id, m.uid + g, m.content_id, m.prefix, m.size
+         FROM messages m, generate_series(1, 70000) g
+         WHERE m.account_id = (SELECT id FROM accounts WHERE address = '{USER}');
+         UPDATE accounts SET next_uid = next_uid + 70000, message_count = 70001
+         WHERE address = '{USER}'"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    let first = c.uids(USER).await[0];
+    let mut s = login(&c).await;
+    s.send(b"STAT\r\n").await;
+    assert!(s.line().await.starts_with("+OK 70001 "));
+    s.send(b"UIDL\r\n").await;
+    let uidl = s.multiline().await;
+    let lines: Vec<&str> = uidl.split("\r\n").collect();
+    assert_eq!(lines.len(), 70001 + 3, "+OK, every message, \".\", the end");
+    for (i, line) in lines[1..70002].iter().enumerate() {
+        assert_eq!(*line, format!("{} {}", i + 1, first + i as i64));
+    }
+    s.send(b"LIST 70001\r\n").await;
+    assert!(s.line().await.starts_with("+OK 70001 "));
+    s.send(b"DELE 70001\r\n").await;
+    assert!(s.line().await.starts_with("+OK"));
+    s.send(b"QUIT\r\n").await;
+    assert!(s.line().await.contains("(1 messages deleted)"));
+    let left = c.uids(USER).await;
+    assert_eq!((left.len(), left.last()), (70000, Some(&(first + 69999))));
     c.stop().await;
 }

@@ -195,10 +195,22 @@ impl pb::admin_server::Admin for Services {
         }))
     }
 
-    async fn list_queue(&self, _: Request<pb::Empty>) -> Reply<pb::QueueList> {
-        let entries = self.store.queue_list().await?;
+    async fn list_queue(&self, req: Request<pb::QueueListRequest>) -> Reply<pb::QueueList> {
+        let req = req.into_inner();
+        let limit = match req.limit {
+            0 => 1_000,
+            n => i64::from(n.min(10_000)),
+        };
+        let mut entries = self.store.queue_page(req.after, limit + 1).await?;
+        let more = entries.len() as i64 > limit;
+        entries.truncate(limit as usize);
+        let next = match entries.last() {
+            Some(last) if more => last.id,
+            _ => 0,
+        };
         Ok(Response::new(pb::QueueList {
             entries: entries.into_iter().map(queue_entry).collect(),
+            next,
         }))
     }
 

@@ -3,9 +3,13 @@ use super::convert::{account, entry, failure, lease, lease_secs, required};
 use super::Services;
 use crate::auth::LoginOutcome;
 use bridgehead_proto::v1 as pb;
+use bridgehead_proto::LISTING_PAGE;
 use futures::StreamExt;
 use std::pin::Pin;
 use tonic::{Request, Response, Status};
+
+/// A listing page as the store is asked for it.
+const PAGE: i64 = LISTING_PAGE as i64;
 
 type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Chunk, Status>> + Send>>;
 
@@ -33,7 +37,7 @@ impl pb::maildrop_server::Maildrop for Services {
         {
             return Ok(reply(Outcome::InUse(pb::InUse {})));
         }
-        let listing = match self.store.listing(account_id).await {
+        let listing = match self.first_page(account_id).await {
             Ok(l) => l,
             Err(e) => {
                 let _ = self
@@ -45,8 +49,29 @@ impl pb::maildrop_server::Maildrop for Services {
         };
         Ok(reply(Outcome::Opened(pb::MaildropListing {
             account: account(&outcome, Vec::new()),
-            messages: listing.iter().map(entry).collect(),
+            ..listing
         })))
+    }
+
+    async fn list_more(
+        &self,
+        req: Request<pb::ListMoreRequest>,
+    ) -> Result<Response<pb::MaildropPage>, Status> {
+        let req = req.into_inner();
+        let l = lease(req.lease)?;
+        self.store
+            .check_lease(l.account_id, &l.session_token)
+            .await?;
+        let mut page = self
+            .store
+            .listing_page(l.account_id, req.after_uid, req.through_uid, PAGE + 1)
+            .await?;
+        let more = page.len() > LISTING_PAGE;
+        page.truncate(LISTING_PAGE);
+        Ok(Response::new(pb::MaildropPage {
+            messages: page.iter().map(entry).collect(),
+            more,
+        }))
     }
 
     async fn renew(&self, req: Request<pb::LeaseRef>) -> Result<Response<pb::RenewReply>, Status> {
@@ -128,4 +153,27 @@ fn reply(outcome: pb::open_reply::Outcome) -> Response<pb::OpenReply> {
     Response::new(pb::OpenReply {
         outcome: Some(outcome),
     })
+}
+
+impl Services {
+    /// The first page of a maildrop listing; with `more`, where the whole listing ends.
+    async fn first_page(&self, account_id: i64) -> crate::store::Result<pb::MaildropListing> {
+        let mut page = self
+            .store
+            .listing_page(account_id, 0, i64::MAX, PAGE + 1)
+            .await?;
+        let more = page.len() > LISTING_PAGE;
+        page.truncate(LISTING_PAGE);
+        let through_uid = if more {
+            self.store.last_uid(account_id).await?
+        } else {
+            0
+        };
+        Ok(pb::MaildropListing {
+            account: None,
+            messages: page.iter().map(entry).collect(),
+            more,
+            through_uid,
+        })
+    }
 }

@@ -20,6 +20,46 @@ pub struct MessageEntry {
 /// A message's octets, in order, ending when the message (or its TOP part) ends.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>>> + Send>>;
 
+/// A page of a listing: one range scan of the primary key ($1 account, $2 after, $3 through,
+/// $4 limit).
+pub const LISTING_PAGE_SQL: &str =
+    "SELECT uid, size FROM messages WHERE account_id = $1 AND uid > $2 AND uid <= $3
+     ORDER BY uid LIMIT $4";
+
+/// One message and its first chunk, while the lease is held ($1 account, $2 uid, $3 token).
+pub const FETCH_SQL: &str = "SELECT m.prefix, m.content_id, c.chunks, ch.data
+             FROM messages m
+             JOIN contents c ON c.id = m.content_id
+             JOIN content_chunks ch ON ch.content_id = m.content_id AND ch.seq = 0
+             WHERE m.account_id = $1 AND m.uid = $2
+               AND EXISTS (SELECT 1 FROM maildrop_leases l
+                           WHERE l.account_id = $1 AND l.session_token = $3)";
+
+/// Small whole messages, in the order asked ($1 account, $2 uids, $3 token). Each asked UID
+/// is probed by the full key, then its content by its key (the OFFSET keeps the planner from
+/// flattening the lateral probe into a join), whatever the planner believes the tables hold:
+/// on stale statistics `uid = ANY` scanned the whole mailbox, and a flattened join all of
+/// content_chunks.
+pub const FETCH_SMALL_SQL: &str = "SELECT w.uid, m.prefix, m.data
+             FROM unnest($2::bigint[]) WITH ORDINALITY AS w(uid, ord)
+             CROSS JOIN LATERAL (
+               SELECT msg.prefix, ch.data FROM messages msg
+               JOIN contents c ON c.id = msg.content_id AND c.chunks = 1
+               JOIN content_chunks ch ON ch.content_id = msg.content_id AND ch.seq = 0
+               WHERE msg.account_id = $1 AND msg.uid = w.uid OFFSET 0) m
+             WHERE EXISTS (SELECT 1 FROM maildrop_leases l
+                           WHERE l.account_id = $1 AND l.session_token = $3)
+             ORDER BY w.ord";
+
+/// QUIT's deletions ($1 account, $2 uids): each UID probed by the full key, as in
+/// `FETCH_SMALL_SQL`; message rows are never updated, so their row addresses hold for the
+/// statement.
+pub const COMMIT_DELETE_SQL: &str = "DELETE FROM messages WHERE ctid = ANY(ARRAY(
+               SELECT m.ctid FROM unnest($2::bigint[]) AS d(uid)
+               CROSS JOIN LATERAL (SELECT ctid FROM messages
+                                   WHERE account_id = $1 AND uid = d.uid OFFSET 0) m))
+             RETURNING content_id, size";
+
 impl Store {
     /// Takes the lease for `token`; false when another live session holds it.
     pub async fn acquire_lease(&self, account: i64, token: &str, secs: u32) -> Result<bool> {
@@ -66,19 +106,50 @@ impl Store {
         Ok(())
     }
 
-    /// Every message of the mailbox, oldest first.
+    /// Every message of the mailbox, oldest first (for tools and tests: a POP3 session lists
+    /// in pages, `listing_page`).
     pub async fn listing(&self, account: i64) -> Result<Vec<MessageEntry>> {
-        let rows = sqlx::query("SELECT uid, size FROM messages WHERE account_id = $1 ORDER BY uid")
+        self.listing_page(account, 0, i64::MAX, i64::MAX).await
+    }
+
+    /// Up to `limit` messages with `after < uid <= through`, oldest first: one range scan of
+    /// the primary key, however big the mailbox.
+    pub async fn listing_page(
+        &self,
+        account: i64,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageEntry>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(LISTING_PAGE_SQL)
             .bind(account)
+            .bind(after)
+            .bind(through)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
-            .iter()
-            .map(|r| MessageEntry {
-                uid: r.get("uid"),
-                size: r.get("size"),
-            })
+            .into_iter()
+            .map(|(uid, size)| MessageEntry { uid, size })
             .collect())
+    }
+
+    /// The highest UID in the mailbox now (0 when empty): where a paged listing ends.
+    pub async fn last_uid(&self, account: i64) -> Result<i64> {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT max(uid) FROM messages WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Fails with `LeaseLost` unless `token` holds the lease of `account`.
+    pub async fn check_lease(&self, account: i64, token: &str) -> Result<()> {
+        match self.why_not_found(account, token).await? {
+            StoreError::LeaseLost => Err(StoreError::LeaseLost),
+            _ => Ok(()),
+        }
     }
 
     /// Streams message `uid` (all of it, or for TOP only the header and `top` body lines),
@@ -91,20 +162,12 @@ impl Store {
         uid: i64,
         top: Option<u32>,
     ) -> Result<MessageStream> {
-        let row = sqlx::query(
-            "SELECT m.prefix, m.content_id, c.chunks, ch.data
-             FROM messages m
-             JOIN contents c ON c.id = m.content_id
-             JOIN content_chunks ch ON ch.content_id = m.content_id AND ch.seq = 0
-             WHERE m.account_id = $1 AND m.uid = $2
-               AND EXISTS (SELECT 1 FROM maildrop_leases l
-                           WHERE l.account_id = $1 AND l.session_token = $3)",
-        )
-        .bind(account)
-        .bind(uid)
-        .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(FETCH_SQL)
+            .bind(account)
+            .bind(uid)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Err(self.why_not_found(account, token).await?);
         };
@@ -137,23 +200,12 @@ impl Store {
         uids: &[i64],
         max_bytes: usize,
     ) -> Result<Vec<(i64, Vec<u8>)>> {
-        let rows = sqlx::query(
-            // `uid = ANY` keeps both key columns in the index condition: the asked rows
-            // are probed, never the whole mailbox, whatever the planner thinks it holds.
-            "SELECT m.uid, m.prefix, ch.data
-             FROM messages m
-             JOIN contents c ON c.id = m.content_id AND c.chunks = 1
-             JOIN content_chunks ch ON ch.content_id = m.content_id AND ch.seq = 0
-             WHERE m.account_id = $1 AND m.uid = ANY($2)
-               AND EXISTS (SELECT 1 FROM maildrop_leases l
-                           WHERE l.account_id = $1 AND l.session_token = $3)
-             ORDER BY array_position($2, m.uid)",
-        )
-        .bind(account)
-        .bind(uids)
-        .bind(token)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(FETCH_SMALL_SQL)
+            .bind(account)
+            .bind(uids)
+            .bind(token)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut total = 0;
         for row in rows {
@@ -208,13 +260,11 @@ impl Store {
                 Err(StoreError::LeaseLost)
             };
         }
-        let deleted: Vec<(i64, i64)> = sqlx::query_as(
-            "DELETE FROM messages WHERE account_id = $1 AND uid = ANY($2) RETURNING content_id, size",
-        )
-        .bind(account)
-        .bind(uids)
-        .fetch_all(&mut *tx)
-        .await?;
+        let deleted: Vec<(i64, i64)> = sqlx::query_as(COMMIT_DELETE_SQL)
+            .bind(account)
+            .bind(uids)
+            .fetch_all(&mut *tx)
+            .await?;
         let bytes: i64 = deleted.iter().map(|d| d.1).sum();
         sqlx::query(
             "UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3

@@ -29,6 +29,15 @@ pub use delivery::{ContentWriter, Delivered, Held, Outbound};
 pub use directory::{DomainSettings, GroupInfo};
 pub use dkim::DkimKey;
 pub use maildrop::{MessageEntry, MessageStream};
+
+/// The POP3 hot path's statements by name, for the test that holds their plans to key
+/// probes whatever the statistics say (`tests/tests/store_plans.rs`).
+pub const HOT_QUERIES: [(&str, &str); 4] = [
+    ("listing page", maildrop::LISTING_PAGE_SQL),
+    ("fetch", maildrop::FETCH_SQL),
+    ("fetch small", maildrop::FETCH_SMALL_SQL),
+    ("commit delete", maildrop::COMMIT_DELETE_SQL),
+];
 pub use mta_sts::CachedPolicy;
 pub use penalties::{AuthKeys, LoginCheck, LoginGate, PenaltyCurve};
 pub use quarantine::HeldEntry;

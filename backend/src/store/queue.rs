@@ -248,10 +248,22 @@ impl Store {
         Ok(())
     }
 
-    /// Every entry, oldest first (for `admin queue list`).
+    /// Every entry, oldest first (for tools and tests; `admin queue list` pages).
     pub async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM outbound_queue ORDER BY created_at, id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        self.queue_page(0, i64::MAX).await
+    }
+
+    /// Up to `limit` entries after entry `after` (0: from the start), oldest first: a range
+    /// scan of the primary key, as cheap on page 1,000 as on page 1.
+    pub async fn queue_page(&self, after: i64, limit: i64) -> Result<Vec<QueuedMessage>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbound_queue WHERE id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         self.with_recipients(rows).await
     }
 
@@ -461,13 +473,26 @@ fn require_some(rows: u64, queue_id: Option<&str>) -> Result<u64> {
 }
 
 impl Store {
-    /// Messages in the queue and the age in seconds of the oldest (for metrics).
+    /// Messages in the queue and the age in seconds of the oldest (for metrics). Exact up
+    /// to `EXACT_DEPTH`, beyond that PostgreSQL's estimate: never a scan of a long queue.
     pub async fn queue_stats(&self) -> Result<(i64, i64)> {
-        let (n, age): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbound_queue",
+        let (n, estimate, age): (i64, f32, Option<f64>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbound_queue LIMIT $1) q),
+                    (SELECT reltuples FROM pg_class WHERE oid = 'outbound_queue'::regclass),
+                    (SELECT extract(epoch FROM now() - created_at)::float8
+                     FROM outbound_queue ORDER BY id LIMIT 1)",
         )
+        .bind(EXACT_DEPTH + 1)
         .fetch_one(&self.pool)
         .await?;
-        Ok((n, age.unwrap_or(0.0) as i64))
+        let depth = if n > EXACT_DEPTH {
+            (estimate as i64).max(n)
+        } else {
+            n
+        };
+        Ok((depth, age.unwrap_or(0.0) as i64))
     }
 }
+
+/// Queue depths up to this are counted exactly for the metrics.
+const EXACT_DEPTH: i64 = 10_000;

@@ -63,22 +63,57 @@ impl Backends {
             async move { MaildropClient::new(ch).open(req).await }
         });
         match reply.await?.into_inner().outcome {
-            Some(Outcome::Opened(m)) => Ok(OpenOutcome::Opened {
-                account_id: m.account.map(|a| a.account_id).unwrap_or_default(),
-                messages: m
-                    .messages
-                    .iter()
-                    .map(|e| ListedMessage {
-                        uid: e.uid,
-                        size: e.size,
-                    })
-                    .collect(),
-            }),
+            Some(Outcome::Opened(m)) => {
+                let account_id = m.account.map(|a| a.account_id).unwrap_or_default();
+                let mut messages: Vec<_> = listed(&m.messages).collect();
+                if m.more {
+                    let lease = Lease {
+                        account_id,
+                        ..lease.clone()
+                    };
+                    if let Err(e) = self.list_more(&lease, m.through_uid, &mut messages).await {
+                        // The session never starts: give the lease back at once.
+                        let _ = self.release(&lease).await;
+                        return Err(e);
+                    }
+                }
+                Ok(OpenOutcome::Opened {
+                    account_id,
+                    messages,
+                })
+            }
             Some(Outcome::AuthFailed(f)) => Ok(OpenOutcome::AuthFailed {
                 delay: Duration::from_millis(u64::from(f.delay_ms)),
             }),
             Some(Outcome::InUse(_)) => Ok(OpenOutcome::InUse),
             None => Err(CallError::Refused("empty reply to Open".into())),
+        }
+    }
+
+    /// The rest of a listing too big for one reply, page by page, up to `through_uid`.
+    async fn list_more(
+        &self,
+        lease: &Lease,
+        through_uid: i64,
+        messages: &mut Vec<ListedMessage>,
+    ) -> Result<(), CallError> {
+        loop {
+            let req = pb::ListMoreRequest {
+                lease: Some(lease_ref(lease)),
+                after_uid: messages.last().map_or(0, |m| m.uid),
+                through_uid,
+            };
+            let page = self
+                .idempotent("list_more", |ch| {
+                    let req = req.clone();
+                    async move { MaildropClient::new(ch).list_more(req).await }
+                })
+                .await?
+                .into_inner();
+            messages.extend(listed(&page.messages));
+            if !page.more || page.messages.is_empty() {
+                return Ok(());
+            }
         }
     }
 
@@ -157,6 +192,13 @@ impl Backends {
         .await
         .map(|_| ())
     }
+}
+
+fn listed(entries: &[pb::MessageEntry]) -> impl Iterator<Item = ListedMessage> + '_ {
+    entries.iter().map(|e| ListedMessage {
+        uid: e.uid,
+        size: e.size,
+    })
 }
 
 fn lease_ref(l: &Lease) -> pb::LeaseRef {

@@ -177,6 +177,14 @@ impl Driver {
     async fn execute(&mut self, action: Action) -> io::Result<Option<Event<'static>>> {
         match action {
             Action::Send(bytes) => self.wire.out.extend_from_slice(&bytes),
+            Action::SendListing(mut listing) => {
+                while !self
+                    .session
+                    .listing_chunk(&mut listing, &mut self.wire.out, FLUSH_AT)
+                {
+                    self.flush().await?;
+                }
+            }
             Action::StartTls => {
                 let acceptor = self
                     .ctx
@@ -261,9 +269,10 @@ impl Driver {
                     .get_or_create(&POP3)
                     .inc();
                 self.lease = Some(lease);
+                // Same layout: collected in place, no second copy of a big listing.
                 LoginResult::Opened(
                     messages
-                        .iter()
+                        .into_iter()
                         .map(|m| Listed {
                             uid: m.uid,
                             size: m.size,

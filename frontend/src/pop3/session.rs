@@ -65,6 +65,10 @@ pub enum Event<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Send(Vec<u8>),
+    /// Send a multi-line LIST or UIDL listing, piece by piece: the driver calls
+    /// `Session::listing_chunk` until it says done, flushing between pieces, so a listing of
+    /// a million messages never sits whole in memory.
+    SendListing(Listing),
     StartTls,
     Login {
         user: String,
@@ -85,6 +89,14 @@ pub enum Action {
     /// Give the maildrop lease back without deleting anything.
     Release,
     Close,
+}
+
+/// Where a multi-line listing is: which one, and the next message index to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    pub(super) uids: bool,
+    pub(super) next: usize,
+    pub(super) started: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +139,15 @@ impl Session {
         match self.state {
             State::SaslPlain | State::SaslLoginUser | State::SaslLoginPass { .. } => MAX_SASL_LINE,
             _ => MAX_COMMAND_LINE,
+        }
+    }
+
+    /// The next piece of a listing an `Action::SendListing` asked for, appended to `out` up
+    /// to about `max` octets; true when the listing has ended.
+    pub fn listing_chunk(&self, listing: &mut Listing, out: &mut Vec<u8>, max: usize) -> bool {
+        match &self.state {
+            State::Transaction(md) => md.listing_chunk(listing, out, max),
+            _ => true,
         }
     }
 

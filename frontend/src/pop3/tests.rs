@@ -57,6 +57,11 @@ impl Harness {
                     self.out.extend_from_slice(&b);
                     None
                 }
+                Action::SendListing(mut listing) => {
+                    // Tiny pieces: a listing must come out whole however it is cut.
+                    while !self.session.listing_chunk(&mut listing, &mut self.out, 1) {}
+                    None
+                }
                 Action::StartTls => {
                     self.tls_started = true;
                     Some(Event::TlsStarted)

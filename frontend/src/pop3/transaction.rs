@@ -1,7 +1,7 @@
 //! TRANSACTION and UPDATE state commands (RFC 1939 §5, §6, §7): STAT, LIST, RETR, DELE,
 //! NOOP, RSET, TOP, UIDL, QUIT. Sizes are exact octets before dot-stuffing.
 use super::parse::Command;
-use super::session::{err, ok, Action, Listed, Maildrop, Session, State};
+use super::session::{err, ok, Action, Listed, Listing, Maildrop, Session, State};
 use std::fmt::Write;
 
 pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
@@ -13,12 +13,12 @@ pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
             let (n, octets) = md.totals();
             vec![ok(&format!("{n} {octets}"))]
         }
-        Command::List(None) => vec![md.multiline(|i, m| format!("{} {}", i + 1, m.size))],
+        Command::List(None) => vec![Action::SendListing(Listing::new(false))],
         Command::List(Some(n)) => match md.get(n) {
             Ok(m) => vec![ok(&format!("{n} {}", m.size))],
             Err(e) => vec![err(e)],
         },
-        Command::Uidl(None) => vec![md.multiline(|i, m| format!("{} {}", i + 1, m.uid))],
+        Command::Uidl(None) => vec![Action::SendListing(Listing::new(true))],
         Command::Uidl(Some(n)) => match md.get(n) {
             Ok(m) => vec![ok(&format!("{n} {}", m.uid))],
             Err(e) => vec![err(e)],
@@ -76,9 +76,10 @@ pub(super) fn command(s: &mut Session, cmd: Command) -> Vec<Action> {
 /// Messages of at most this size are read ahead…
 const READ_AHEAD_MAX_MESSAGE: i64 = 64 * 1024;
 /// …up to this many octets…
-const READ_AHEAD_BUDGET: i64 = 256 * 1024;
-/// …and this many messages at once.
-const READ_AHEAD_MAX: usize = 16;
+const READ_AHEAD_BUDGET: i64 = 512 * 1024;
+/// …and this many messages at once: two batches, the driver fetches the first along with the
+/// message asked for and the second in the background while the client reads.
+const READ_AHEAD_MAX: usize = 32;
 
 /// After RETR of message `n` (small itself), the messages that follow it and are not marked
 /// deleted, in order, while each is small and they fit the budget together.
@@ -142,17 +143,54 @@ impl Maildrop {
             .fold((0, 0), |(n, o), (_, m)| (n + 1, o + m.size))
     }
 
-    /// "+OK", one line per live message, ".".
-    fn multiline(&self, line: impl Fn(usize, &Listed) -> String) -> Action {
-        let (n, octets) = self.totals();
-        let mut out = String::with_capacity(32 + n * 16);
-        let _ = write!(out, "+OK {n} messages ({octets} octets)\r\n");
-        for (i, m) in self.live() {
-            out.push_str(&line(i, m));
-            out.push_str("\r\n");
+    /// Appends the next lines of `listing` to `out` (at least one) until it holds `max`
+    /// octets or the listing ends ("+OK" first, one line per live message, "." last). True when it ended.
+    pub(super) fn listing_chunk(
+        &self,
+        listing: &mut Listing,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> bool {
+        if !listing.started {
+            let (n, octets) = self.totals();
+            let _ = write!(Bytes(out), "+OK {n} messages ({octets} octets)\r\n");
+            listing.started = true;
         }
-        out.push_str(".\r\n");
-        Action::Send(out.into_bytes())
+        loop {
+            let i = listing.next;
+            let Some(m) = self.messages.get(i) else {
+                out.extend_from_slice(b".\r\n");
+                return true;
+            };
+            listing.next += 1;
+            if !self.deleted[i] {
+                let value = if listing.uids { m.uid } else { m.size };
+                let _ = write!(Bytes(out), "{} {value}\r\n", i + 1);
+            }
+            if out.len() >= max {
+                return false;
+            }
+        }
+    }
+}
+
+impl Listing {
+    fn new(uids: bool) -> Listing {
+        Listing {
+            uids,
+            next: 0,
+            started: false,
+        }
+    }
+}
+
+/// `write!` straight into a byte buffer (no String per line).
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -221,8 +259,43 @@ mod read_ahead_tests {
     #[test]
     fn read_ahead_keeps_to_its_budget() {
         let mut s = session(&[60 * 1024; 10]);
-        assert_eq!(ahead(&mut s, b"RETR 1\r\n"), vec![20, 30, 40]);
+        assert_eq!(
+            ahead(&mut s, b"RETR 1\r\n"),
+            vec![20, 30, 40, 50, 60, 70, 80]
+        );
         let mut s = session(&[100; 40]);
         assert_eq!(ahead(&mut s, b"RETR 1\r\n").len(), READ_AHEAD_MAX);
+    }
+
+    #[test]
+    fn a_big_listing_comes_in_bounded_pieces_and_whole() {
+        let mut s = session(&vec![100; 100_000]);
+        s.handle(Event::Line(b"DELE 3"));
+        let mut listing = match s.handle(Event::Line(b"UIDL")).pop() {
+            Some(Action::SendListing(listing)) => listing,
+            other => panic!("UIDL is a streamed listing: {other:?}"),
+        };
+        let (mut all, mut pieces) = (Vec::new(), 0);
+        loop {
+            let mut piece = Vec::new();
+            let done = s.listing_chunk(&mut listing, &mut piece, 64 * 1024);
+            assert!(piece.len() < 64 * 1024 + 64, "{}", piece.len());
+            all.extend_from_slice(&piece);
+            pieces += 1;
+            if done {
+                break;
+            }
+        }
+        let text = String::from_utf8(all).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], "+OK 99999 messages (9999900 octets)");
+        assert_eq!((lines[1], lines[2], lines[3]), ("1 10", "2 20", "4 40"));
+        assert_eq!(lines[lines.len() - 3..], ["100000 1000000", ".", ""]);
+        assert_eq!(
+            lines.len(),
+            99_999 + 3,
+            "header, lines, \".\" and the empty tail"
+        );
+        assert!(pieces > 10, "{pieces}");
     }
 }

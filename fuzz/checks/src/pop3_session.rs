@@ -28,6 +28,14 @@ fn check(s: &mut Session, actions: Vec<Action>, line: &[u8]) {
                     "{reply:?}"
                 );
             }
+            Action::SendListing(mut listing) => {
+                let mut out = Vec::new();
+                while !s.listing_chunk(&mut listing, &mut out, 16) {}
+                assert!(
+                    out.starts_with(b"+OK") && out.ends_with(b"\r\n.\r\n"),
+                    "{out:?}"
+                );
+            }
             Action::Commit { deleted } => {
                 assert!(
                     line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"QUIT"),
