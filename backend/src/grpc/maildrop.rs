@@ -164,16 +164,17 @@ impl Services {
             .await?;
         let more = page.len() > LISTING_PAGE;
         page.truncate(LISTING_PAGE);
-        let through_uid = if more {
-            self.store.last_uid(account_id).await?
+        let (through_uid, total) = if more {
+            self.store.listing_end(account_id).await?
         } else {
-            0
+            (0, 0)
         };
         Ok(pb::MaildropListing {
             account: None,
             messages: page.iter().map(entry).collect(),
             more,
             through_uid,
+            total: total.max(0) as u64,
         })
     }
 }

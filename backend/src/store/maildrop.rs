@@ -134,14 +134,17 @@ impl Store {
             .collect())
     }
 
-    /// The highest UID in the mailbox now (0 when empty): where a paged listing ends.
-    pub async fn last_uid(&self, account: i64) -> Result<i64> {
-        let last: Option<i64> =
-            sqlx::query_scalar("SELECT max(uid) FROM messages WHERE account_id = $1")
-                .bind(account)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(last.unwrap_or(0))
+    /// The highest UID in the mailbox now (0 when empty), where a paged listing ends, and the
+    /// account's message count (to size a listing for): two key lookups.
+    pub async fn listing_end(&self, account: i64) -> Result<(i64, i64)> {
+        let (last, count): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT max(uid) FROM messages WHERE account_id = $1),
+                    (SELECT message_count FROM accounts WHERE id = $1)",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((last.unwrap_or(0), count.unwrap_or(0)))
     }
 
     /// Fails with `LeaseLost` unless `token` holds the lease of `account`.

@@ -67,6 +67,10 @@ impl Backends {
                 let account_id = m.account.map(|a| a.account_id).unwrap_or_default();
                 let mut messages: Vec<_> = listed(&m.messages).collect();
                 if m.more {
+                    // Sized once (a little over, for messages arriving meanwhile), not grown
+                    // page by page: a million-message listing costs its own 16 MiB, no more.
+                    let total = usize::try_from(m.total).unwrap_or(0).min(100_000_000);
+                    messages.reserve_exact(total.saturating_sub(messages.len()) + 1024);
                     let lease = Lease {
                         account_id,
                         ..lease.clone()
