@@ -14,6 +14,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` distinct ports free on every address and below the kernel's range for outgoing
+/// connections (32768 and up on Linux), so that no connection made meanwhile takes one as its
+/// own end before the server it is meant for binds it (Docker's published ports, bound later
+/// by `docker-proxy`, met exactly that).
+pub fn free_listen_ports(n: usize) -> Vec<u16> {
+    use std::hash::{BuildHasher, RandomState};
+    let start = RandomState::new().hash_one(std::process::id()) % 12_000;
+    // The probes stay bound until all are found: the ports are distinct.
+    let held: Vec<TcpListener> = (0..12_000)
+        .map(|i| 20_000 + ((start + i) % 12_000) as u16)
+        .filter_map(|p| TcpListener::bind(("0.0.0.0", p)).ok())
+        .take(n)
+        .collect();
+    assert_eq!(held.len(), n, "free ports in 20000..32000");
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 /// Blocks until something accepts connections on `port` (at most 30 s).
 pub fn wait_port(port: u16) {
     let start = Instant::now();

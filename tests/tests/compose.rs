@@ -15,7 +15,7 @@
 //!
 //! Needs the Docker Engine (with docker-compose) and debootstrap; `.ci/run` checks both.
 use bridgehead_tests::compose::{images, project_dir, root, text, Stack};
-use bridgehead_tests::procs::free_port;
+use bridgehead_tests::procs::free_listen_ports;
 use bridgehead_tests::python;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -55,14 +55,15 @@ fn the_compose_stack_moves_mail_through_haproxy() {
     let built = Instant::now();
     let mut env = images(BIN);
     eprintln!("images ready in {:?}", built.elapsed());
-    for name in [
+    let names = [
         "SMTP_PORT",
         "SUBMISSION_PORT",
         "SUBMISSIONS_PORT",
         "POP3_PORT",
         "POP3S_PORT",
-    ] {
-        env.push((name.to_string(), free_port().to_string()));
+    ];
+    for (name, port) in names.iter().zip(free_listen_ports(names.len())) {
+        env.push((name.to_string(), port.to_string()));
     }
     // No DNS reaches the outside from here: inbound checks would defer outside mail.
     env.push(("CHECK_MAIL_AUTH".into(), "false".into()));
