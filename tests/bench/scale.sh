@@ -188,8 +188,6 @@ put() { # ROW SIZE VALUE
   [[ " ${ROWS[*]} " == *" $1 "* ]] || ROWS+=("$1")
   V["$1|$2"]=$3
 }
-ROWNAMES=()
-name() { ROWNAMES+=("$1=$2"); }
 
 mailbox_rows() {
   local n=$1 out

@@ -62,16 +62,10 @@ impl pb::maildrop_server::Maildrop for Services {
         self.store
             .check_lease(l.account_id, &l.session_token)
             .await?;
-        let mut page = self
-            .store
-            .listing_page(l.account_id, req.after_uid, req.through_uid, PAGE + 1)
+        let (messages, more) = self
+            .page(l.account_id, req.after_uid, req.through_uid)
             .await?;
-        let more = page.len() > LISTING_PAGE;
-        page.truncate(LISTING_PAGE);
-        Ok(Response::new(pb::MaildropPage {
-            messages: page.iter().map(entry).collect(),
-            more,
-        }))
+        Ok(Response::new(pb::MaildropPage { messages, more }))
     }
 
     async fn renew(&self, req: Request<pb::LeaseRef>) -> Result<Response<pb::RenewReply>, Status> {
@@ -157,13 +151,24 @@ fn reply(outcome: pb::open_reply::Outcome) -> Response<pb::OpenReply> {
 
 impl Services {
     /// The first page of a maildrop listing; with `more`, where the whole listing ends.
-    async fn first_page(&self, account_id: i64) -> crate::store::Result<pb::MaildropListing> {
+    /// Up to LISTING_PAGE messages with `after < uid <= through`, and whether more follow.
+    async fn page(
+        &self,
+        account_id: i64,
+        after: i64,
+        through: i64,
+    ) -> crate::store::Result<(Vec<pb::MessageEntry>, bool)> {
         let mut page = self
             .store
-            .listing_page(account_id, 0, i64::MAX, PAGE + 1)
+            .listing_page(account_id, after, through, PAGE + 1)
             .await?;
         let more = page.len() > LISTING_PAGE;
         page.truncate(LISTING_PAGE);
+        Ok((page.iter().map(entry).collect(), more))
+    }
+
+    async fn first_page(&self, account_id: i64) -> crate::store::Result<pb::MaildropListing> {
+        let (messages, more) = self.page(account_id, 0, i64::MAX).await?;
         let (through_uid, total) = if more {
             self.store.listing_end(account_id).await?
         } else {
@@ -171,7 +176,7 @@ impl Services {
         };
         Ok(pb::MaildropListing {
             account: None,
-            messages: page.iter().map(entry).collect(),
+            messages,
             more,
             through_uid,
             total: total.max(0) as u64,
