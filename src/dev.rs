@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use bridgehead_backend::address::Address;
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
+use bridgehead_backend::console::ConsoleConfig;
 use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::pgrunner::PgServer;
 use bridgehead_backend::pki::ClusterPki;
@@ -55,6 +56,9 @@ pub struct DevArgs {
     /// Back-end gRPC (and admin API) port; 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_GRPC_PORT", default_value_t = 7070)]
     grpc_port: u16,
+    /// The operator console's port (HTTP); 0 picks a free port.
+    #[arg(long, env = "BRIDGEHEAD_CONSOLE_PORT", default_value_t = 9190)]
+    console_port: u16,
     /// HTTP port for /metrics, /healthz and /readyz of the whole cluster; 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_METRICS_PORT", default_value_t = 9180)]
     metrics_port: u16,
@@ -106,6 +110,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         "submission": frontend.submission.map(|a| a.to_string()),
         "submissions": frontend.submissions.map(|a| a.to_string()),
         "grpc": backend.addr.to_string(),
+        "console": backend.console_addr.map(|a| format!("http://{a}/")),
         "grpc_ca": pki.ca.display().to_string(),
         "admin_token": admin_token,
         "demo_user": DEMO_USER,
@@ -159,6 +164,12 @@ fn backend_config(
         secrets: dev_secrets(&dir.join("secret-key"))?,
         check_mail_auth: args.check_mail_auth,
         trusted_arc_sealers: Vec::new(),
+        tracking: Default::default(),
+        console: Some(ConsoleConfig {
+            listen: Some(SocketAddr::new(args.host, args.console_port)),
+            admin_token: secret(&dir.join("admin-token"))?,
+            ..ConsoleConfig::default()
+        }),
     })
 }
 
@@ -277,6 +288,10 @@ fn print_endpoints(e: &serde_json::Value, path: &Path, dir: &Path) {
     println!(
         "  metrics   http://{}/metrics  (and /healthz, /readyz)",
         s("metrics")
+    );
+    println!(
+        "  console   {}  (operator console; first sign-in: the admin token as the password)",
+        s("console")
     );
     println!(
         "  demo user {}  password {}",

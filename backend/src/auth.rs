@@ -79,7 +79,7 @@ pub enum LoginOutcome {
 static HASHING: LazyLock<Semaphore> =
     LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
 
-async fn verify_bounded(password: &str, hash: Option<String>) -> bool {
+pub(crate) async fn verify_bounded(password: &str, hash: Option<String>) -> bool {
     let Ok(_turn) = HASHING.acquire().await else {
         return false;
     };

@@ -1,5 +1,6 @@
 //! The store's small periodic chores, run by every back-end every few seconds: queue
-//! metrics, pruning of the bookkeeping tables (submission tokens older than a day, expired
+//! metrics, this back-end's heartbeat (`nodes`), pruning of expired console sessions and of
+//! message events past their retention, pruning of the bookkeeping tables (submission tokens older than a day, expired
 //! login-failure and unknown-recipient counts, addresses an account has not logged in from
 //! for a month), so floods of messages, guessed names or probed recipients leave no lasting
 //! rows, and a sweep of content nobody references (a race of two deleting transactions can
@@ -26,6 +27,10 @@ pub struct Chores {
     pub auth_window_secs: u32,
     /// The unknown-recipient window, in seconds.
     pub harvest_window_secs: u32,
+    /// Message-tracking events older than this are pruned.
+    pub event_retention_days: u32,
+    /// This back-end, as its heartbeat reports it.
+    pub node: crate::store::NodeRow,
 }
 
 /// Runs the chores until `shutdown` is cancelled.
@@ -58,6 +63,15 @@ async fn run_once(store: &Store, chores: &Chores, metrics: &Metrics) -> bool {
         }
         // PostgreSQL is away: the health check says so; nothing else to do now.
         Err(_) => return false,
+    }
+    if let Err(e) = store.heartbeat(&chores.node).await {
+        tracing::warn!(error = %e, "recording this back-end's heartbeat failed");
+    }
+    if let Err(e) = store.prune_console().await {
+        tracing::warn!(error = %e, "pruning expired console sessions failed");
+    }
+    if let Err(e) = store.prune_events(chores.event_retention_days).await {
+        tracing::warn!(error = %e, "pruning old message events failed");
     }
     if let Err(e) = store.prune_submissions().await {
         tracing::warn!(error = %e, "pruning old submission tokens failed");

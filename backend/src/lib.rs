@@ -9,6 +9,7 @@ pub mod address;
 pub mod auth;
 pub mod chores;
 pub mod connector;
+pub mod console;
 pub mod content;
 pub mod directory;
 pub mod dsn;
@@ -31,6 +32,7 @@ pub mod submit;
 pub mod tls_client;
 pub mod tls_dane;
 pub mod trace;
+pub mod tracking;
 pub mod transport;
 
 pub use server::{BackendConfig, BackendHandle};

@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Unauthenticated messages checked (SPF, DKIM, DMARC) by outcome: delivered, rejected,
     /// deferred.
     pub mail_auth_checks: Family<Result, Counter>,
+    /// Message-tracking events dropped because the writer fell behind.
+    pub tracking_events_dropped: Counter,
 }
 
 impl Metrics {
@@ -41,6 +43,11 @@ impl Metrics {
             "messages_stored",
             "Messages committed from SMTP",
             m.messages_stored.clone(),
+        );
+        r.register(
+            "tracking_events_dropped",
+            "Message-tracking events dropped because their writer fell behind",
+            m.tracking_events_dropped.clone(),
         );
         r.register(
             "local_deliveries",

@@ -30,6 +30,10 @@ pub struct BackendConfig {
     pub check_mail_auth: bool,
     /// ARC sealers whose valid seal overrides a DMARC failure (mailing lists, forwarders).
     pub trusted_arc_sealers: Vec<String>,
+    /// Message tracking: whether events are recorded, and for how long they are kept.
+    pub tracking: crate::tracking::TrackingConfig,
+    /// The operator console's listener; `None`: no console on this back-end.
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 impl BackendConfig {
@@ -43,6 +47,8 @@ impl BackendConfig {
 /// A running back-end.
 pub struct BackendHandle {
     pub addr: SocketAddr,
+    /// Where the operator console listens, when it does.
+    pub console_addr: Option<SocketAddr>,
     /// The back-end's metrics, for the `/metrics` endpoint.
     pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
     pub store: Store,
@@ -61,6 +67,8 @@ pub enum ServeError {
     MailAuth(#[from] crate::mailauth::inbound::InboundError),
     #[error("the system's random source failed (needed for the SRS key)")]
     NoRandomness,
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error("gRPC server task: {0}")]
@@ -91,6 +99,20 @@ impl BackendHandle {
             )?)),
             false => None,
         };
+        let node = format!("{}:{}", config.transport.hostname, addr.port());
+        let mut workers = Vec::new();
+        let events = match config.tracking.enabled {
+            true => {
+                let dropped = metrics.tracking_events_dropped.clone();
+                let (events, task) =
+                    crate::tracking::spawn(store.clone(), &node, dropped, shutdown.clone());
+                workers.push(task);
+                events
+            }
+            false => crate::tracking::Events::off(),
+        };
+        config.transport.events = events.clone();
+        config.connector.events = events.clone();
         let srs = Srs::new(&store.cluster_key("srs", &random_key()?).await?);
         let signer = std::sync::Arc::new(Signer::new(
             store.clone(),
@@ -108,6 +130,25 @@ impl BackendHandle {
             mail_auth,
             srs,
             signer: signer.clone(),
+            events,
+        };
+        let settings = std::sync::Arc::new(settings);
+        let console_addr = match &config.console {
+            Some(c) => {
+                let admin = grpc::local_admin(store.clone(), settings.clone());
+                let (bound, task) = crate::console::serve(
+                    c.clone(),
+                    admin,
+                    store.clone(),
+                    config.auth.clone(),
+                    shutdown.clone(),
+                )
+                .await?;
+                workers.push(task);
+                tracing::info!(addr = %bound, "operator console");
+                Some(bound)
+            }
+            None => None,
         };
         let task = tokio::spawn(grpc::serve(
             listener,
@@ -115,13 +156,13 @@ impl BackendHandle {
             settings,
             shutdown.clone(),
         ));
-        let mut workers = crate::transport::spawn(
+        workers.extend(crate::transport::spawn(
             store.clone(),
             config.transport,
             metrics.clone(),
             signer,
             shutdown.clone(),
-        );
+        ));
         workers.extend(crate::connector::spawn(
             store.clone(),
             config.connector,
@@ -131,6 +172,20 @@ impl BackendHandle {
         let chores = crate::chores::Chores {
             auth_window_secs: config.auth.window_secs(),
             harvest_window_secs: config.harvest.window_secs(),
+            event_retention_days: config.tracking.retention_days,
+            node: crate::store::NodeRow {
+                name: node,
+                role: "backend".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                started_at: chrono::Utc::now(),
+                seen_at: chrono::Utc::now(),
+                detail: format!(
+                    "gRPC {addr}{}",
+                    console_addr
+                        .map(|c| format!(", console {c}"))
+                        .unwrap_or_default()
+                ),
+            },
         };
         workers.push(crate::chores::spawn(
             store.clone(),
@@ -141,6 +196,7 @@ impl BackendHandle {
         tracing::info!(%addr, "back-end serving gRPC");
         Ok(BackendHandle {
             addr,
+            console_addr,
             registry: std::sync::Arc::new(registry),
             store,
             shutdown,

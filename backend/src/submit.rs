@@ -63,7 +63,21 @@ pub struct Accepted {
     pub queued_recipients: u32,
 }
 
+/// What became of a committed submission, for message tracking.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trail {
+    /// The Message-ID header's value without angle brackets ("" when it has none).
+    pub message_id: String,
+    /// The local mailboxes it was stored in.
+    pub local: Vec<String>,
+    /// The outside recipients it was queued for.
+    pub outside: Vec<String>,
+    /// Held in quarantine for this reason instead (stored nowhere else).
+    pub quarantined: Option<String>,
+}
+
 pub struct Submission {
+    message_id: String,
     writer: ContentWriter,
     local: Vec<(i64, String, Vec<u8>)>,
     outbound: Outbound,
@@ -86,6 +100,8 @@ pub struct Submission {
 
 /// Who handed a submission over, for checks of the message.
 pub struct Origin<'a> {
+    /// The front-end that took the message in (its Received header's name).
+    pub received_by: &'a str,
     pub client_address: &'a str,
     pub client_helo: &'a str,
     pub mail_from: &'a str,
@@ -162,6 +178,7 @@ impl Submission {
             writer.claim_on_commit(&env.submit_token, &arrival.queue_id);
         }
         Ok(Submission {
+            message_id: String::new(),
             writer,
             local,
             outbound,
@@ -206,6 +223,7 @@ impl Submission {
     /// The client and sender of this submission.
     pub fn origin(&self) -> Origin<'_> {
         Origin {
+            received_by: &self.arrival.by,
             client_address: &self.arrival.client_address,
             client_helo: &self.arrival.client_helo,
             mail_from: &self.outbound.mail_from,
@@ -238,7 +256,42 @@ impl Submission {
     }
 
     /// Commits: mailboxes and queue in one transaction.
-    pub async fn finish(mut self) -> Result<Finished> {
+    pub async fn finish(self) -> Result<Finished> {
+        Ok(self.finish_traced().await?.0)
+    }
+
+    /// `finish`, also saying where the message went (for message tracking).
+    pub async fn finish_traced(mut self) -> Result<(Finished, Trail)> {
+        if self.head.is_some() {
+            self.write_head().await?;
+        }
+        let trail = Trail {
+            message_id: std::mem::take(&mut self.message_id),
+            local: Vec::new(),
+            outside: Vec::new(),
+            quarantined: self.held.as_ref().map(|h| h.reason.clone()),
+        };
+        let trail = match &self.held {
+            Some(h) => Trail {
+                local: h.recipients.clone(),
+                ..trail
+            },
+            None => Trail {
+                local: self.local.iter().map(|(_, a, _)| a.clone()).collect(),
+                outside: self
+                    .outbound
+                    .recipients
+                    .iter()
+                    .map(|r| r.address.clone())
+                    .collect(),
+                ..trail
+            },
+        };
+        let finished = self.commit().await?;
+        Ok((finished, trail))
+    }
+
+    async fn commit(mut self) -> Result<Finished> {
         if self.head.is_some() {
             self.write_head().await?;
         }
@@ -289,6 +342,9 @@ impl Submission {
                 now,
             ));
         }
+        self.message_id = trace::message_id(prelude.as_bytes())
+            .or_else(|| trace::message_id(&head))
+            .unwrap_or_default();
         self.writer.write(prelude.as_bytes()).await?;
         self.writer.write(&head).await
     }

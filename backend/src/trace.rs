@@ -69,6 +69,36 @@ pub fn header_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
+/// The Message-ID field's value in a header block, without angle brackets or white space
+/// (folded lines joined), if it has one; at most 998 octets of it.
+pub fn message_id(block: &[u8]) -> Option<String> {
+    let block = &block[..header_end(block).unwrap_or(block.len())];
+    let mut lines = block.split(|&b| b == b'\n');
+    while let Some(line) = lines.next() {
+        let Some(rest) = line
+            .get(..11)
+            .filter(|n| n.eq_ignore_ascii_case(b"message-id:"))
+            .map(|_| &line[11..])
+        else {
+            continue;
+        };
+        let mut value = String::from_utf8_lossy(rest).into_owned();
+        for more in lines.by_ref() {
+            if !more.starts_with(b" ") && !more.starts_with(b"\t") {
+                break;
+            }
+            value.push_str(&String::from_utf8_lossy(more));
+        }
+        let id: String = value
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '<' && *c != '>')
+            .take(998)
+            .collect();
+        return (!id.is_empty()).then_some(id);
+    }
+    None
+}
+
 /// True when the header block has a field of this (lower-case) name.
 pub fn has_header(header: &[u8], name: &str) -> bool {
     header.split(|&b| b == b'\n').any(|line| {
@@ -128,5 +158,17 @@ mod tests {
         assert_eq!(header_end(b"A: b\r\n\r\nbody"), Some(8));
         assert_eq!(header_end(b"\r\nbody"), Some(2));
         assert_eq!(header_end(b"A: b\r\n"), None);
+    }
+
+    #[test]
+    fn finds_the_message_id() {
+        let h =
+            b"Subject: x\r\nMESSAGE-ID:\r\n <a.b@c.test>\r\nTo: y\r\n\r\nMessage-ID: <body@x>\r\n";
+        assert_eq!(message_id(h).as_deref(), Some("a.b@c.test"));
+        assert_eq!(
+            message_id(b"Subject: x\r\n\r\nMessage-ID: <no@x>\r\n"),
+            None
+        );
+        assert_eq!(message_id(b"Message-ID: <>\r\n\r\n"), None);
     }
 }

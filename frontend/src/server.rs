@@ -151,6 +151,9 @@ impl Service {
     }
 }
 
+/// How often a front-end tells the back-ends it is alive (for the operators' overview).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
 /// A running front-end.
 pub struct FrontendHandle {
     pub pop3: Option<SocketAddr>,
@@ -222,10 +225,23 @@ impl FrontendHandle {
                 &mut handle.submissions,
             ),
         ];
+        let mut bound = Vec::new();
         for (addr, service, slot) in listeners {
             let Some(addr) = addr else { continue };
-            *slot = Some(listen(addr, service, &shared).await?);
+            let at = listen(addr, service, &shared).await?;
+            bound.push(format!("{service:?} {at}"));
+            *slot = Some(at);
         }
+        let first = bound
+            .first()
+            .map_or("", |b| b.rsplit(' ').next().unwrap_or(""));
+        let name = format!("{}/{first}", config.hostname);
+        shared.pop3.backends.report_alive(
+            name,
+            bound.join(", "),
+            HEARTBEAT_EVERY,
+            shared.shutdown.clone(),
+        );
         Ok(handle)
     }
 

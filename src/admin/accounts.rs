@@ -47,9 +47,13 @@ pub enum UserCmd {
         #[arg(long)]
         quota: Option<String>,
     },
+    /// The users (fetched a page at a time, however many there are).
     List {
         #[arg(long)]
         domain: Option<String>,
+        /// Only addresses containing this text.
+        #[arg(long)]
+        search: Option<String>,
     },
     Remove {
         address: String,
@@ -148,18 +152,29 @@ pub async fn user(c: &mut Client, cmd: UserCmd) -> Result<()> {
                 .into_inner();
             println!("added user {}", u.address);
         }
-        UserCmd::List { domain } => {
-            let req = pb::ListUsersRequest {
-                domain: domain.unwrap_or_default(),
-            };
-            for u in c.list_users(req).await?.into_inner().users {
-                let quota = u
-                    .quota_bytes
-                    .map_or("unlimited".to_string(), |q| q.to_string());
-                println!(
-                    "{}\t{} messages\t{} bytes used\tquota {}",
-                    u.address, u.messages, u.used_bytes, quota
-                );
+        UserCmd::List { domain, search } => {
+            let mut after = String::new();
+            loop {
+                let req = pb::ListUsersRequest {
+                    domain: domain.clone().unwrap_or_default(),
+                    search: search.clone().unwrap_or_default(),
+                    after,
+                    limit: 1_000,
+                };
+                let page = c.list_users(req).await?.into_inner();
+                for u in &page.users {
+                    let quota = u
+                        .quota_bytes
+                        .map_or("unlimited".to_string(), |q| q.to_string());
+                    println!(
+                        "{}\t{} messages\t{} bytes used\tquota {}",
+                        u.address, u.messages, u.used_bytes, quota
+                    );
+                }
+                if page.next.is_empty() {
+                    break;
+                }
+                after = page.next;
             }
         }
         UserCmd::Remove { address } => {

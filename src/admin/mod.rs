@@ -10,6 +10,7 @@
 mod accounts;
 mod client;
 mod connector;
+mod console;
 mod directory;
 mod dkim;
 mod mta_sts;
@@ -80,6 +81,22 @@ enum AdminCommand {
     /// POP3 connectors: outside POP3 mailboxes brought into local mailboxes.
     #[command(subcommand)]
     Connector(connector::ConnectorCmd),
+    /// Operators of the web console.
+    #[command(subcommand)]
+    Operator(console::OperatorCmd),
+    /// The cluster at a glance: nodes (heartbeats), queue, quarantine, connectors, traffic.
+    Overview,
+    /// Message tracking: what happened to messages matching a queue id, Message-ID, sender
+    /// or recipient.
+    Track {
+        text: String,
+        /// How far back, in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        /// Only messages from or to this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
     /// Import a message from FILE (or standard input) into a mailbox.
     Deliver {
         /// Address whose mailbox receives the message (a user or an alias).
@@ -121,6 +138,13 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::MtaSts => mta_sts::run(&mut client).await,
         AdminCommand::Tls(cmd) => tls::run(&mut client, cmd).await,
         AdminCommand::Route(cmd) => queue::route(&mut client, cmd).await,
+        AdminCommand::Operator(cmd) => console::operator(&mut client, cmd).await,
+        AdminCommand::Overview => console::overview(&mut client).await,
+        AdminCommand::Track {
+            text,
+            hours,
+            domain,
+        } => console::track(&mut client, text, hours, domain).await,
     }
     .map_err(client::explain)
 }

@@ -12,6 +12,15 @@ pub enum QueueCmd {
         /// Show at most this many.
         #[arg(long)]
         limit: Option<u64>,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Apply ACTION (retry, hold, release, delete, bounce) to every message the filter
+    /// matches (at least one filter option is required).
+    Act {
+        action: String,
+        #[command(flatten)]
+        filter: Filter,
     },
     /// One message in detail, recipient by recipient.
     Show {
@@ -36,6 +45,38 @@ pub enum QueueCmd {
     Release {
         queue_id: String,
     },
+}
+
+/// Which queued messages (every option narrows the choice).
+#[derive(clap::Args, Default)]
+pub struct Filter {
+    /// The sender's or a recipient's domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Text in the sender.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Text in a recipient.
+    #[arg(long)]
+    recipient: Option<String>,
+    /// held, deferred (tried before) or waiting (never tried).
+    #[arg(long)]
+    status: Option<String>,
+    /// At least this many minutes in the queue.
+    #[arg(long)]
+    older_than_minutes: Option<u64>,
+}
+
+impl Filter {
+    fn to_pb(&self) -> pb::QueueFilter {
+        pb::QueueFilter {
+            domain: self.domain.clone().unwrap_or_default(),
+            sender: self.sender.clone().unwrap_or_default(),
+            recipient: self.recipient.clone().unwrap_or_default(),
+            status: self.status.clone().unwrap_or_default(),
+            min_age_secs: self.older_than_minutes.unwrap_or(0) * 60,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -65,7 +106,19 @@ pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
         queue_id: id.to_string(),
     };
     match cmd {
-        QueueCmd::List { limit } => list(c, limit.unwrap_or(u64::MAX)).await?,
+        QueueCmd::List { limit, filter } => list(c, limit.unwrap_or(u64::MAX), &filter).await?,
+        QueueCmd::Act { action, filter } => {
+            let f = filter.to_pb();
+            if f == pb::QueueFilter::default() {
+                bail!("give at least one of --domain, --sender, --recipient, --status, --older-than-minutes");
+            }
+            let req = pb::QueueActionRequest {
+                filter: Some(f),
+                action: action.clone(),
+            };
+            let n = c.act_on_queue(req).await?.into_inner().count;
+            println!("{action}: {n} message(s)");
+        }
         QueueCmd::Show { queue_id } => {
             print_entry(&c.show_queued(req(&queue_id)).await?.into_inner(), true)
         }
@@ -100,17 +153,21 @@ pub async fn queue(c: &mut Client, cmd: QueueCmd) -> Result<()> {
 }
 
 /// Up to `limit` entries, page by page.
-async fn list(c: &mut Client, limit: u64) -> Result<()> {
+async fn list(c: &mut Client, limit: u64, filter: &Filter) -> Result<()> {
     let (mut shown, mut after) = (0u64, 0);
     if limit == 0 {
         return Ok(());
     }
     loop {
         let want = (limit - shown).min(1_000) as u32;
-        let req = pb::QueueListRequest { limit: want, after };
+        let req = pb::QueueListRequest {
+            limit: want,
+            after,
+            filter: Some(filter.to_pb()),
+        };
         let page = c.list_queue(req).await?.into_inner();
         if shown == 0 && page.entries.is_empty() {
-            println!("the queue is empty");
+            println!("no queued message matches");
         }
         shown += page.entries.len() as u64;
         for e in &page.entries {

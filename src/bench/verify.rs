@@ -9,11 +9,7 @@ pub async fn counts(data_dir: &Option<PathBuf>) -> Result<HashMap<String, i64>> 
     let token = std::env::var("BRIDGEHEAD_ADMIN_TOKEN").ok();
     let ca = std::env::var("BRIDGEHEAD_ADMIN_CA").ok().map(PathBuf::from);
     let mut client = crate::admin::connect(url, token, ca, data_dir.clone()).await?;
-    let users = client
-        .list_users(pb::ListUsersRequest {
-            domain: String::new(),
-        })
-        .await?;
+    let users = client.list_users(pb::ListUsersRequest::default()).await?;
     Ok(users
         .into_inner()
         .users

@@ -5,9 +5,11 @@ use super::{secs, system_hostname, Settings, DEFAULT_MAX_MESSAGE_SIZE};
 use anyhow::{bail, Context, Result};
 use bridgehead_backend::auth::AuthPolicy;
 use bridgehead_backend::connector::ConnectorConfig;
+use bridgehead_backend::console::ConsoleConfig;
 use bridgehead_backend::grpc::TlsFiles;
 use bridgehead_backend::harvest::HarvestPolicy;
 use bridgehead_backend::secrets::Secrets;
+use bridgehead_backend::tracking::TrackingConfig;
 use bridgehead_backend::transport::policy::mta_sts::{self, Mode, Policy};
 use bridgehead_backend::transport::TransportConfig;
 use bridgehead_backend::BackendConfig;
@@ -36,6 +38,23 @@ pub struct BackendArgs {
     /// HTTP endpoint for /metrics, /healthz and /readyz, e.g. 0.0.0.0:9101.
     #[arg(long, env = "BRIDGEHEAD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The operator console (HTTP), e.g. 0.0.0.0:8080; off when not given.
+    #[arg(long, env = "BRIDGEHEAD_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
+    /// The path the console is served under behind a reverse proxy, e.g. /console.
+    #[arg(long, env = "BRIDGEHEAD_CONSOLE_PREFIX")]
+    pub console_prefix: Option<String>,
+    /// TLS on the console's listener: its certificate chain (PEM); with --console-key.
+    #[arg(long, env = "BRIDGEHEAD_CONSOLE_CERT")]
+    pub console_cert: Option<PathBuf>,
+    #[arg(long, env = "BRIDGEHEAD_CONSOLE_KEY")]
+    pub console_key: Option<PathBuf>,
+    /// Record message-tracking events (default true).
+    #[arg(long, env = "BRIDGEHEAD_TRACKING")]
+    pub tracking: Option<bool>,
+    /// Days message-tracking events are kept (default 14).
+    #[arg(long, env = "BRIDGEHEAD_TRACKING_DAYS")]
+    pub tracking_days: Option<u32>,
     /// gRPC listener, e.g. 0.0.0.0:7000.
     #[arg(long, env = "BRIDGEHEAD_GRPC_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -194,6 +213,7 @@ impl BackendArgs {
             None => Secrets::default(),
         };
         let transport = self.transport();
+        let console = self.console(&admin_token)?;
         Ok(BackendConfig {
             listen: self.listen.unwrap_or(BackendConfig::DEFAULT_LISTEN),
             database_url,
@@ -217,7 +237,35 @@ impl BackendArgs {
             secrets,
             check_mail_auth: self.check_mail_auth.unwrap_or(true),
             trusted_arc_sealers: self.trusted_arc_sealers.clone().unwrap_or_default(),
+            tracking: TrackingConfig {
+                enabled: self.tracking.unwrap_or(true),
+                retention_days: self
+                    .tracking_days
+                    .unwrap_or(TrackingConfig::default().retention_days),
+            },
+            console,
         })
+    }
+
+    /// The console, when it listens.
+    fn console(&self, admin_token: &str) -> Result<Option<ConsoleConfig>> {
+        let Some(listen) = self.console_listen else {
+            if self.console_cert.is_some() || self.console_prefix.is_some() {
+                bail!("--console-cert and --console-prefix need --console-listen");
+            }
+            return Ok(None);
+        };
+        let tls = match (&self.console_cert, &self.console_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => bail!("--console-cert and --console-key go together"),
+        };
+        Ok(Some(ConsoleConfig {
+            listen: Some(listen),
+            prefix: self.console_prefix.clone().unwrap_or_default(),
+            tls,
+            admin_token: admin_token.to_string(),
+        }))
     }
 
     fn auth(&self) -> AuthPolicy {

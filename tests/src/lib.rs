@@ -119,6 +119,8 @@ pub struct Options {
     /// The front-end's milters (all listeners), and for submission instead when given.
     pub milters: Vec<bridgehead_frontend::filter::FilterSpec>,
     pub submission_milters: Option<Vec<bridgehead_frontend::filter::FilterSpec>>,
+    /// The back-end's operator console (off by default).
+    pub console: Option<bridgehead_backend::console::ConsoleConfig>,
 }
 
 impl Default for Options {
@@ -154,6 +156,7 @@ impl Default for Options {
             milters: Vec::new(),
             submission_milters: None,
             tls_handshake_timeout: FrontendConfig::default().tls_handshake_timeout,
+            console: None,
             connector: ConnectorConfig {
                 workers: 0,
                 hostname: "mx.test.example".into(),
@@ -213,6 +216,8 @@ fn backend_config(
         secrets: Secrets::from_key(&SECRET_KEY).expect("a 32-byte key"),
         check_mail_auth: opts.check_mail_auth,
         trusted_arc_sealers: opts.trusted_arc_sealers.clone(),
+        tracking: Default::default(),
+        console: opts.console.clone(),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct ConnectorConfig {
     pub postmaster: Option<String>,
     /// Opens the connectors' stored passwords.
     pub secrets: crate::secrets::Secrets,
+    /// Message tracking's recorder (messages fetched).
+    pub events: crate::tracking::Events,
 }
 
 impl Default for ConnectorConfig {
@@ -39,6 +41,7 @@ impl Default for ConnectorConfig {
             timeout: Duration::from_secs(120),
             secrets: Default::default(),
             postmaster: None,
+            events: Default::default(),
         }
     }
 }

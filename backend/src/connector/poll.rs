@@ -170,6 +170,16 @@ async fn deliver(
     writer.write(message).await?;
     writer.mark_seen(c.id, uidl).await?;
     writer.deliver(&mailboxes, None).await?;
+    config.events.record(
+        crate::tracking::Kind::Fetched,
+        crate::tracking::Event {
+            queue_id: format!("{}/{}", c.name, uidl),
+            message_id: crate::trace::message_id(message).unwrap_or_default(),
+            recipients: mailboxes.into_iter().map(|(_, m, _)| m).collect(),
+            detail: format!("fetched by POP3 connector {} from {}", c.name, c.server),
+            ..Default::default()
+        },
+    );
     Ok(())
 }
 

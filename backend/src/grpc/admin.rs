@@ -1,10 +1,10 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
-use super::{connectors, directory_admin, dkim_admin, quarantine, Services};
+use super::{connectors, console_admin, directory_admin, dkim_admin, quarantine, Services};
 use crate::password;
 use crate::store::StoreError;
 use crate::store::{QueuedMessage, Route};
-use crate::transport::{self, TlsMode};
+use crate::transport::TlsMode;
 use bridgehead_proto::v1 as pb;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -90,10 +90,32 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Reply<pb::UserList> {
-        let d = domain_filter(&req.into_inner().domain)?;
-        let users = self.store.list_users(d.as_deref()).await?;
+        let req = req.into_inner();
+        let d = domain_filter(&req.domain)?;
+        if req.limit == 0 && req.search.is_empty() && req.after.is_empty() {
+            let users = self.store.list_users(d.as_deref()).await?;
+            return Ok(Response::new(pb::UserList {
+                users: users.into_iter().map(user).collect(),
+                next: String::new(),
+            }));
+        }
+        let limit = match req.limit {
+            0 => 10_000,
+            n => i64::from(n.min(10_000)),
+        };
+        let mut users = self
+            .store
+            .users_page(d.as_deref(), &req.search, &req.after, limit + 1)
+            .await?;
+        let more = users.len() as i64 > limit;
+        users.truncate(limit as usize);
+        let next = match users.last() {
+            Some(last) if more => last.address.clone(),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::UserList {
             users: users.into_iter().map(user).collect(),
+            next,
         }))
     }
 
@@ -201,7 +223,8 @@ impl pb::admin_server::Admin for Services {
             0 => 1_000,
             n => i64::from(n.min(10_000)),
         };
-        let mut entries = self.store.queue_page(req.after, limit + 1).await?;
+        let filter = console_admin::queue_filter(req.filter.unwrap_or_default())?;
+        let mut entries = self.store.queue_page(&filter, req.after, limit + 1).await?;
         let more = entries.len() as i64 > limit;
         entries.truncate(limit as usize);
         let next = match entries.last() {
@@ -216,7 +239,11 @@ impl pb::admin_server::Admin for Services {
 
     async fn show_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueEntry> {
         let entry = self.store.queue_get(&req.into_inner().queue_id).await?;
-        Ok(Response::new(queue_entry(entry)))
+        let headers = self.store.queue_headers(entry.content_id).await?;
+        Ok(Response::new(pb::QueueEntry {
+            headers,
+            ..queue_entry(entry)
+        }))
     }
 
     async fn retry_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueCount> {
@@ -225,34 +252,27 @@ impl pb::admin_server::Admin for Services {
             .store
             .queue_retry((!id.is_empty()).then_some(id.as_str()))
             .await?;
+        console_admin::operator_event(self, &id, "made due now (retry)");
         Ok(Response::new(pb::QueueCount { count }))
     }
 
     async fn delete_queued(&self, req: Request<pb::DeleteQueuedRequest>) -> Reply<pb::Empty> {
         let req = req.into_inner();
-        if !req.bounce {
-            self.store.queue_delete(&req.queue_id).await?;
-            return empty();
-        }
-        if !transport::bounce(&self.store, &self.settings.transport, &req.queue_id).await? {
-            return Err(Status::unavailable(
-                "the message is being delivered right now; try again in a moment",
-            ));
-        }
+        console_admin::delete_queued(self, &req.queue_id, req.bounce).await?;
         empty()
     }
 
     async fn hold_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
-        self.store
-            .queue_hold(&req.into_inner().queue_id, true)
-            .await?;
+        let id = req.into_inner().queue_id;
+        self.store.queue_hold(&id, true).await?;
+        console_admin::operator_event(self, &id, "held");
         empty()
     }
 
     async fn release_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
-        self.store
-            .queue_hold(&req.into_inner().queue_id, false)
-            .await?;
+        let id = req.into_inner().queue_id;
+        self.store.queue_hold(&id, false).await?;
+        console_admin::operator_event(self, &id, "released from hold");
         empty()
     }
 
@@ -539,6 +559,41 @@ impl pb::admin_server::Admin for Services {
             .await?;
         empty()
     }
+
+    async fn add_operator(&self, req: Request<pb::OperatorRequest>) -> Reply<pb::Empty> {
+        console_admin::add_operator(self, req.into_inner()).await?;
+        empty()
+    }
+
+    async fn edit_operator(&self, req: Request<pb::OperatorRequest>) -> Reply<pb::Empty> {
+        console_admin::edit_operator(self, req.into_inner()).await?;
+        empty()
+    }
+
+    async fn list_operators(&self, _: Request<pb::Empty>) -> Reply<pb::OperatorList> {
+        Ok(Response::new(console_admin::list_operators(self).await?))
+    }
+
+    async fn remove_operator(&self, req: Request<pb::OperatorRequest>) -> Reply<pb::Empty> {
+        let name = console_admin::operator_name(&req.into_inner().name)?;
+        self.store.remove_operator(&name).await?;
+        empty()
+    }
+
+    async fn overview(&self, _: Request<pb::Empty>) -> Reply<pb::OverviewInfo> {
+        Ok(Response::new(console_admin::overview(self).await?))
+    }
+
+    async fn track_messages(&self, req: Request<pb::TrackRequest>) -> Reply<pb::TrackList> {
+        Ok(Response::new(
+            console_admin::track(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn act_on_queue(&self, req: Request<pb::QueueActionRequest>) -> Reply<pb::QueueCount> {
+        let count = console_admin::act_on_queue(self, req.into_inner()).await?;
+        Ok(Response::new(pb::QueueCount { count }))
+    }
 }
 
 fn queue_entry(q: QueuedMessage) -> pb::QueueEntry {
@@ -551,6 +606,7 @@ fn queue_entry(q: QueuedMessage) -> pb::QueueEntry {
         last_error: q.last_error.unwrap_or_default(),
         held: q.held,
         size: q.size.max(0) as u64,
+        headers: String::new(),
         recipients: q
             .recipients
             .into_iter()

@@ -11,6 +11,7 @@ use crate::metrics;
 use crate::names::Entry;
 use crate::relay::{decide, Verdict};
 use crate::submit::{Accepted, Envelope, Finished, Submission};
+use crate::tracking;
 use bridgehead_proto::v1 as pb;
 use pb::recipient_reply::Verdict as V;
 use tonic::{Request, Response, Status, Streaming};
@@ -122,6 +123,28 @@ impl pb::delivery_server::Delivery for Services {
         submission.write(&req.content).await?;
         self.finish(submission).await
     }
+
+    async fn heartbeat(&self, req: Request<pb::NodeReport>) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let clip = |s: String| s.chars().take(200).collect::<String>();
+        let node = crate::store::NodeRow {
+            name: clip(r.name),
+            role: if r.role.is_empty() {
+                "frontend".into()
+            } else {
+                clip(r.role)
+            },
+            version: clip(r.version),
+            started_at: chrono::DateTime::from_timestamp(r.started_unix, 0).unwrap_or_default(),
+            seen_at: chrono::Utc::now(),
+            detail: clip(r.detail),
+        };
+        if node.name.is_empty() {
+            return Err(Status::invalid_argument("a heartbeat names its node"));
+        }
+        self.store.heartbeat(&node).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
 }
 
 impl Services {
@@ -213,7 +236,17 @@ impl Services {
         mut submission: Submission,
     ) -> Result<Response<pb::SubmitReply>, Status> {
         self.check_mail_auth(&mut submission).await?;
-        let accepted = match submission.finish().await? {
+        let o = submission.origin();
+        let mut event = tracking::Event {
+            mail_from: o.mail_from.to_string(),
+            detail: format!(
+                "from {} [{}] by front-end {}",
+                o.client_helo, o.client_address, o.received_by
+            ),
+            ..Default::default()
+        };
+        let (finished, trail) = submission.finish_traced().await?;
+        let accepted = match finished {
             Finished::Stored(accepted) => {
                 let m = &self.settings.metrics;
                 m.messages_stored.inc();
@@ -221,6 +254,8 @@ impl Services {
                     .inc_by(u64::from(accepted.local_deliveries));
                 m.queued_recipients
                     .inc_by(u64::from(accepted.queued_recipients));
+                event.queue_id = accepted.queue_id.clone();
+                tracking::record_accepted(&self.settings.events, event, trail);
                 accepted
             }
             Finished::Duplicate(accepted) => accepted,

@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod connectors;
+mod console_admin;
 mod convert;
 mod delivery;
 mod directory_admin;
@@ -47,6 +48,8 @@ pub struct ServiceSettings {
     pub srs: crate::mailauth::srs::Srs,
     /// The DKIM keys of our domains (ARC seals of forwarded mail).
     pub signer: Arc<crate::mailauth::signer::Signer>,
+    /// Message tracking's recorder.
+    pub events: crate::tracking::Events,
 }
 
 #[derive(Clone)]
@@ -83,17 +86,27 @@ impl Services {
     }
 }
 
+/// The Admin service for a caller in this process (the operator console): the same
+/// operations, checks and errors as over gRPC, with no token (the caller has its own
+/// sign-in) and no network in between.
+pub fn local_admin(
+    store: Store,
+    settings: Arc<ServiceSettings>,
+) -> Arc<dyn bridgehead_proto::v1::admin_server::Admin> {
+    Arc::new(Services { store, settings })
+}
+
 /// Serves every service on `listener` until `shutdown` is cancelled, then finishes the
 /// calls in flight.
 pub async fn serve(
     listener: TcpListener,
     store: Store,
-    settings: ServiceSettings,
+    settings: Arc<ServiceSettings>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let services = Services {
         store: store.clone(),
-        settings: Arc::new(settings),
+        settings,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthServer<Services>>().await;

@@ -22,10 +22,12 @@ impl From<StoreError> for Status {
             | StoreError::UnknownConnector(_)
             | StoreError::UnknownGroup(_)
             | StoreError::UnknownContact(_)
+            | StoreError::UnknownOperator(_)
             | StoreError::UnknownDkimKey(..) => Code::NotFound,
             StoreError::DomainExists(_)
             | StoreError::AddressTaken(_)
             | StoreError::ConnectorExists(_)
+            | StoreError::OperatorExists(_)
             | StoreError::DuplicateSubmission(_)
             | StoreError::DkimSelectorTaken(..) => Code::AlreadyExists,
             StoreError::DomainNotEmpty(..)

@@ -234,7 +234,7 @@ impl Store {
         Ok(row.map(|r| (r.get("id"), r.get("address"))))
     }
 
-    async fn require_domain(&self, name: &str) -> Result<()> {
+    pub(super) async fn require_domain(&self, name: &str) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         domain_id(&mut conn, name).await.map(|_| ())
     }

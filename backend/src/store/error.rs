@@ -57,6 +57,10 @@ pub enum StoreError {
     UnknownDkimKey(String, String),
     #[error("{0} has no new DKIM keys to activate: run `dkim rotate` first, then publish them")]
     NoNextDkimKey(String),
+    #[error("an operator named {0} exists already")]
+    OperatorExists(String),
+    #[error("no operator named {0}")]
+    UnknownOperator(String),
     #[error("DKIM: {0}")]
     Dkim(String),
     #[error("message was not found")]

@@ -11,6 +11,7 @@
 //! while migrating, so several back-ends may start at once.
 mod accounts;
 mod connectors;
+mod console;
 mod delivery;
 mod directory;
 mod dkim;
@@ -20,11 +21,14 @@ mod mta_sts;
 mod penalties;
 mod quarantine;
 mod queue;
+mod queue_filter;
 mod secrets;
 mod tls_reports;
+mod tracking;
 
 pub use accounts::{AliasInfo, DomainInfo, UserInfo};
 pub use connectors::{Connector, ConnectorStatus};
+pub use console::{NodeRow, Operator, SessionLife, SessionRow};
 pub use delivery::{ContentWriter, Delivered, Held, Outbound};
 pub use directory::{DomainSettings, GroupInfo};
 pub use dkim::DkimKey;
@@ -44,7 +48,9 @@ pub use quarantine::HeldEntry;
 pub use queue::{
     DeliveryStatus, QueuedMessage, QueuedRecipient, RecipientResult, Route, Settlement,
 };
+pub use queue_filter::QueueFilter;
 pub use tls_reports::{Count as TlsCount, Counted as TlsCounted};
+pub use tracking::{EventRow, TrackQuery, TrafficMinute};
 
 pub use error::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -112,7 +112,7 @@ pub struct Route {
     pub auth_secret: Option<String>,
 }
 
-const ENTRY_COLUMNS: &str =
+pub(super) const ENTRY_COLUMNS: &str =
     "id, queue_id, content_id, mail_from, ret, envid, created_at, next_attempt_at,
      attempts, last_error, held, delay_warned, body, smtputf8, envelope_from, head, requiretls,
      (SELECT size FROM contents c WHERE c.id = content_id) AS size";
@@ -174,7 +174,7 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    async fn with_recipients(
+    pub(super) async fn with_recipients(
         &self,
         rows: Vec<sqlx::postgres::PgRow>,
     ) -> Result<Vec<QueuedMessage>> {
@@ -250,21 +250,8 @@ impl Store {
 
     /// Every entry, oldest first (for tools and tests; `admin queue list` pages).
     pub async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
-        self.queue_page(0, i64::MAX).await
-    }
-
-    /// Up to `limit` entries after entry `after` (0: from the start), oldest first: a range
-    /// scan of the primary key, as cheap on page 1,000 as on page 1.
-    pub async fn queue_page(&self, after: i64, limit: i64) -> Result<Vec<QueuedMessage>> {
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM outbound_queue WHERE id > $1 ORDER BY id LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        self.with_recipients(rows).await
+        self.queue_page(&super::QueueFilter::default(), 0, i64::MAX)
+            .await
     }
 
     pub async fn queue_get(&self, queue_id: &str) -> Result<QueuedMessage> {

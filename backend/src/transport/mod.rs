@@ -115,6 +115,8 @@ pub struct TransportConfig {
     /// How long a domain's DKIM keys are kept after reading them (a rotation reaches every
     /// back-end within it).
     pub dkim_keys_kept: Duration,
+    /// Message tracking's recorder (each attempt's results, reports made).
+    pub events: crate::tracking::Events,
 }
 
 impl Default for TransportConfig {
@@ -138,6 +140,7 @@ impl Default for TransportConfig {
             mta_sts_port: 443,
             publish_sts: None,
             dkim_keys_kept: Duration::from_secs(60),
+            events: Default::default(),
             tls_report_period: Duration::from_secs(86400),
         }
     }

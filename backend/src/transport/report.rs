@@ -62,6 +62,7 @@ pub async fn settle(
     };
     let Some(recipient) = recipient else {
         store.settle_queue_entry(m.id, worker, &settlement).await?;
+        record(config, m, &settlement.results, None);
         return Ok(false);
     };
     let report = dsn::build(&Report {
@@ -83,8 +84,56 @@ pub async fn settle(
         settlement: &settlement,
     };
     store_report(store, m, &recipient, &report, sent).await?;
+    record(config, m, &settlement.results, Some(&recipient));
     tracing::info!(queue_id = %m.queue_id, to = %recipient, recipients = to_report.len(), "delivery status notification stored");
     Ok(true)
+}
+
+/// Tells message tracking what the (committed) attempt did for each recipient, and the
+/// report made, if one was.
+fn record(
+    config: &TransportConfig,
+    m: &QueuedMessage,
+    results: &[RecipientResult],
+    dsn: Option<&str>,
+) {
+    use crate::tracking::{Event, Kind};
+    for r in results {
+        let kind = match r.status {
+            DeliveryStatus::Delivered => Kind::Delivered,
+            DeliveryStatus::Failed => Kind::Bounced,
+            DeliveryStatus::Pending => Kind::Deferred,
+        };
+        let mta = match r.remote_mta.as_str() {
+            "" => String::new(),
+            h => format!(" ({h})"),
+        };
+        config.events.record(
+            kind,
+            Event {
+                queue_id: m.queue_id.clone(),
+                mail_from: m.mail_from.clone(),
+                recipients: vec![r.address.clone()],
+                detail: format!(
+                    "attempt {}{mta}: {} {}",
+                    m.attempts, r.dsn_status, r.diagnostic
+                ),
+                ..Default::default()
+            },
+        );
+    }
+    if let Some(to) = dsn {
+        config.events.record(
+            Kind::Dsn,
+            Event {
+                queue_id: m.queue_id.clone(),
+                mail_from: m.mail_from.clone(),
+                recipients: vec![to.to_string()],
+                detail: format!("delivery status notification sent to <{to}>"),
+                ..Default::default()
+            },
+        );
+    }
 }
 
 /// Pending recipients of a message whose lifetime is over fail now.

@@ -30,6 +30,49 @@ impl Backends {
         });
     }
 
+    /// Tells a back-end every `every` that this front-end is alive (`Delivery.Heartbeat`,
+    /// recorded in PostgreSQL for the operators' overview), until `shutdown`. A failed report
+    /// is only logged: the next one comes soon.
+    pub fn report_alive(
+        self: &Arc<Self>,
+        name: String,
+        detail: String,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let this = self.clone();
+        let report = bridgehead_proto::v1::NodeReport {
+            name,
+            role: "frontend".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            detail,
+        };
+        tokio::spawn(async move {
+            loop {
+                let sent = this
+                    .idempotent("heartbeat", |ch| {
+                        let report = report.clone();
+                        async move {
+                            bridgehead_proto::v1::delivery_client::DeliveryClient::new(ch)
+                                .heartbeat(report)
+                                .await
+                        }
+                    })
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "heartbeat not recorded");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
     async fn check_health(&self) {
         let pool = self.pool();
         let asks = pool.channels.iter().zip(&pool.serving).zip(&pool.targets);
