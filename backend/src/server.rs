@@ -187,6 +187,8 @@ impl BackendHandle {
                 ),
             },
         };
+        // Seen at once, not only after the chores' first round.
+        store.heartbeat(&chores.node).await?;
         workers.push(crate::chores::spawn(
             store.clone(),
             chores,

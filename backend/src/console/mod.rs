@@ -101,7 +101,14 @@ pub async fn serve(
     let routes = pages::routes(console);
     let app = match prefix.as_str() {
         "" => routes,
-        p => Router::new().nest(p, routes),
+        // Nested, the overview answers at "/ops"; "/ops/" (where links to it point) sends there.
+        p => {
+            let home = p.to_string();
+            let to_home = move || async move { axum::response::Redirect::to(&home) };
+            Router::new()
+                .route(&format!("{p}/"), axum::routing::get(to_home))
+                .nest(p, routes)
+        }
     };
     let listener = TcpListener::bind(addr)
         .await

@@ -104,6 +104,7 @@ fn mailboxes(
                 (field(err, "add", "username", "User name", &f.username, "text"))
                 (field(err, "add", "secret", "Password", "", "password"))
                 (field(err, "add", "target", "Deliver to (address, or domain in global mode)", &f.target, "text"))
+                label { input type="checkbox" name="verify" value="1" checked; " verify the server's certificate" }
                 button type="submit" { "Add connector" }
             }
         }
@@ -129,7 +130,7 @@ fn mailboxes(
 
 fn scheduling(c: &Console, s: &Signed, list: &[&pb::ConnectorInfo]) -> Markup {
     html! {
-        @if s.role.domain().is_none() { p { (button(c, s, "/connectors/change", &[("op", "retrieve"), ("name", ""), ("tab", "scheduling")], "Retrieve all now")) } }
+        @if s.role.domain().is_none() { div { (button(c, s, "/connectors/change", &[("op", "retrieve"), ("name", ""), ("tab", "scheduling")], "Retrieve all now")) } }
         table #schedule {
             tr { th { "Name" } th { "Interval" } th { "Last poll" } th { "Next poll" } th { "Fetched last / total" } th {} }
             @for k in list {
@@ -192,6 +193,8 @@ struct Change {
     username: String,
     #[serde(default)]
     secret: String,
+    #[serde(default)]
+    verify: String,
     #[serde(default)]
     target: String,
     #[serde(default)]
@@ -304,7 +307,7 @@ async fn apply(
                 server: f.server.clone(),
                 port,
                 tls: f.tls.clone(),
-                verify_cert: true,
+                verify_cert: f.verify == "1",
                 auth: "user".into(),
                 username: f.username.clone(),
                 secret: f.secret.clone(),

@@ -235,7 +235,7 @@ async fn one(
         h2 { "Recipients" }
         table #recipients { tr { th { "Address" } th { "Status" } th { "DSN status" } th { "Diagnostic" } }
             @for r in &m.recipients { tr { td { (r.address) } td { (r.status) } td { (r.dsn_status) } td { (r.diagnostic) } } } }
-        p { (action_buttons(&c, &s, &m.queue_id)) }
+        div #actions { (action_buttons(&c, &s, &m.queue_id)) }
         h2 { "Headers" }
         pre #headers { (m.headers) }
         p { a href=(c.url(&format!("/tracking?q={}", m.queue_id))) { "Track this message" } }

@@ -1,0 +1,360 @@
+//! The operator console in a real browser: Debian's headless Chromium driven through
+//! Selenium (`tests/support/console_browser.py`) signs in, creates a domain and a user,
+//! delivers a message and finds it in message tracking, holds and releases a queued message,
+//! retrieves a connector now, is refused a form without its CSRF token, sees stored
+//! `<script>` values as text, signs out; a domain administrator is refused another domain's
+//! user. Screenshots of each page are saved in the test's temp dir (the path is printed).
+//! Beside it, without a browser: TLS on the console's own listener under a path prefix
+//! (curl), and the CLI's operator, overview and track commands.
+use bridgehead_backend::console::ConsoleConfig;
+use bridgehead_tests::{admin_cli, curl, eventually, Cluster, Options, ADMIN_TOKEN};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bridgehead");
+const XSS: &str = "<script>alert('xss')</script>";
+const ISP_USER: &str = "chris@isp.example";
+const ISP_PASS: &str = "isp password";
+
+/// `bridgehead admin ARGS` with `stdin` (passwords); the test fails when it fails.
+fn admin(c: &Cluster, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(BIN)
+        .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
+        .args(["--token", ADMIN_TOKEN])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bridgehead admin");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("bridgehead admin ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn console(prefix: &str, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> ConsoleConfig {
+    ConsoleConfig {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        prefix: prefix.to_string(),
+        tls,
+        admin_token: ADMIN_TOKEN.to_string(),
+    }
+}
+
+fn console_addr(c: &Cluster) -> SocketAddr {
+    c.backend
+        .as_ref()
+        .and_then(|b| b.console_addr)
+        .expect("the console listens")
+}
+
+/// A port nothing listens on (mail routed there is deferred).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_works_the_console_in_chromium() {
+    let mut opts = Options::default();
+    opts.console = Some(console("", None));
+    opts.allow_plaintext_auth = true;
+    opts.transport.workers = 1;
+    opts.transport.first_retry = std::time::Duration::from_secs(3600);
+    opts.connector.workers = 1;
+    let c = Cluster::start_with(opts).await;
+    for (u, p) in [
+        ("alice@example.com", "alice password"),
+        ("postmaster@example.com", "pm password"),
+        ("victim@other.test", "victim password"),
+        (ISP_USER, ISP_PASS),
+    ] {
+        c.add_user(u, p).await;
+    }
+    let server = c.pop3s.to_string();
+    let connector = [
+        "connector",
+        "add",
+        "chris",
+        "--server",
+        &server,
+        "--tls",
+        "implicit",
+        "--no-verify",
+    ];
+    let rest = [
+        "--user",
+        ISP_USER,
+        "--interval",
+        "3600",
+        "--to",
+        "alice@example.com",
+    ];
+    admin(
+        &c,
+        &[&connector[..], &rest[..]].concat(),
+        &format!("{ISP_PASS}\n"),
+    );
+    // Its first poll (due at once) finds nothing; the browser's "retrieve now" finds this.
+    eventually("the connector's first poll", || async {
+        let k = c.store.get_connector("chris").await.unwrap();
+        k.status.last_poll_at.is_some().then_some(())
+    })
+    .await;
+    c.deliver(
+        ISP_USER,
+        b"Subject: from the ISP\r\nMessage-ID: <isp-1@isp.example>\r\n\r\nfetched\r\n",
+    )
+    .await;
+    let evil = [
+        "connector",
+        "add",
+        "evil",
+        "--server",
+        "127.0.0.1:9",
+        "--tls",
+        "none",
+    ];
+    let evil_rest = [
+        "--user",
+        XSS,
+        "--interval",
+        "3600",
+        "--to",
+        "alice@example.com",
+        "--disabled",
+    ];
+    admin(&c, &[&evil[..], &evil_rest[..]].concat(), "x\n");
+    let dead = format!("127.0.0.1:{}", closed_port());
+    admin(
+        &c,
+        &["route", "set", "outside.test", &dead, "--tls", "none"],
+        "",
+    );
+    admin(
+        &c,
+        &[
+            "route",
+            "set",
+            "evil.test",
+            &format!("{XSS}:25"),
+            "--tls",
+            "none",
+        ],
+        "",
+    );
+    let out = admin(
+        &c,
+        &["operator", "add", "dadmin", "--role", "domain:example.com"],
+        "dadmin password\n",
+    );
+    assert!(out.contains("operator dadmin added"), "{out}");
+
+    let shots = tempfile::Builder::new()
+        .prefix("console-screenshots-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let config = serde_json::json!({
+        "url": format!("http://{}", console_addr(&c)),
+        "token": ADMIN_TOKEN,
+        "smtp": c.smtp.to_string(),
+        "submission": c.submission.to_string(),
+        "sender": "alice@example.com",
+        "sender_password": "alice password",
+        "outside": "bob@outside.test",
+        "connector": "chris",
+        "domain_admin": "dadmin",
+        "domain_admin_password": "dadmin password",
+        "foreign_user": "victim@other.test",
+        "shots": shots.display().to_string(),
+    });
+    let config_file = shots.join("config.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/console_browser.py"
+    );
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .arg(&config_file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    println!("{said}{}", String::from_utf8_lossy(&run.stderr));
+    println!("console screenshots: {}", shots.display());
+    assert!(
+        run.status.success() && said.contains("\nOK"),
+        "the browser run failed"
+    );
+
+    // What the browser did is what the store holds.
+    let users = admin_cli(BIN, &c, &["user", "list", "--domain", "console.test"]);
+    assert!(
+        users.contains("carol@console.test") && !users.contains("mallory"),
+        "{users}"
+    );
+    assert_eq!(
+        c.uids("carol@console.test").await.len(),
+        1,
+        "the delivered message"
+    );
+    assert_eq!(
+        c.uids("alice@example.com").await.len(),
+        1,
+        "the connector's message"
+    );
+    let queued = c.store.queue_list().await.unwrap();
+    assert!(
+        queued.len() == 1 && !queued[0].held,
+        "queued and released: {queued:?}"
+    );
+    for page in [
+        "01-sign-in",
+        "02-overview",
+        "05-queue-message",
+        "06-tracking",
+        "07-connectors-scheduling",
+    ] {
+        let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 5_000,
+            "{page}.png"
+        );
+    }
+    // The CLI sees the same record and nodes.
+    let track = admin_cli(BIN, &c, &["track", "tracked-1@sender.example"]);
+    assert!(
+        track.contains("accepted") && track.contains("carol@console.test"),
+        "{track}"
+    );
+    let overview = admin_cli(BIN, &c, &["overview"]);
+    assert!(
+        overview.contains("backend") && overview.contains("frontend"),
+        "{overview}"
+    );
+    let ops = admin_cli(BIN, &c, &["operator", "list"]);
+    assert!(ops.contains("dadmin\tdomain:example.com"), "{ops}");
+    c.stop().await;
+}
+
+/// The console with TLS on its own listener, under a path prefix: the sign-in page and its
+/// links carry the prefix, cookies are Secure, a form without its CSRF token is refused,
+/// and a wrong password waits the shared penalty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_serves_tls_under_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = bridgehead_tests::write_certificate(dir.path());
+    let mut opts = Options::default();
+    opts.console = Some(console("/ops", Some((cert.clone(), key))));
+    let c = Cluster::start_with(opts).await;
+    let base = format!("https://localhost:{}/ops", console_addr(&c).port());
+    let jar = dir.path().join("cookies");
+    let jar = jar.to_str().unwrap();
+    let resolve = format!("localhost:{}:127.0.0.1", console_addr(&c).port());
+    let get = |path: &str, extra: &[&str]| {
+        let url = format!("{base}{path}");
+        let mut args = vec!["--cacert", cert.to_str().unwrap(), "--resolve", &resolve];
+        args.extend(["-c", jar, "-b", jar, "-i"]);
+        args.extend(extra);
+        args.push(&url);
+        let (ok, out, err) = curl(&args);
+        assert!(ok, "{path}: {err}");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let page = get("/login", &[]);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains(r#"action="/ops/login""#), "{page}");
+    let cookie = page
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: bh_login="))
+        .expect("a sign-in token cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/ops"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the form's token")
+        .to_string();
+    let wrong = get(
+        "/login",
+        &[
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            "password=nope",
+        ],
+    );
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let counted = c
+        .store
+        .recent_auth_failures("ip:127.0.0.1", 900)
+        .await
+        .unwrap();
+    assert_eq!(counted, 1, "the failure counts with mail logins' failures");
+    let page = get("/login", &[]);
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let signed = get(
+        "/login",
+        &[
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            &format!("password={ADMIN_TOKEN}"),
+        ],
+    );
+    assert!(signed.starts_with("HTTP/1.1 303"), "{signed}");
+    assert!(signed.contains("location: /ops/"), "{signed}");
+    let overview = get("", &[]);
+    assert!(
+        overview.contains("<h1>Overview</h1>") && overview.contains(r#"href="/ops/queue""#),
+        "{overview}"
+    );
+    let forged = get("/domains/add", &["--data-urlencode", "name=forged.test"]);
+    assert!(
+        forged.starts_with("HTTP/1.1 403") && forged.contains("CSRF"),
+        "{forged}"
+    );
+    let domains = admin_cli(BIN, &c, &["domain", "list"]);
+    assert!(!domains.contains("forged.test"), "{domains}");
+    let url = format!("{base}/");
+    let cacert = cert.to_str().unwrap();
+    let args = [
+        "--cacert",
+        cacert,
+        "--resolve",
+        &resolve,
+        "-b",
+        "bh_session=forged",
+    ];
+    let (_, out, _) = curl(&[&args[..], &["-o", "/dev/null", "-w", "%{http_code}", &url]].concat());
+    assert_eq!(out, b"303", "a made-up session signs nobody in");
+    eventually("the nodes' heartbeats", || async {
+        let nodes = c.store.list_nodes().await.unwrap();
+        (nodes.iter().any(|n| n.role == "backend") && nodes.iter().any(|n| n.role == "frontend"))
+            .then_some(())
+    })
+    .await;
+    c.stop().await;
+}
