@@ -56,6 +56,9 @@ pub struct DevArgs {
     /// Back-end gRPC (and admin API) port; 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_GRPC_PORT", default_value_t = 7070)]
     grpc_port: u16,
+    /// Record message-tracking events (the console's tracking page, `admin track`).
+    #[arg(long, env = "BRIDGEHEAD_TRACKING", default_value_t = true, action = clap::ArgAction::Set)]
+    tracking: bool,
     /// The operator console's port (HTTP); 0 picks a free port.
     #[arg(long, env = "BRIDGEHEAD_CONSOLE_PORT", default_value_t = 9190)]
     console_port: u16,
@@ -164,7 +167,10 @@ fn backend_config(
         secrets: dev_secrets(&dir.join("secret-key"))?,
         check_mail_auth: args.check_mail_auth,
         trusted_arc_sealers: Vec::new(),
-        tracking: Default::default(),
+        tracking: bridgehead_backend::tracking::TrackingConfig {
+            enabled: args.tracking,
+            ..Default::default()
+        },
         console: Some(ConsoleConfig {
             listen: Some(SocketAddr::new(args.host, args.console_port)),
             admin_token: secret(&dir.join("admin-token"))?,

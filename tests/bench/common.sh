@@ -44,6 +44,7 @@ start_dev() {
   local dir="$WORK/${3:-bh}"
   "$BH" dev --data-dir "$dir" --host 127.0.0.1 --smtp-port "$1" --pop3-port "$2" \
     --pop3s-port 0 --submission-port 0 --submissions-port 0 --grpc-port 0 --metrics-port 0 \
+    --console-port 0 \
     --allow-plaintext-auth "${@:4}" >"$dir.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do [ -s "$dir/endpoints.json" ] && return 0; sleep 0.1; done

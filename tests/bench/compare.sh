@@ -10,7 +10,8 @@
 #         accept rate (final 250s per second) and the end-to-end rate (until the last message
 #         is in a mailbox: for Bridgehead that is the 250 itself, for Postfix the LMTP delivery
 #         into Dovecot's Maildirs);
-#   SMTP again at 50 × 10 on clusters without the recipient memory and with mail
+#   SMTP again at 50 × 10 on clusters without the recipient memory, without message
+#         tracking (the other rows record its events), and with mail
 #         authentication checks on (the latter against a private Knot, when installed), and
 #         with every message forwarded out (SRS, ARC seal); and with rspamd as a milter on
 #         both sides (when installed);
@@ -204,6 +205,18 @@ out="$WORK/bh-smtp-nocache.json"
   --messages "$SMTP_N" --size 10240 --from "bench@outside.example" --to "user{n}@$DOMAIN" \
   --users "$USERS" --json >"$out" 2>/dev/null
 row "SMTP accept, 50 conn × 10 msg, recipient memory off" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
+
+# The same load on a cluster that records no message-tracking events: what the events (one
+# row per accepted message, written in batches) cost the accept rate, against the default
+# clusters above, which record them.
+NT_SMTP=$(free_port) NT_POP3=$(free_port)
+start_dev "$NT_SMTP" "$NT_POP3" bh-notrack --tracking false
+add_users "$DOMAIN" "$USERS" "$PASSWORD" bh-notrack
+out="$WORK/bh-smtp-notrack.json"
+"$BH" bench smtp --server "127.0.0.1:$NT_SMTP" --connections 50 --per-connection 10 \
+  --messages "$SMTP_N" --size 10240 --from "bench@outside.example" --to "user{n}@$DOMAIN" \
+  --users "$USERS" --json >"$out" 2>/dev/null
+row "SMTP accept, 50 conn × 10 msg, message tracking off" "$(json "$out" 'd["messages_per_s"]')" "${PF_LAST:-0}"
 
 # The same load on a cluster that checks unauthenticated mail (iprev, SPF, DKIM, DMARC) against a
 # private Knot serving the sender's records: SPF passes for 127.0.0.1, DMARC p=none, a PTR for

@@ -249,6 +249,8 @@ fn dev_cluster_end_to_end() {
                 "0",
                 "--metrics-port",
                 "0",
+                "--console-port",
+                "0",
             ])
             .args([
                 "--smtp-port",
@@ -291,6 +293,7 @@ fn dev_cluster_end_to_end() {
         "pop3s",
         "grpc",
         "metrics",
+        "console",
         "admin_token",
         "demo_user",
         "demo_password",
@@ -326,6 +329,14 @@ fn dev_cluster_end_to_end() {
     let (host, port) = pop3.rsplit_once(':').unwrap();
     let got = python(POPLIB_STLS, &[host, port, &user, &pass]);
     assert_eq!(got.as_bytes(), message);
+
+    // The operator console it printed answers with its sign-in page.
+    let console = format!("{}login", e["console"].as_str().unwrap());
+    let (ok, page, err) = curl(&[&console]);
+    assert!(
+        ok && String::from_utf8_lossy(&page).contains("Sign in"),
+        "{err}"
+    );
 
     // The operations endpoint: metrics of both tiers, health and readiness.
     let base = format!("http://{}", e["metrics"].as_str().unwrap());

@@ -61,6 +61,7 @@ fn the_compose_stack_moves_mail_through_haproxy() {
         "SUBMISSIONS_PORT",
         "POP3_PORT",
         "POP3S_PORT",
+        "CONSOLE_PORT",
     ];
     for (name, port) in names.iter().zip(free_listen_ports(names.len())) {
         env.push((name.to_string(), port.to_string()));
@@ -83,6 +84,12 @@ fn the_compose_stack_moves_mail_through_haproxy() {
     add_user(&stack, "alice@example.org");
     let domains = stack.run(&["run", "--rm", "-T", "admin", "domain", "list"]);
     assert!(text(&domains).contains("example.org"), "{}", text(&domains));
+
+    // The operator console, through HAProxy to either back-end: its sign-in page.
+    let console = format!("http://127.0.0.1:{}/login", stack.env("CONSOLE_PORT"));
+    let (ok, page, err) = bridgehead_tests::curl(&[&console]);
+    let page = String::from_utf8_lossy(&page);
+    assert!(ok && page.contains("Sign in"), "{err}{page}");
 
     let ports = [
         stack.env("SMTP_PORT"),

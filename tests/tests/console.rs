@@ -17,8 +17,8 @@ const XSS: &str = "<script>alert('xss')</script>";
 const ISP_USER: &str = "chris@isp.example";
 const ISP_PASS: &str = "isp password";
 
-/// `bridgehead admin ARGS` with `stdin` (passwords); the test fails when it fails.
-fn admin(c: &Cluster, args: &[&str], stdin: &str) -> String {
+/// `bridgehead admin ARGS` with `stdin` (passwords): whether it succeeded, and what it said.
+fn admin_result(c: &Cluster, args: &[&str], stdin: &str) -> (bool, String) {
     let mut child = Command::new(BIN)
         .args(["admin", "--url", &format!("http://{}", c.backend_addr)])
         .args(["--token", ADMIN_TOKEN])
@@ -32,12 +32,18 @@ fn admin(c: &Cluster, args: &[&str], stdin: &str) -> String {
     input.write_all(stdin.as_bytes()).expect("write stdin");
     drop(input);
     let out = child.wait_with_output().expect("bridgehead admin ends");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {text}{}",
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.success(), text)
+}
+
+/// `bridgehead admin ARGS` with `stdin`; the test fails when it fails.
+fn admin(c: &Cluster, args: &[&str], stdin: &str) -> String {
+    let (ok, text) = admin_result(c, args, stdin);
+    assert!(ok, "{args:?}: {text}");
     text
 }
 
@@ -65,9 +71,11 @@ fn closed_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_works_the_console_in_chromium() {
-    let mut opts = Options::default();
-    opts.console = Some(console("", None));
-    opts.allow_plaintext_auth = true;
+    let mut opts = Options {
+        console: Some(console("", None)),
+        allow_plaintext_auth: true,
+        ..Options::default()
+    };
     opts.transport.workers = 1;
     opts.transport.first_retry = std::time::Duration::from_secs(3600);
     opts.connector.workers = 1;
@@ -259,8 +267,10 @@ async fn an_operator_works_the_console_in_chromium() {
 async fn the_console_serves_tls_under_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = bridgehead_tests::write_certificate(dir.path());
-    let mut opts = Options::default();
-    opts.console = Some(console("/ops", Some((cert.clone(), key))));
+    let opts = Options {
+        console: Some(console("/ops", Some((cert.clone(), key)))),
+        ..Options::default()
+    };
     let c = Cluster::start_with(opts).await;
     let base = format!("https://localhost:{}/ops", console_addr(&c).port());
     let jar = dir.path().join("cookies");
@@ -356,5 +366,90 @@ async fn the_console_serves_tls_under_a_prefix() {
             .then_some(())
     })
     .await;
+    c.stop().await;
+}
+
+/// Sessions end after their idle time and at their absolute end, however busy; signing out
+/// ends them at once; an operator's changed password ends theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_expire() {
+    use bridgehead_backend::store::{SessionLife, SessionRow};
+    let c = Cluster::start().await;
+    let row = SessionRow {
+        operator: "op".into(),
+        role: "admin".into(),
+        csrf: "t".into(),
+    };
+    let idle = SessionLife {
+        idle_secs: 1,
+        absolute_secs: 3600,
+    };
+    c.store.create_session(b"idle", &row, idle).await.unwrap();
+    assert_eq!(
+        c.store.session(b"idle", idle).await.unwrap(),
+        Some(row.clone())
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        c.store.session(b"idle", idle).await.unwrap(),
+        None,
+        "idle too long"
+    );
+    let short = SessionLife {
+        idle_secs: 3600,
+        absolute_secs: 2,
+    };
+    c.store.create_session(b"busy", &row, short).await.unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(
+            c.store.session(b"busy", short).await.unwrap().is_some(),
+            "in use"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        c.store.session(b"busy", short).await.unwrap(),
+        None,
+        "past its end"
+    );
+    c.store.create_session(b"out", &row, idle).await.unwrap();
+    c.store.end_session(b"out").await.unwrap();
+    assert_eq!(
+        c.store.session(b"out", idle).await.unwrap(),
+        None,
+        "signed out"
+    );
+    admin(
+        &c,
+        &["operator", "add", "op", "--role", "readonly"],
+        "op password\n",
+    );
+    let long = SessionLife {
+        idle_secs: 3600,
+        absolute_secs: 3600,
+    };
+    c.store.create_session(b"op", &row, long).await.unwrap();
+    admin(&c, &["operator", "passwd", "op"], "new op password\n");
+    assert_eq!(
+        c.store.session(b"op", long).await.unwrap(),
+        None,
+        "password changed"
+    );
+    let bad = ["operator", "add", "Bad Name!", "--role", "admin"];
+    let (ok, said) = admin_result(&c, &bad, "a password\n");
+    assert!(!ok && said.contains("operator name"), "{said}");
+    let bad = [
+        "operator",
+        "add",
+        "ok-name",
+        "--role",
+        "domain:nowhere.test",
+    ];
+    let (ok, said) = admin_result(&c, &bad, "a password\n");
+    assert!(!ok && said.contains("nowhere.test"), "{said}");
+    let bad = ["operator", "add", "ok-name", "--role", "root"];
+    let (ok, said) = admin_result(&c, &bad, "a password\n");
+    assert!(!ok && said.contains("admin, readonly or domain:"), "{said}");
     c.stop().await;
 }
