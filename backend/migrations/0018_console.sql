@@ -36,7 +36,8 @@ CREATE TABLE nodes (
 
 -- Message tracking: what happened to a message, one row per event (accepted, stored,
 -- queued, delivered, deferred, bounced, dsn, quarantined, fetched, held, released, deleted).
--- Written in batches off the hot path; pruned after the retention period.
+-- Written in batches off the hot path; pruned after the retention period. Addresses are
+-- stored in lower case (searched that way).
 CREATE TABLE message_events (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at          timestamptz NOT NULL,
@@ -49,7 +50,7 @@ CREATE TABLE message_events (
     detail      text NOT NULL DEFAULT ''
 );
 CREATE INDEX message_events_queue_id ON message_events (queue_id);
-CREATE INDEX message_events_message_id ON message_events (message_id) WHERE message_id <> '';
+CREATE INDEX message_events_message_id ON message_events (message_id);
 CREATE INDEX message_events_at ON message_events (at);
 CREATE INDEX message_events_from ON message_events (mail_from, at);
 CREATE INDEX message_events_recipients ON message_events USING gin (recipients);

@@ -1,10 +1,10 @@
 //! `bridgehead.v1.Admin`: domains, users, aliases and message import, behind the admin token.
 use super::convert::{address, domain, domain_filter, required, user};
-use super::{connectors, console_admin, directory_admin, dkim_admin, quarantine, Services};
+use super::{
+    connectors, console_admin, directory_admin, dkim_admin, quarantine, queue_admin, Services,
+};
 use crate::password;
 use crate::store::StoreError;
-use crate::store::{QueuedMessage, Route};
-use crate::transport::TlsMode;
 use bridgehead_proto::v1 as pb;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -218,23 +218,9 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn list_queue(&self, req: Request<pb::QueueListRequest>) -> Reply<pb::QueueList> {
-        let req = req.into_inner();
-        let limit = match req.limit {
-            0 => 1_000,
-            n => i64::from(n.min(10_000)),
-        };
-        let filter = console_admin::queue_filter(req.filter.unwrap_or_default())?;
-        let mut entries = self.store.queue_page(&filter, req.after, limit + 1).await?;
-        let more = entries.len() as i64 > limit;
-        entries.truncate(limit as usize);
-        let next = match entries.last() {
-            Some(last) if more => last.id,
-            _ => 0,
-        };
-        Ok(Response::new(pb::QueueList {
-            entries: entries.into_iter().map(queue_entry).collect(),
-            next,
-        }))
+        Ok(Response::new(
+            queue_admin::list(self, req.into_inner()).await?,
+        ))
     }
 
     async fn show_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueEntry> {
@@ -242,7 +228,7 @@ impl pb::admin_server::Admin for Services {
         let headers = self.store.queue_headers(entry.content_id).await?;
         Ok(Response::new(pb::QueueEntry {
             headers,
-            ..queue_entry(entry)
+            ..queue_admin::entry(entry)
         }))
     }
 
@@ -277,48 +263,7 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn set_route(&self, req: Request<pb::RouteInfo>) -> Reply<pb::Empty> {
-        let r = req.into_inner();
-        let domain = if r.domain == "*" {
-            r.domain.clone()
-        } else {
-            domain(&r.domain)?
-        };
-        if r.host.trim().is_empty() || r.port == 0 || r.port > 65535 {
-            return Err(Status::invalid_argument(
-                "a route needs a host and a port from 1 to 65535",
-            ));
-        }
-        if TlsMode::parse(&r.tls).is_none() {
-            return Err(Status::invalid_argument(
-                "tls must be none, opportunistic, required, verify, dane or implicit",
-            ));
-        }
-        let auth_user = (!r.auth_user.is_empty()).then_some(r.auth_user);
-        if auth_user.is_some() && r.tls == "none" {
-            return Err(Status::invalid_argument(
-                "AUTH needs TLS: use --tls required or implicit",
-            ));
-        }
-        let auth_secret = match &auth_user {
-            Some(_) => Some(
-                self.settings
-                    .transport
-                    .secrets
-                    .seal("route", &r.auth_secret)
-                    .map_err(|e| Status::failed_precondition(e.to_string()))?,
-            ),
-            None => None,
-        };
-        self.store
-            .set_route(&Route {
-                domain,
-                host: r.host.trim().to_string(),
-                port: r.port as u16,
-                tls: r.tls,
-                auth_secret,
-                auth_user,
-            })
-            .await?;
+        queue_admin::set_route(self, req.into_inner()).await?;
         empty()
     }
 
@@ -593,29 +538,5 @@ impl pb::admin_server::Admin for Services {
     async fn act_on_queue(&self, req: Request<pb::QueueActionRequest>) -> Reply<pb::QueueCount> {
         let count = console_admin::act_on_queue(self, req.into_inner()).await?;
         Ok(Response::new(pb::QueueCount { count }))
-    }
-}
-
-fn queue_entry(q: QueuedMessage) -> pb::QueueEntry {
-    pb::QueueEntry {
-        queue_id: q.queue_id,
-        mail_from: q.mail_from,
-        created_at: q.created_at.to_rfc3339(),
-        next_attempt_at: q.next_attempt_at.to_rfc3339(),
-        attempts: q.attempts,
-        last_error: q.last_error.unwrap_or_default(),
-        held: q.held,
-        size: q.size.max(0) as u64,
-        headers: String::new(),
-        recipients: q
-            .recipients
-            .into_iter()
-            .map(|r| pb::QueuedRecipientInfo {
-                address: r.address,
-                status: r.status.as_str().to_string(),
-                dsn_status: r.dsn_status,
-                diagnostic: r.diagnostic,
-            })
-            .collect(),
     }
 }

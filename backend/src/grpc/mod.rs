@@ -13,6 +13,7 @@ mod directory_admin;
 mod dkim_admin;
 mod maildrop;
 mod quarantine;
+mod queue_admin;
 mod span;
 mod status;
 mod tls_report;

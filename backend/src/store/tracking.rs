@@ -83,26 +83,27 @@ impl Store {
         Ok(())
     }
 
-    /// The messages matching `q`, newest first, each with all its events in order.
+    /// The messages matching `q`, newest first, each with all its events in order. With a
+    /// text, the matching events are found through their indexes (queue id, Message-ID,
+    /// sender, recipient: one bitmap each); without, the newest events of the range are
+    /// walked back by time (at most `RECENT_EVENTS` of them).
     pub async fn track(&self, q: &TrackQuery) -> Result<Vec<Vec<EventRow>>> {
         let text = q.text.trim().trim_matches(|c| c == '<' || c == '>');
-        let domain = q.domain.as_deref().unwrap_or("");
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT queue_id FROM message_events e
-             WHERE at >= $2 AND at <= $3
-               AND ($1 = '' OR queue_id = $1 OR message_id = $1 OR lower(mail_from) = lower($1)
-                    OR recipients @> ARRAY[lower($1)])
-               AND ($4 = '' OR lower(mail_from) LIKE '%@' || $4
-                    OR EXISTS (SELECT 1 FROM unnest(recipients) r WHERE r LIKE '%@' || $4))
-             GROUP BY queue_id ORDER BY max(at) DESC LIMIT $5",
-        )
-        .bind(text)
-        .bind(q.since)
-        .bind(q.until)
-        .bind(super::console::like_escape(domain))
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let domain = super::console::like_escape(&q.domain.as_deref().unwrap_or("").to_lowercase());
+        let sql = if text.is_empty() {
+            TRACK_RECENT_SQL
+        } else {
+            TRACK_TEXT_SQL
+        };
+        let ids: Vec<String> = sqlx::query_scalar(sql)
+            .bind(text)
+            .bind(q.since)
+            .bind(q.until)
+            .bind(domain)
+            .bind(q.limit)
+            .bind(RECENT_EVENTS)
+            .fetch_all(&self.pool)
+            .await?;
         let rows = sqlx::query(
             "SELECT at, queue_id, message_id, kind, node, mail_from, recipients, detail
              FROM message_events WHERE queue_id = ANY($1) ORDER BY at, id",
@@ -183,6 +184,29 @@ impl Store {
         .await?)
     }
 }
+
+/// Events walked back at most when no text is given.
+const RECENT_EVENTS: i64 = 20_000;
+
+/// Messages with an event matching the text (each arm an index: queue id as given or in
+/// capitals, Message-ID, sender, recipient — addresses are stored in lower case).
+const TRACK_TEXT_SQL: &str = "SELECT queue_id FROM message_events e
+     WHERE (queue_id = $1 OR queue_id = upper($1) OR message_id = $1 OR mail_from = lower($1)
+            OR recipients @> ARRAY[lower($1)])
+       AND at >= $2 AND at <= $3
+       AND ($4 = '' OR mail_from LIKE '%@' || $4
+            OR EXISTS (SELECT 1 FROM unnest(recipients) r WHERE r LIKE '%@' || $4))
+       AND $6 > 0
+     GROUP BY queue_id ORDER BY max(at) DESC LIMIT $5";
+
+/// The newest messages of the range: its newest events, by the time index.
+const TRACK_RECENT_SQL: &str = "SELECT queue_id FROM (
+        SELECT queue_id, at FROM message_events e
+        WHERE at >= $2 AND at <= $3 AND $1 = ''
+          AND ($4 = '' OR mail_from LIKE '%@' || $4
+               OR EXISTS (SELECT 1 FROM unnest(recipients) r WHERE r LIKE '%@' || $4))
+        ORDER BY at DESC LIMIT $6) recent
+     GROUP BY queue_id ORDER BY max(at) DESC LIMIT $5";
 
 /// The batch's counts per minute and kind, for the kinds the charts show.
 fn traffic(events: &[EventRow]) -> (Vec<DateTime<Utc>>, Vec<String>, Vec<i64>) {

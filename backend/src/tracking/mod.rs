@@ -132,8 +132,9 @@ impl Events {
             message_id: e.message_id,
             kind: kind.as_str().to_string(),
             node: self.node.to_string(),
-            mail_from: e.mail_from,
-            recipients: e.recipients,
+            // Searched for in lower case (tracking is by address, not by its spelling).
+            mail_from: e.mail_from.to_lowercase(),
+            recipients: e.recipients.iter().map(|r| r.to_lowercase()).collect(),
             detail: e.detail,
         };
         if tx.try_send(row).is_err() {

@@ -157,7 +157,7 @@ async fn render(
         "/groups" => (
             "Groups",
             html! {
-            select name="op" { option value="add-group" { "Add group (who may send:)" } option value="add-member" { "Add member to group" } }
+            select name="op" { option value="add-group" { "Add group (who may send:)" } option value="add-member" { "Add member to group" } option value="set-policy" { "Set who may send" } }
             (field(err, "add", "a", "Group", "", "text"))
             (field(err, "add", "b", "Policy (anyone, authenticated, members) or member", "", "text"))
             button type="submit" { "Apply" } },
@@ -204,7 +204,7 @@ async fn change(
 ) -> Response {
     let page = match f.op.as_str() {
         "add-alias" | "remove-alias" => "/aliases",
-        "add-group" | "add-member" | "remove-group" | "remove-member" => "/groups",
+        "add-group" | "add-member" | "set-policy" | "remove-group" | "remove-member" => "/groups",
         "add-contact" | "remove-contact" => "/contacts",
         "set-route" | "remove-route" => "/routes",
         _ => return forbid(&c, "an unknown change"),
@@ -239,6 +239,13 @@ async fn change(
         }
         "remove-group" => {
             call(admin.remove_group(req(pb::GroupRequest {
+                address: a,
+                policy: b,
+            })))
+            .await
+        }
+        "set-policy" => {
+            call(admin.set_group_policy(req(pb::GroupRequest {
                 address: a,
                 policy: b,
             })))
