@@ -49,6 +49,14 @@ pub struct BackendArgs {
     pub console_cert: Option<PathBuf>,
     #[arg(long, env = "BRIDGEHEAD_CONSOLE_KEY")]
     pub console_key: Option<PathBuf>,
+    /// Reverse proxies (CIDRs, comma-separated) in front of the console whose
+    /// X-Forwarded-For names the client (for sign-in penalties).
+    #[arg(
+        long,
+        env = "BRIDGEHEAD_CONSOLE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub console_trusted_proxies: Option<Vec<String>>,
     /// Record message-tracking events (default true).
     #[arg(long, env = "BRIDGEHEAD_TRACKING")]
     pub tracking: Option<bool>,
@@ -265,6 +273,7 @@ impl BackendArgs {
             prefix: self.console_prefix.clone().unwrap_or_default(),
             tls,
             admin_token: admin_token.to_string(),
+            trusted_proxies: self.console_trusted_proxies.clone().unwrap_or_default(),
         }))
     }
 

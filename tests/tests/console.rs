@@ -53,6 +53,7 @@ fn console(prefix: &str, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) 
         prefix: prefix.to_string(),
         tls,
         admin_token: ADMIN_TOKEN.to_string(),
+        trusted_proxies: Vec::new(),
     }
 }
 

@@ -77,9 +77,100 @@ impl Role {
     }
 }
 
+/// A network (CIDR) of trusted reverse proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    base: std::net::IpAddr,
+    bits: u8,
+}
+
+impl Network {
+    /// `10.0.0.0/8`, `fd00::/8`, or a single address.
+    pub fn parse(text: &str) -> Option<Network> {
+        let (addr, bits) = match text.trim().split_once('/') {
+            Some((a, b)) => (a.parse().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (text.trim().parse().ok()?, None),
+        };
+        let max = if matches!(addr, std::net::IpAddr::V4(_)) {
+            32
+        } else {
+            128
+        };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Network { base: addr, bits })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let keep = |len: u32| -> u128 {
+            match self.bits {
+                0 => 0,
+                b => u128::MAX << (len - u32::from(b)),
+            }
+        };
+        match (self.base, ip) {
+            (V4(b), V4(i)) => {
+                let m = keep(32) as u32;
+                u32::from(b) & m == u32::from(i) & m
+            }
+            (V6(b), V6(i)) => u128::from(b) & keep(128) == u128::from(i) & keep(128),
+            _ => false,
+        }
+    }
+}
+
+/// The client a request stands for: the peer, or — when the peer is a trusted proxy — the
+/// last address of its `X-Forwarded-For` (what that proxy saw).
+pub fn client(
+    peer: std::net::IpAddr,
+    forwarded: Option<&str>,
+    proxies: &[Network],
+) -> std::net::IpAddr {
+    if !proxies.iter().any(|n| n.contains(peer)) {
+        return peer;
+    }
+    forwarded
+        .and_then(|f| f.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Role;
+    use super::{client, Network, Role};
+
+    #[test]
+    fn only_trusted_proxies_name_the_client() {
+        let nets: Vec<Network> = ["10.0.0.0/8", "fd00::/8"]
+            .iter()
+            .map(|n| Network::parse(n).unwrap())
+            .collect();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            client(ip("10.1.2.3"), Some("6.6.6.6, 192.0.2.9"), &nets),
+            ip("192.0.2.9")
+        );
+        assert_eq!(
+            client(ip("fd00::1"), Some("2001:db8::7"), &nets),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            client(ip("192.0.2.1"), Some("10.9.9.9"), &nets),
+            ip("192.0.2.1"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client(ip("10.1.2.3"), Some("garbage"), &nets),
+            ip("10.1.2.3")
+        );
+        assert_eq!(client(ip("10.1.2.3"), None, &nets), ip("10.1.2.3"));
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Network::parse("192.0.2.7")
+            .unwrap()
+            .contains(ip("192.0.2.7")));
+        assert_eq!(Network::parse("10.0.0.0/33"), None);
+        assert_eq!(Network::parse("nonsense"), None);
+    }
 
     #[test]
     fn a_domain_administrator_is_held_to_the_domain() {

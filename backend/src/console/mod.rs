@@ -41,6 +41,9 @@ pub struct ConsoleConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The admin token, which also signs in (as an administrator), for the first login.
     pub admin_token: String,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For` names the client: its last address
+    /// is whom a failed sign-in counts against. Others' is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,8 @@ pub enum ConsoleError {
     Tls(String),
     #[error("the console prefix {0:?} must start with '/' and not end with one")]
     Prefix(String),
+    #[error("{0:?} is not a network (CIDR, e.g. 10.0.0.0/8) for --console-trusted-proxies")]
+    Network(String),
 }
 
 /// What every request handler shares.
@@ -62,6 +67,7 @@ pub(crate) struct Console {
     prefix: Arc<str>,
     admin_token: Arc<str>,
     tls: bool,
+    proxies: Arc<[access::Network]>,
 }
 
 impl Console {
@@ -90,7 +96,13 @@ pub async fn serve(
         Some((cert, key)) => Some(acceptor(cert, key)?),
         None => None,
     };
+    let proxies = config
+        .trusted_proxies
+        .iter()
+        .map(|n| access::Network::parse(n).ok_or_else(|| ConsoleError::Network(n.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     let console = Console {
+        proxies: proxies.into(),
         admin,
         store,
         auth,

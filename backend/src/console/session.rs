@@ -103,6 +103,10 @@ pub async fn require(State(c): State<Console>, req: Request, next: Next) -> Resp
     if parts.method == Method::POST && !signed.role.writes() && !sign_out {
         return layout::refused(&c, "Your role (readonly) does not allow changes.");
     }
+    if parts.method == Method::POST && !sign_out {
+        // The audit trail: who changed what (the form's fields are in the Admin call's log).
+        tracing::info!(operator = %signed.operator, path = %parts.uri.path(), "console change");
+    }
     let req = if parts.method == Method::POST {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
@@ -174,7 +178,9 @@ pub async fn sign_in(
         );
     }
     let name = f.operator.trim().to_ascii_lowercase();
-    match check(&c, &name, &f.password, &peer.ip().to_string()).await {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = super::access::client(peer.ip(), forwarded, &c.proxies);
+    match check(&c, &name, &f.password, &client.to_string()).await {
         Ok(Some(role)) => start(&c, &headers, &name, role).await,
         Ok(None) => login_form(
             &c,
