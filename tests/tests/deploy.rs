@@ -86,7 +86,7 @@ fn kubernetes_base_validates_and_overlay_renders() {
         &["--strict", rendered.to_str().unwrap()],
     );
     assert!(ok, "{out}");
-    assert_eq!(out.matches(" passed ").count(), 11, "{out}");
+    assert_eq!(out.matches(" passed ").count(), 12, "{out}");
     for needle in [
         "readOnlyRootFilesystem: true",
         "runAsNonRoot: true",
