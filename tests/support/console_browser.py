@@ -15,11 +15,10 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 CFG = json.load(open(sys.argv[1]))
@@ -78,11 +77,18 @@ def no_console_errors(where, refused=False):
 
 
 def click_and_wait(element):
-    """Clicks and waits until the next page has replaced this one."""
-    old = D.find_element(By.TAG_NAME, "html")
+    """Clicks and waits until the next page has replaced this one and has loaded: the old
+    document carries a mark the new one lacks (asking while the browser is between the two
+    may fail; that only means: not yet)."""
+    D.execute_script("window.bhOld = true")
     element.click()
-    WebDriverWait(D, 20).until(EC.staleness_of(old))
-    WebDriverWait(D, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def replaced(d):
+        try:
+            return d.execute_script("return !window.bhOld && document.readyState === 'complete'")
+        except WebDriverException:
+            return False
+    WebDriverWait(D, 20).until(replaced)
 
 
 def shot(name):
@@ -240,6 +246,15 @@ try:
     shot("07-connectors-scheduling")
     go("/connectors", "07-connectors-mailboxes")
     check(XSS in D.find_element(By.ID, "connectors").text, "a connector's user name shown as text")
+    D.find_element(By.CSS_SELECTOR, "#connectors tr[data-connector=evil] summary").click()
+    form = D.find_element(By.CSS_SELECTOR, "#connectors tr[data-connector=evil] details form")
+    form.find_element(By.NAME, "server").clear()
+    form.find_element(By.NAME, "server").send_keys("127.0.0.2")
+    click_and_wait(form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    no_console_errors("edit connector")
+    check("Connector evil changed." in text(), f"a connector edited: {text()}")
+    check("127.0.0.2:9" in D.find_element(By.CSS_SELECTOR, "#connectors tr[data-connector=evil]").text,
+          "its new server shown")
     go("/connectors?tab=troubleshooting", "07-connectors-troubleshooting")
 
     step("a form posted without its CSRF token is refused")

@@ -227,6 +227,11 @@ async fn an_operator_works_the_console_in_chromium() {
         1,
         "the connector's message"
     );
+    let evil = c.store.get_connector("evil").await.unwrap();
+    assert!(
+        evil.server == "127.0.0.2" && !evil.enabled,
+        "edited, still off: {evil:?}"
+    );
     let queued = c.store.queue_list().await.unwrap();
     assert!(
         queued.len() == 1 && !queued[0].held,

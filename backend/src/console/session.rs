@@ -99,36 +99,51 @@ pub async fn require(State(c): State<Console>, req: Request, next: Next) -> Resp
         csrf: row.csrf,
     };
     let (parts, body) = req.into_parts();
-    let sign_out = parts.uri.path().ends_with("/logout");
-    if parts.method == Method::POST && !signed.role.writes() && !sign_out {
-        return layout::refused(&c, "Your role (readonly) does not allow changes.");
-    }
-    if parts.method == Method::POST && !sign_out {
-        // The audit trail: who changed what (the form's fields are in the Admin call's log).
-        tracing::info!(operator = %signed.operator, path = %parts.uri.path(), "console change");
-    }
-    let req = if parts.method == Method::POST {
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
-        };
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-        let given = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.as_str());
-        if !given.is_some_and(|g| constant_eq(g.as_bytes(), signed.csrf.as_bytes())) {
-            return layout::refused(
-                &c,
-                "This form was not sent from this console session (its CSRF token is missing or wrong). Reload the page and try again.",
-            );
-        }
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        Request::from_parts(parts, body)
+    let mut req = match parts.method {
+        Method::POST => match checked_form(&c, &signed, parts, body).await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        },
+        _ => Request::from_parts(parts, body),
     };
-    let mut req = req;
     req.extensions_mut().insert(signed);
     next.run(req).await
+}
+
+/// A POST's body, read whole (it is a small form) and given back once its CSRF token is the
+/// session's and the operator may change things at all; the refusal otherwise.
+async fn checked_form(
+    c: &Console,
+    signed: &Signed,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> Result<Request, Response> {
+    let sign_out = parts.uri.path().ends_with("/logout");
+    if !signed.role.writes() && !sign_out {
+        return Err(layout::refused(
+            c,
+            "Your role (readonly) does not allow changes.",
+        ));
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response());
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    let given = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
+    if !given.is_some_and(|g| constant_eq(g.as_bytes(), signed.csrf.as_bytes())) {
+        return Err(layout::refused(
+            c,
+            "This form was not sent from this console session (its CSRF token is missing or wrong). Reload the page and try again.",
+        ));
+    }
+    if !sign_out {
+        // The audit trail: who changed what (the Admin call logs what went wrong, if anything).
+        tracing::info!(operator = %signed.operator, path = %parts.uri.path(), "console change");
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,5 +1,5 @@
-//! The POP3 connectors, in the seed's three tabs: Mailboxes (add, edit, remove, change
-//! password), Scheduling (interval, retrieve now, for one or all), Troubleshooting (last
+//! The POP3 connectors, in the seed's three tabs: Mailboxes (add, edit, enable/disable,
+//! remove, change password), Scheduling (interval, retrieve now, for one or all), Troubleshooting (last
 //! polls, errors, log level, the undeliverable mailbox). A domain administrator sees the
 //! connectors that deliver into their domain.
 use super::{call, done, failed, req, Shown};
@@ -111,7 +111,7 @@ fn mailboxes(
         table #connectors {
             tr { th { "Name" } th { "Mode" } th { "Server" } th { "User" } th { "Delivers to" } th { "Enabled" } th {} }
             @for k in list {
-                tr {
+                tr data-connector=(k.name) {
                     td { (k.name) } td { (k.mode) } td { (k.server) ":" (k.port) " (" (k.tls) ")" } td { (k.username) } td { (k.target) }
                     td { (if k.enabled { "yes" } else { "no" }) }
                     td {
@@ -121,8 +121,29 @@ fn mailboxes(
                         }
                         " " (button(c, s, "/connectors/change", &[("op", if k.enabled { "disable" } else { "enable" }), ("name", &k.name)], if k.enabled { "Disable" } else { "Enable" }))
                         " " (button(c, s, "/connectors/change", &[("op", "remove"), ("name", &k.name)], "Remove"))
+                        (edit_form(c, s, k))
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A connector's settings to change, folded away until opened (a `details` element: no script).
+fn edit_form(c: &Console, s: &Signed, k: &pb::ConnectorInfo) -> Markup {
+    html! {
+        details {
+            summary { "Edit" }
+            form method="post" action=(c.url("/connectors/change")) {
+                (csrf(s)) input type="hidden" name="op" value="edit"; input type="hidden" name="name" value=(k.name);
+                label { "Server " input name="server" value=(k.server); }
+                label { "Port " input name="port" value=(k.port) size="5"; }
+                label { "TLS " select name="tls" { @for t in ["implicit", "stls", "none"] { option selected[t == k.tls] { (t) } } } }
+                label { "User name " input name="username" value=(k.username); }
+                label { "Deliver to " input name="target" value=(k.target); }
+                label { input type="checkbox" name="verify" value="1" checked[k.verify_cert]; " verify the certificate" }
+                label { input type="checkbox" name="leave" value="1" checked[k.leave_on_server]; " leave mail on the server" }
+                button type="submit" { "Save" }
             }
         }
     }
@@ -195,6 +216,8 @@ struct Change {
     secret: String,
     #[serde(default)]
     verify: String,
+    #[serde(default)]
+    leave: String,
     #[serde(default)]
     target: String,
     #[serde(default)]
@@ -352,6 +375,23 @@ async fn apply(
             })))
             .await?;
             Ok(format!("Password of {} changed.", f.name))
+        }
+        ("edit", Some(k)) => {
+            let port = f.port.trim().parse::<u32>().map_err(|_| {
+                tonic::Status::invalid_argument("the port is a number from 1 to 65535")
+            })?;
+            edit(pb::ConnectorInfo {
+                server: f.server.trim().to_string(),
+                port,
+                tls: f.tls.clone(),
+                username: f.username.clone(),
+                target: f.target.trim().to_string(),
+                verify_cert: f.verify == "1",
+                leave_on_server: f.leave == "1",
+                ..k
+            })
+            .await?;
+            Ok(format!("Connector {} changed.", f.name))
         }
         ("enable" | "disable", Some(k)) => {
             edit(pb::ConnectorInfo {
