@@ -459,3 +459,63 @@ async fn console_sessions_expire() {
     assert!(!ok && said.contains("admin, readonly or domain:"), "{said}");
     c.stop().await;
 }
+
+/// Tracking names who acted on a queued message; a caller over gRPC cannot pass itself off
+/// as a console operator (the metadata the console uses in process is dropped at the door).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_actions_are_tracked_with_who_did_them() {
+    use bridgehead_proto::v1 as pb;
+    let c = Cluster::start().await;
+    c.add_user("alice@example.com", "alice password").await;
+    let dead = format!("127.0.0.1:{}", closed_port());
+    admin(
+        &c,
+        &["route", "set", "outside.test", &dead, "--tls", "none"],
+        "",
+    );
+    let mut envelope = bridgehead_backend::submit::Envelope {
+        mail_from: "alice@example.com".into(),
+        auth_user: "alice@example.com".into(),
+        submit_token: "t1".into(),
+        ..Default::default()
+    };
+    envelope
+        .recipients
+        .push(bridgehead_backend::envelope::Recipient::new(
+            "bob@outside.test",
+            0,
+            String::new(),
+        ));
+    let srs = bridgehead_backend::mailauth::srs::Srs::new(&[7; 32]);
+    let mut sub = bridgehead_backend::submit::Submission::begin(&c.store, envelope, 1 << 20, &srs)
+        .await
+        .unwrap();
+    sub.write(b"Subject: q\r\n\r\nq\r\n").await.unwrap();
+    sub.finish().await.unwrap();
+    let id = c.store.queue_list().await.unwrap()[0].queue_id.clone();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", c.backend_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::admin_client::AdminClient::new(channel);
+    let mut hold = tonic::Request::new(pb::QueueRequest {
+        queue_id: id.clone(),
+    });
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    hold.metadata_mut()
+        .insert("authorization", auth.parse().unwrap());
+    hold.metadata_mut()
+        .insert("x-bridgehead-operator", "mallory".parse().unwrap());
+    client.hold_queued(hold).await.unwrap();
+    let track = eventually("the hold in tracking", || async {
+        let out = admin_cli(BIN, &c, &["track", &id]);
+        out.contains("held by").then_some(out)
+    })
+    .await;
+    assert!(
+        track.contains("held by the admin token (CLI or API)") && !track.contains("mallory"),
+        "{track}"
+    );
+    c.stop().await;
+}

@@ -10,8 +10,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// Interceptor: the call must carry `authorization: Bearer <admin token>`.
-pub fn check_token(token: &str, req: Request<()>) -> Result<Request<()>, Status> {
+/// Interceptor: the call must carry `authorization: Bearer <admin token>`. A name of the
+/// console's operator in it is dropped: only the console, in process, says who its operator is.
+pub fn check_token(token: &str, mut req: Request<()>) -> Result<Request<()>, Status> {
+    req.metadata_mut().remove(console_admin::OPERATOR);
     if token.is_empty() {
         return Err(Status::permission_denied(
             "the admin API is disabled (no admin token configured)",
@@ -233,32 +235,36 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn retry_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::QueueCount> {
+        let who = console_admin::actor(&req);
         let id = req.into_inner().queue_id;
         let count = self
             .store
             .queue_retry((!id.is_empty()).then_some(id.as_str()))
             .await?;
-        console_admin::operator_event(self, &id, "made due now (retry)");
+        console_admin::operator_event(self, &who, &id, "made due now (retry)");
         Ok(Response::new(pb::QueueCount { count }))
     }
 
     async fn delete_queued(&self, req: Request<pb::DeleteQueuedRequest>) -> Reply<pb::Empty> {
+        let who = console_admin::actor(&req);
         let req = req.into_inner();
-        console_admin::delete_queued(self, &req.queue_id, req.bounce).await?;
+        console_admin::delete_queued(self, &who, &req.queue_id, req.bounce).await?;
         empty()
     }
 
     async fn hold_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
+        let who = console_admin::actor(&req);
         let id = req.into_inner().queue_id;
         self.store.queue_hold(&id, true).await?;
-        console_admin::operator_event(self, &id, "held");
+        console_admin::operator_event(self, &who, &id, "held");
         empty()
     }
 
     async fn release_queued(&self, req: Request<pb::QueueRequest>) -> Reply<pb::Empty> {
+        let who = console_admin::actor(&req);
         let id = req.into_inner().queue_id;
         self.store.queue_hold(&id, false).await?;
-        console_admin::operator_event(self, &id, "released from hold");
+        console_admin::operator_event(self, &who, &id, "released from hold");
         empty()
     }
 
@@ -536,7 +542,8 @@ impl pb::admin_server::Admin for Services {
     }
 
     async fn act_on_queue(&self, req: Request<pb::QueueActionRequest>) -> Reply<pb::QueueCount> {
-        let count = console_admin::act_on_queue(self, req.into_inner()).await?;
+        let who = console_admin::actor(&req);
+        let count = console_admin::act_on_queue(self, &who, req.into_inner()).await?;
         Ok(Response::new(pb::QueueCount { count }))
     }
 }

@@ -198,24 +198,42 @@ pub fn queue_filter(f: pb::QueueFilter) -> Result<QueueFilter, Status> {
     })
 }
 
+/// The metadata in which the console names the operator of an Admin call it makes in process.
+/// Calls from outside never carry it: `admin::check_token` removes it.
+pub const OPERATOR: &str = "x-bridgehead-operator";
+
+/// Who makes an Admin call: the console's operator, or the admin token's holder (the CLI, or
+/// any other caller over gRPC).
+pub fn actor<T>(req: &tonic::Request<T>) -> String {
+    match req.metadata().get(OPERATOR).and_then(|v| v.to_str().ok()) {
+        Some(name) => format!("operator {name} (console)"),
+        None => "the admin token (CLI or API)".to_string(),
+    }
+}
+
 /// Records an operator's action on a queued message.
-pub fn operator_event(s: &Services, queue_id: &str, what: &str) {
+pub fn operator_event(s: &Services, who: &str, queue_id: &str, what: &str) {
     if queue_id.is_empty() {
         return;
     }
     let e = Event {
         queue_id: queue_id.to_string(),
-        detail: format!("{what} by an operator"),
+        detail: format!("{what} by {who}"),
         ..Default::default()
     };
     s.settings.events.record(Kind::Operator, e);
 }
 
 /// Removes a queued message; with `bounce`, its pending recipients fail and the sender is told.
-pub async fn delete_queued(s: &Services, queue_id: &str, bounce: bool) -> Result<(), Status> {
+pub async fn delete_queued(
+    s: &Services,
+    who: &str,
+    queue_id: &str,
+    bounce: bool,
+) -> Result<(), Status> {
     if !bounce {
         s.store.queue_delete(queue_id).await?;
-        operator_event(s, queue_id, "deleted");
+        operator_event(s, who, queue_id, "deleted");
         return Ok(());
     }
     if !crate::transport::bounce(&s.store, &s.settings.transport, queue_id).await? {
@@ -223,13 +241,17 @@ pub async fn delete_queued(s: &Services, queue_id: &str, bounce: bool) -> Result
             "the message is being delivered right now; try again in a moment",
         ));
     }
-    operator_event(s, queue_id, "bounced");
+    operator_event(s, who, queue_id, "bounced");
     Ok(())
 }
 
 /// Applies `action` to every entry the filter matches (up to `ACTION_LIMIT`); returns how
 /// many it was applied to. Entries that left the queue meanwhile are skipped.
-pub async fn act_on_queue(s: &Services, r: pb::QueueActionRequest) -> Result<u64, Status> {
+pub async fn act_on_queue(
+    s: &Services,
+    who: &str,
+    r: pb::QueueActionRequest,
+) -> Result<u64, Status> {
     let filter = queue_filter(r.filter.unwrap_or_default())?;
     let action = r.action.trim().to_ascii_lowercase();
     if !["retry", "hold", "release", "delete", "bounce"].contains(&action.as_str()) {
@@ -253,7 +275,7 @@ pub async fn act_on_queue(s: &Services, r: pb::QueueActionRequest) -> Result<u64
                     .map_err(Status::from),
                 "hold" => s.store.queue_hold(id, true).await.map_err(Status::from),
                 "release" => s.store.queue_hold(id, false).await.map_err(Status::from),
-                _ => delete_queued(s, id, action == "bounce").await,
+                _ => delete_queued(s, who, id, action == "bounce").await,
             };
             match result {
                 Ok(()) => done += 1,
@@ -261,7 +283,7 @@ pub async fn act_on_queue(s: &Services, r: pb::QueueActionRequest) -> Result<u64
                 Err(e) => return Err(e),
             }
             if matches!(action.as_str(), "retry" | "hold" | "release") {
-                operator_event(s, id, &action);
+                operator_event(s, who, id, &action);
             }
         }
     }

@@ -87,6 +87,9 @@ impl Services {
     }
 }
 
+/// The metadata naming the console's operator in an in-process Admin call.
+pub const OPERATOR_METADATA: &str = console_admin::OPERATOR;
+
 /// The Admin service for a caller in this process (the operator console): the same
 /// operations, checks and errors as over gRPC, with no token (the caller has its own
 /// sign-in) and no network in between.

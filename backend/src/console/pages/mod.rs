@@ -55,6 +55,16 @@ pub(super) fn req<T>(t: T) -> tonic::Request<T> {
     tonic::Request::new(t)
 }
 
+/// A request that names its operator (for the tracking record of queue actions).
+pub(super) fn req_as<T>(s: &Signed, t: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(t);
+    if let Ok(name) = s.operator.parse() {
+        r.metadata_mut()
+            .insert(crate::grpc::OPERATOR_METADATA, name);
+    }
+    r
+}
+
 /// A page could not be read: say so in its place.
 pub(super) fn failed(
     c: &Console,

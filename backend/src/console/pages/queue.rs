@@ -1,7 +1,7 @@
 //! The outbound queue: filtered by domain, sender, recipient, status and age, a page at a
 //! time; one message shown (recipients, attempts, diagnostics, headers); retry, hold,
 //! release, delete and delete with a bounce, for one message or every one a filter matches.
-use super::{call, done, failed, req, Shown};
+use super::{call, done, failed, req, req_as, Shown};
 use crate::console::layout::{self, age, bytes, csrf, notice, FormError};
 use crate::console::session::{forbid, Signed};
 use crate::console::Console;
@@ -317,9 +317,12 @@ async fn act(
         }
     }
     let q = || {
-        req(pb::QueueRequest {
-            queue_id: id.clone(),
-        })
+        req_as(
+            &s,
+            pb::QueueRequest {
+                queue_id: id.clone(),
+            },
+        )
     };
     let r = match a.action.as_str() {
         "retry" => call(c.admin.retry_queued(q())).await.map(|_| ()),
@@ -330,7 +333,7 @@ async fn act(
                 queue_id: id.clone(),
                 bounce: a.action == "bounce",
             };
-            call(c.admin.delete_queued(req(d))).await.map(|_| ())
+            call(c.admin.delete_queued(req_as(&s, d))).await.map(|_| ())
         }
         _ => Err(tonic::Status::invalid_argument(
             "the action is retry, hold, release, delete or bounce",
@@ -382,7 +385,7 @@ async fn act_on_all(c: &Console, s: &Signed, a: Act) -> Response {
         filter: Some(filter),
         action: a.action.clone(),
     };
-    match call(c.admin.act_on_queue(req(r))).await {
+    match call(c.admin.act_on_queue(req_as(s, r))).await {
         Ok(n) => done(
             c,
             &format!("/queue?{}", query(&asked)),
