@@ -186,6 +186,19 @@ try:
     click_and_wait(D.find_element(By.LINK_TEXT, "carol@console.test"))
     check(D.find_element(By.ID, "user-address").text == "carol@console.test", "the user's page")
 
+    step("names: an alias added, then found by search (domains too)")
+    go("/aliases?domain=console.test")
+    submit("add", {"a": "info@console.test", "b": "carol@console.test"})
+    check("Done: add alias info@console.test." in text(), f"alias added: {text()}")
+    go("/aliases?domain=console.test&q=INFO", "04-aliases")
+    check("info@console.test" in D.find_element(By.ID, "aliases").text, "the alias found")
+    check("1 matching" in D.find_element(By.CSS_SELECTOR, "p.pager").text, "one match")
+    go("/aliases?domain=console.test&q=zzz")
+    check("0 matching" in D.find_element(By.CSS_SELECTOR, "p.pager").text, "no match")
+    go("/domains?q=console")
+    listed = D.find_element(By.ID, "domains").text
+    check("console.test" in listed and "example.com" not in listed, f"domains by search: {listed}")
+
     step("deliver a message and find it in message tracking")
     host, port = CFG["smtp"].rsplit(":", 1)
     with smtplib.SMTP(host, int(port), local_hostname="client.example") as s:
@@ -277,7 +290,7 @@ try:
     submit("add-key", {"a": "console.test", "b": "ed25519"})
     check("publish its record" in text(), "a DKIM key added")
     shot("09-dkim")
-    for path, name in [("/", "02-overview"), ("/aliases", "04-aliases"), ("/groups", "04-groups"),
+    for path, name in [("/", "02-overview"), ("/groups", "04-groups"),
                        ("/contacts", "04-contacts"), ("/quarantine", "10-quarantine"),
                        ("/operators", "11-operators"), ("/domains", "02-domains")]:
         go(path, name)

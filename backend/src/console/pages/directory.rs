@@ -1,6 +1,6 @@
 //! Domains: listed with their kind and users; added, removed and their kind set by
 //! administrators; a domain administrator sees their own.
-use super::{call, done, failed, req, Notice, Shown};
+use super::{call, done, failed, page_of, pager, req, Shown};
 use crate::console::layout::{self, button, csrf, field, notice, FormError};
 use crate::console::session::{forbid, Signed};
 use crate::console::Console;
@@ -20,28 +20,40 @@ pub fn routes() -> Router<Console> {
         .route("/domains/kind", post(kind))
 }
 
+/// Which domains to list: those containing `q`, a page from `from`.
+#[derive(Deserialize, Default)]
+struct Find {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    from: usize,
+    ok: Option<String>,
+}
+
 async fn list(
     State(c): State<Console>,
     Extension(s): Extension<Signed>,
-    Query(q): Query<Notice>,
+    Query(f): Query<Find>,
 ) -> Response {
-    render(
-        &c,
-        &s,
-        Shown {
-            ok: q.ok,
-            err: None,
-        },
-        "",
-    )
-    .await
+    let shown = Shown {
+        ok: f.ok.clone(),
+        err: None,
+    };
+    render(&c, &s, shown, "", &f).await
 }
 
-async fn render(c: &Console, s: &Signed, shown: Shown, name: &str) -> Response {
+async fn render(c: &Console, s: &Signed, shown: Shown, name: &str, find: &Find) -> Response {
     let list = match call(c.admin.list_domains(req(pb::Empty {}))).await {
         Ok(l) => l,
         Err(e) => return failed(c, s, "/domains", "Domains", &e),
     };
+    let mine: Vec<pb::DomainInfo> = list
+        .domains
+        .into_iter()
+        .filter(|d| s.role.sees_domain(&d.name))
+        .collect();
+    let (domains, total, next) = page_of(mine, &find.q, |d| d.name.clone(), find.from);
+    let query = serde_urlencoded::to_string([("q", find.q.as_str())]).unwrap_or_default();
     let err = shown.err.as_ref();
     let admin = s.role.is_admin();
     let body = html! {
@@ -52,9 +64,13 @@ async fn render(c: &Console, s: &Signed, shown: Shown, name: &str) -> Response {
                 fieldset { (field(err, "add-domain", "name", "Domain", name, "text")) button type="submit" { "Add domain" } }
             }
         }
+        form method="get" action=(c.url("/domains")) id="search" {
+            fieldset { label { "Containing " input name="q" value=(find.q); } button type="submit" { "Show" } }
+        }
+        (pager(c, "/domains", &query, total, find.from, next))
         table #domains {
             tr { th { "Domain" } th { "Kind" } th { "Catch-all" } th { "Users" } th {} }
-            @for d in list.domains.iter().filter(|d| s.role.sees_domain(&d.name)) {
+            @for d in &domains {
                 tr {
                     td { a href=(c.url(&format!("/users?domain={}", d.name))) { (d.name) } }
                     td { (d.kind) } td { (d.catch_all) } td { (d.users) }
@@ -112,6 +128,7 @@ async fn add(
                     err: Some(err),
                 },
                 &f.name,
+                &Find::default(),
             )
             .await
         }
@@ -142,6 +159,7 @@ async fn remove(
                     err: Some(err),
                 },
                 "",
+                &Find::default(),
             )
             .await
         }
@@ -181,6 +199,7 @@ async fn kind(
                     err: Some(err),
                 },
                 "",
+                &Find::default(),
             )
             .await
         }

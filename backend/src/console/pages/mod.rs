@@ -90,3 +90,60 @@ pub(super) struct Shown {
 pub(super) struct Notice {
     pub ok: Option<String>,
 }
+
+/// Rows a listing page shows at most.
+pub(super) const PAGE: usize = 100;
+
+/// The `PAGE` items from `from` among those whose `text` contains `q` (any case): the page,
+/// how many match in all, and where the next page starts (if one does). For lists a back-end
+/// returns whole (a domain's aliases, groups, contacts; the domains): users, the list that
+/// grows to 100,000s, are paged by the store instead.
+pub(super) fn page_of<T>(
+    items: Vec<T>,
+    q: &str,
+    text: impl Fn(&T) -> String,
+    from: usize,
+) -> (Vec<T>, usize, Option<usize>) {
+    let q = q.trim().to_lowercase();
+    let matching: Vec<T> = items
+        .into_iter()
+        .filter(|i| q.is_empty() || text(i).to_lowercase().contains(&q))
+        .collect();
+    let total = matching.len();
+    let next = (from + PAGE < total).then_some(from + PAGE);
+    let page = matching.into_iter().skip(from).take(PAGE).collect();
+    (page, total, next)
+}
+
+/// The line under a paged list: how many match, which are shown, the link to the next page
+/// (`query`: the page's other parameters, url-encoded).
+pub(super) fn pager(
+    c: &Console,
+    path: &str,
+    query: &str,
+    total: usize,
+    from: usize,
+    next: Option<usize>,
+) -> maud::Markup {
+    let last = (from + PAGE).min(total);
+    maud::html! {
+        p.pager {
+            (total) " matching" @if total > 0 { "; showing " (from + 1) "–" (last) }
+            @if let Some(n) = next { " " a #next-page href=(c.url(&format!("{path}?{query}&from={n}"))) { "Next " (PAGE) " →" } }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pages_of_what_matches() {
+        let items: Vec<String> = (0..250).map(|n| format!("a{n}@x.test")).collect();
+        let (page, total, next) = super::page_of(items.clone(), "", |s| s.clone(), 0);
+        assert_eq!((page.len(), total, next), (100, 250, Some(100)));
+        let (page, _, next) = super::page_of(items.clone(), "", |s| s.clone(), 200);
+        assert_eq!((page.len(), next), (50, None));
+        let (page, total, next) = super::page_of(items, "A24", |s| s.clone(), 0);
+        assert_eq!((total, next), (11, None), "a24, a240..a249: {page:?}");
+    }
+}

@@ -1,6 +1,6 @@
 //! Aliases, distribution groups (with members), contacts, and routes (administrators only):
 //! listed per domain, added and removed.
-use super::{call, done, failed, req, Shown};
+use super::{call, done, failed, page_of, pager, req, Shown};
 use crate::console::layout::{self, button, csrf, field, notice, FormError};
 use crate::console::session::{forbid, Signed};
 use crate::console::Console;
@@ -25,6 +25,11 @@ pub fn routes() -> Router<Console> {
 struct ListQuery {
     #[serde(default)]
     domain: String,
+    /// Text in the names listed.
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    from: usize,
     ok: Option<String>,
 }
 
@@ -37,9 +42,9 @@ async fn aliases(
         &c,
         &s,
         "/aliases",
-        &q.domain,
+        &q,
         Shown {
-            ok: q.ok,
+            ok: q.ok.clone(),
             err: None,
         },
     )
@@ -54,9 +59,9 @@ async fn groups(
         &c,
         &s,
         "/groups",
-        &q.domain,
+        &q,
         Shown {
-            ok: q.ok,
+            ok: q.ok.clone(),
             err: None,
         },
     )
@@ -71,9 +76,9 @@ async fn contacts(
         &c,
         &s,
         "/contacts",
-        &q.domain,
+        &q,
         Shown {
-            ok: q.ok,
+            ok: q.ok.clone(),
             err: None,
         },
     )
@@ -87,13 +92,17 @@ async fn routes_page(
     if !s.role.is_admin() {
         return forbid(&c, "the cluster's routes");
     }
+    let q = ListQuery {
+        domain: String::new(),
+        ..q
+    };
     render(
         &c,
         &s,
         "/routes",
-        "",
+        &q,
         Shown {
-            ok: q.ok,
+            ok: q.ok.clone(),
             err: None,
         },
     )
@@ -118,31 +127,39 @@ async fn render(
     c: &Console,
     s: &Signed,
     page: &'static str,
-    domain: &str,
+    asked: &ListQuery,
     shown: Shown,
 ) -> Response {
-    let domain = s.role.filter(domain.trim()).to_string();
+    let domain = s.role.filter(asked.domain.trim()).to_string();
+    let (q, from) = (asked.q.as_str(), asked.from);
+    let query =
+        serde_urlencoded::to_string([("domain", domain.as_str()), ("q", q)]).unwrap_or_default();
+    let more = |total, next| pager(c, page, &query, total, from, next);
     let err = shown.err.as_ref();
     let listed = match page {
         "/aliases" => call(c.admin.list_aliases(req(pb::ListAliasesRequest { domain: domain.clone() }))).await.map(|l| {
-            html! { table #aliases { tr { th { "Alias" } th { "Delivers to" } th {} }
-                @for a in &l.aliases { tr { td { (a.alias) } td { (a.target) }
+            let (list, total, next) = page_of(l.aliases, q, |a| format!("{} {}", a.alias, a.target), from);
+            html! { (more(total, next)) table #aliases { tr { th { "Alias" } th { "Delivers to" } th {} }
+                @for a in &list { tr { td { (a.alias) } td { (a.target) }
                     td { (button(c, s, "/names/change", &[("op", "remove-alias"), ("a", &a.alias)], "Remove")) } } } } }
         }),
         "/groups" => call(c.admin.list_groups(req(pb::ListGroupsRequest { domain: domain.clone() }))).await.map(|l| {
-            html! { table #groups { tr { th { "Group" } th { "Who may send" } th { "Members" } th {} }
-                @for g in &l.groups { tr { td { (g.address) } td { (g.policy) }
+            let (list, total, next) = page_of(l.groups, q, |g| format!("{} {}", g.address, g.members.join(" ")), from);
+            html! { (more(total, next)) table #groups { tr { th { "Group" } th { "Who may send" } th { "Members" } th {} }
+                @for g in &list { tr { td { (g.address) } td { (g.policy) }
                     td { @for m in &g.members { (m) " " (button(c, s, "/names/change", &[("op", "remove-member"), ("a", &g.address), ("b", m)], "×")) br; } }
                     td { (button(c, s, "/names/change", &[("op", "remove-group"), ("a", &g.address)], "Remove")) } } } } }
         }),
         "/contacts" => call(c.admin.list_contacts(req(pb::ListGroupsRequest { domain: domain.clone() }))).await.map(|l| {
-            html! { table #contacts { tr { th { "Contact" } th { "Forwards to" } th {} }
-                @for k in &l.contacts { tr { td { (k.address) } td { (k.external) }
+            let (list, total, next) = page_of(l.contacts, q, |k| format!("{} {}", k.address, k.external), from);
+            html! { (more(total, next)) table #contacts { tr { th { "Contact" } th { "Forwards to" } th {} }
+                @for k in &list { tr { td { (k.address) } td { (k.external) }
                     td { (button(c, s, "/names/change", &[("op", "remove-contact"), ("a", &k.address)], "Remove")) } } } } }
         }),
         _ => call(c.admin.list_routes(req(pb::Empty {}))).await.map(|l| {
-            html! { table #routes { tr { th { "Domain" } th { "Next hop" } th { "TLS" } th { "AUTH user" } th {} }
-                @for r in &l.routes { tr { td { (r.domain) } td { (r.host) ":" (r.port) } td { (r.tls) } td { (r.auth_user) }
+            let (list, total, next) = page_of(l.routes, q, |r| format!("{} {}", r.domain, r.host), from);
+            html! { (more(total, next)) table #routes { tr { th { "Domain" } th { "Next hop" } th { "TLS" } th { "AUTH user" } th {} }
+                @for r in &list { tr { td { (r.domain) } td { (r.host) ":" (r.port) } td { (r.tls) } td { (r.auth_user) }
                     td { (button(c, s, "/names/change", &[("op", "remove-route"), ("a", &r.domain)], "Remove")) } } } } }
         }),
     };
@@ -185,11 +202,12 @@ async fn render(
     };
     let body = html! {
         (notice(shown.ok.as_deref()))
-        @if page != "/routes" {
-            form method="get" action=(c.url(page)) { fieldset {
+        form method="get" action=(c.url(page)) id="search" { fieldset {
+            @if page != "/routes" {
                 label { "Domain " input name="domain" value=(domain) readonly[s.role.domain().is_some()]; }
-                button type="submit" { "Show" } } }
-        }
+            }
+            label { "Containing " input name="q" value=(q); }
+            button type="submit" { "Show" } } }
         form method="post" action=(c.url("/names/change")) id="add" { (csrf(s)) fieldset { (form) } }
         @if let Some(e) = err.filter(|e| e.form == "row") { p.bad { (e.message) } }
         (listed)
@@ -296,7 +314,7 @@ async fn change(
                     &c,
                     &s,
                     page,
-                    "",
+                    &ListQuery::default(),
                     Shown {
                         ok: None,
                         err: Some(err),
@@ -336,7 +354,7 @@ async fn change(
                 &c,
                 &s,
                 page,
-                "",
+                &ListQuery::default(),
                 Shown {
                     ok: None,
                     err: Some(err),
