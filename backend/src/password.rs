@@ -29,6 +29,11 @@ pub fn validate(password: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
+/// Whether two secrets (tokens) are equal, in time that depends only on their lengths.
+pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     validate(password)?;
     let salt = SaltString::generate(&mut OsRng);

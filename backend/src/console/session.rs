@@ -133,7 +133,7 @@ async fn checked_form(
         .iter()
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str());
-    if !given.is_some_and(|g| constant_eq(g.as_bytes(), signed.csrf.as_bytes())) {
+    if !given.is_some_and(|g| crate::password::constant_eq(g.as_bytes(), signed.csrf.as_bytes())) {
         return Err(layout::refused(
             c,
             "This form was not sent from this console session (its CSRF token is missing or wrong). Reload the page and try again.",
@@ -144,10 +144,6 @@ async fn checked_form(
         tracing::info!(operator = %signed.operator, path = %parts.uri.path(), "console change");
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The sign-in page, with a fresh double-submit token.
@@ -184,7 +180,8 @@ pub async fn sign_in(
     Form(f): Form<SignIn>,
 ) -> Response {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !constant_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+    if expected.is_empty() || !crate::password::constant_eq(expected.as_bytes(), f.csrf.as_bytes())
+    {
         return login_form(
             &c,
             &headers,
@@ -232,7 +229,7 @@ async fn check(
     let role = match name {
         // The admin token signs in as an administrator (for the first sign-in).
         "" => (!c.admin_token.is_empty()
-            && constant_eq(password.as_bytes(), c.admin_token.as_bytes()))
+            && crate::password::constant_eq(password.as_bytes(), c.admin_token.as_bytes()))
         .then_some(Role::Admin),
         _ => {
             let found = store

@@ -25,21 +25,18 @@ pub fn check_token(token: &str, mut req: Request<()>) -> Result<Request<()>, Sta
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    if !password::constant_eq(given.as_bytes(), token.as_bytes()) {
         return Err(Status::unauthenticated("wrong or missing admin token"));
     }
     Ok(req)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn empty() -> Reply<pb::Empty> {
     Ok(Response::new(pb::Empty {}))
 }
 
-async fn hash(pw: String) -> Result<String, Status> {
+/// A password checked and hashed (argon2id, off the runtime threads): users' and operators'.
+pub(super) async fn hash(pw: String) -> Result<String, Status> {
     password::validate(&pw).map_err(StoreError::from)?;
     let h = tokio::task::spawn_blocking(move || password::hash(&pw))
         .await

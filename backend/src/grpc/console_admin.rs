@@ -3,7 +3,6 @@
 //! queue actions' tracking events. Proto in, domain types to the store, proto out.
 use super::convert::{domain, domain_filter};
 use super::Services;
-use crate::password;
 use crate::store::{NodeRow, QueueFilter, StoreError, TrackQuery};
 use crate::tracking::{Event, Kind};
 use bridgehead_proto::v1 as pb;
@@ -50,18 +49,10 @@ async fn role(s: &Services, role: &str) -> Result<String, Status> {
     }
 }
 
-async fn hash(pw: String) -> Result<String, Status> {
-    password::validate(&pw).map_err(StoreError::from)?;
-    let h = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
-    Ok(h.map_err(StoreError::from)?)
-}
-
 pub async fn add_operator(s: &Services, r: pb::OperatorRequest) -> Result<(), Status> {
     let name = operator_name(&r.name)?;
     let role = role(s, &r.role).await?;
-    let h = hash(r.password).await?;
+    let h = super::admin::hash(r.password).await?;
     Ok(s.store.add_operator(&name, &h, &role).await?)
 }
 
@@ -73,7 +64,7 @@ pub async fn edit_operator(s: &Services, r: pb::OperatorRequest) -> Result<(), S
     };
     let h = match r.password.is_empty() {
         true => None,
-        false => Some(hash(r.password).await?),
+        false => Some(super::admin::hash(r.password).await?),
     };
     Ok(s.store
         .edit_operator(&name, h.as_deref(), role.as_deref())

@@ -100,27 +100,9 @@ impl Store {
         Ok(())
     }
 
+    /// Every user of one domain (or all), in address order.
     pub async fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserInfo>> {
-        if let Some(d) = domain {
-            self.require_domain(d).await?;
-        }
-        let rows = sqlx::query(
-            "SELECT a.address, a.quota_bytes, a.used_bytes, a.message_count
-             FROM accounts a JOIN domains d ON d.id = a.domain_id
-             WHERE $1::text IS NULL OR d.name = $1 ORDER BY a.address",
-        )
-        .bind(domain)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| UserInfo {
-                address: r.get("address"),
-                quota_bytes: r.get::<Option<i64>, _>("quota_bytes").map(|q| q as u64),
-                used_bytes: r.get::<i64, _>("used_bytes") as u64,
-                messages: r.get::<i64, _>("message_count") as u64,
-            })
-            .collect())
+        self.users_page(domain, "", "", i64::MAX).await
     }
 
     /// Removes an account with its mailbox and aliases.

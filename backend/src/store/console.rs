@@ -229,7 +229,7 @@ impl Store {
     }
 
     /// Up to `limit` users after the address `after`, in address order, in one domain or
-    /// all, whose address contains `search`: a walk of the address index that stops at the
+    /// all, whose address contains `search` (`list_users` is this without bounds): a walk of the address index that stops at the
     /// page's end, as cheap on the last page of 100,000 users as on the first.
     pub async fn users_page(
         &self,

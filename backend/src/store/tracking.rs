@@ -95,15 +95,16 @@ impl Store {
         } else {
             TRACK_TEXT_SQL
         };
-        let ids: Vec<String> = sqlx::query_scalar(sql)
+        let mut search = sqlx::query_scalar(sql)
             .bind(text)
             .bind(q.since)
             .bind(q.until)
             .bind(domain)
-            .bind(q.limit)
-            .bind(RECENT_EVENTS)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(q.limit);
+        if text.is_empty() {
+            search = search.bind(RECENT_EVENTS);
+        }
+        let ids: Vec<String> = search.fetch_all(&self.pool).await?;
         let rows = sqlx::query(
             "SELECT at, queue_id, message_id, kind, node, mail_from, recipients, detail
              FROM message_events WHERE queue_id = ANY($1) ORDER BY at, id",
@@ -196,7 +197,6 @@ const TRACK_TEXT_SQL: &str = "SELECT queue_id FROM message_events e
        AND at >= $2 AND at <= $3
        AND ($4 = '' OR mail_from LIKE '%@' || $4
             OR EXISTS (SELECT 1 FROM unnest(recipients) r WHERE r LIKE '%@' || $4))
-       AND $6 > 0
      GROUP BY queue_id ORDER BY max(at) DESC LIMIT $5";
 
 /// The newest messages of the range: its newest events, by the time index.

@@ -44,10 +44,6 @@ impl Default for TrackingConfig {
 pub enum Kind {
     /// Taken in from SMTP (or released from quarantine) and committed.
     Accepted,
-    /// Stored in a local mailbox.
-    Stored,
-    /// Put in the outbound queue.
-    Queued,
     Delivered,
     Deferred,
     /// Failed for good (a recipient; a DSN may follow).
@@ -65,8 +61,6 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Accepted => "accepted",
-            Kind::Stored => "stored",
-            Kind::Queued => "queued",
             Kind::Delivered => "delivered",
             Kind::Deferred => "deferred",
             Kind::Bounced => "bounced",
@@ -116,11 +110,6 @@ impl Events {
             node: Arc::from(""),
             dropped: Default::default(),
         }
-    }
-
-    /// The node name events are recorded under.
-    pub fn node(&self) -> &str {
-        &self.node
     }
 
     /// Records `e` as `kind`, now, on this node.

@@ -74,7 +74,6 @@ pub(super) fn failed(
     e: &tonic::Status,
 ) -> Response {
     let body = maud::html! { p.bad { (layout::say(e)) } };
-    let _ = c;
     layout::page(c, s, active, title, body)
 }
 
